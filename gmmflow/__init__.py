@@ -1,0 +1,51 @@
+"""gmmflow: Gaussian mixture models three ways on one PyMC model.
+
+EM (MAP or MLE), NUTS posterior sampling with label switching handled, and a
+comparison layer, every result an ArviZ ``InferenceData``.
+"""
+
+from gmmflow._version import __version__
+from gmmflow.datasets import list_datasets, load_dataset, read_csv
+from gmmflow.exceptions import (
+    ConvergenceWarning,
+    NotAGmmflowFileError,
+    NotPositiveDefiniteError,
+    SamplingWarning,
+)
+from gmmflow.io import load, save
+from gmmflow.models.priors import Hyperparameters, Prior
+from gmmflow.models.spec import GMM
+from gmmflow.workflows.em import (
+    aic,
+    bic,
+    fit_em,
+    icl,
+    predict,
+    predict_proba,
+    sample_em,
+    score_samples,
+)
+
+__all__ = [
+    "GMM",
+    "ConvergenceWarning",
+    "Hyperparameters",
+    "NotAGmmflowFileError",
+    "NotPositiveDefiniteError",
+    "Prior",
+    "SamplingWarning",
+    "__version__",
+    "aic",
+    "bic",
+    "fit_em",
+    "icl",
+    "list_datasets",
+    "load",
+    "load_dataset",
+    "predict",
+    "predict_proba",
+    "read_csv",
+    "sample_em",
+    "save",
+    "score_samples",
+]

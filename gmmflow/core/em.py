@@ -1,0 +1,348 @@
+r"""EM for Gaussian mixtures: E-step statistics, closed-form M-steps, the loop.
+
+Pure numpy. The E-step reduces a chunk of rows to sufficient statistics
+(:class:`SuffStats`); statistics of chunks add, so the same code runs over
+row blocks of an in-memory array, over a thread pool, or over dask chunks.
+All statistics are taken about a fixed shift (the data mean), so second
+moments do not lose digits to the data's offset.
+
+The objective is ``log p(X | theta) + log p(theta)`` with every normalising
+constant (``log p(theta) = 0`` without a prior), which EM never decreases.
+
+M-step derivations
+------------------
+Write ``n_k = sum_i r_ik``, ``s_k = sum_i r_ik x_i``, ``S_k = sum_i r_ik x_i x_i^T``
+(weights ``r_ik`` include sample weights), ``kappa = kappa_P``, ``nu = nu_P``,
+``m = mu_P``. The expected complete-data log posterior is, up to constants,
+
+.. math::
+
+    Q = \sum_k \Big[ n_k \log w_k - \tfrac12 n_k \log|\Sigma_k|
+        - \tfrac12 \sum_i r_{ik} (x_i-\mu_k)^T \Sigma_k^{-1} (x_i-\mu_k) \Big]
+        + \log p(w) + \sum_k \log N(\mu_k | m, \Sigma_k/\kappa) + \log p(\Sigma).
+
+*Means* (all types): setting :math:`\partial Q/\partial \mu_k = 0` gives
+:math:`\Sigma_k^{-1}[(s_k - n_k\mu_k) - \kappa(\mu_k - m)] = 0`, so
+``mu_k = (s_k + kappa m) / (n_k + kappa)``. At this mean the quadratic terms
+collect into the matrix (no division by ``n_k``, stable for empty components)
+
+.. math::
+
+    B_k = \sum_i r_{ik}(x_i-\mu_k)(x_i-\mu_k)^T + \kappa(\mu_k-m)(\mu_k-m)^T
+        = S_k + \kappa m m^T - (n_k + \kappa)\mu_k\mu_k^T ,
+
+which equals ``W_k + kappa n_k/(kappa+n_k) (xbar_k - m)(xbar_k - m)^T`` of DESIGN.md.
+
+*Weights*: maximise ``sum_k (n_k + alpha - 1) log w_k`` on the simplex
+(Lagrange multiplier): ``w_k = (n_k + alpha - 1) / (n + K(alpha - 1))``.
+
+*full* (``Sigma_k ~ IW(nu, Lambda)``, density ``|Sigma|^{-(nu+d+1)/2}
+exp(-tr(Lambda Sigma^{-1})/2)``): the terms in ``Sigma_k`` are
+``-(n_k + 1 + nu + d + 1)/2 log|Sigma_k| - tr((Lambda + B_k) Sigma_k^{-1})/2``
+(the ``+1`` from the mean prior's ``|Sigma_k/kappa|^{-1/2}``). Their maximiser is
+``Sigma_k = (Lambda + B_k) / (nu + n_k + d + 2)``.
+
+*tied* (one ``Sigma ~ IW(nu, Lambda)``, K mean priors each adding
+``-1/2 log|Sigma|``): ``-(n + K + nu + d + 1)/2 log|Sigma| - tr((Lambda + sum_k B_k)
+Sigma^{-1})/2``, so ``Sigma = (Lambda + sum_k B_k) / (nu + n + K + d + 1)``.
+
+*diag* (``sigma2_kj ~ InvGamma(nu/2, s2_j/2)``, density ``sigma2^{-(nu/2+1)}
+exp(-s2_j / (2 sigma2))``; the mean prior factorises over features):
+``-(n_k + 1 + nu + 2)/2 log sigma2_kj - (s2_j + B_kjj)/(2 sigma2_kj)``, so
+``sigma2_kj = (s2_j + B_kjj) / (nu + n_k + 3)``.
+
+*spherical* (``sigma2_k ~ InvGamma(nu/2, s2/2)``, ``Sigma_k = sigma2_k I``): the
+likelihood contributes ``-n_k d/2 log sigma2``, the mean prior ``-d/2``:
+``-(n_k d + d + nu + 2)/2 log sigma2_k - (s2 + tr B_k)/(2 sigma2_k)``, so
+``sigma2_k = (s2 + tr B_k) / (nu + (n_k + 1) d + 2)``.
+
+*MLE* (no prior): sklearn's M-step, ``w_k = n_k/n``, ``mu_k = s_k/n_k``,
+covariances ``W_k / n_k`` (tied: ``sum_k W_k / n``; spherical: the mean of the
+diagonal) plus ``reg_covar`` on the diagonal; ``n_k`` carries sklearn's
+``10 * eps`` so that an empty component does not divide by zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from gmmflow.core.gaussian import (
+    NotPositiveDefiniteError,
+    cholesky,
+    log_gaussian_prob_prec,
+    precision_cholesky,
+)
+from gmmflow.models.priors import Hyperparameters, log_prior
+
+EPS = 10 * np.finfo(np.float64).eps
+
+
+# --------------------------------------------------------------------------
+# Parameters and statistics
+# --------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Params:
+    """Mixture parameters in a covariance type's compact form, with Cholesky."""
+
+    weights: np.ndarray
+    means: np.ndarray
+    cov: np.ndarray
+    chol: np.ndarray
+    covariance_type: str
+
+    @classmethod
+    def from_cov(cls, weights, means, cov, covariance_type: str) -> Params:
+        cov = np.asarray(cov, dtype=np.float64)
+        return cls(
+            np.asarray(weights, dtype=np.float64),
+            np.asarray(means, dtype=np.float64),
+            cov,
+            cholesky(cov, covariance_type),
+            covariance_type,
+        )
+
+    def shifted(self, offset: np.ndarray) -> Params:
+        """The same mixture with every mean moved by ``offset``."""
+        return replace(self, means=self.means + offset)
+
+    @property
+    def precision(self) -> np.ndarray:
+        return precision_cholesky(self.chol, self.covariance_type)
+
+
+@dataclass(eq=False)
+class SuffStats:
+    """Sufficient statistics of a block of rows (they add across blocks).
+
+    ``sxx`` is per type: full (K, d, d) ``sum r x x^T``; tied (d, d) ``sum s x x^T``
+    (responsibilities sum to one, so the tied M-step needs only the total);
+    diag (K, d) ``sum r x^2``; spherical (K,) ``sum r |x|^2``.
+    """
+
+    weight_sum: float
+    nk: np.ndarray
+    sx: np.ndarray
+    sxx: np.ndarray
+    log_likelihood: float
+
+    def __add__(self, other: SuffStats) -> SuffStats:
+        return SuffStats(
+            self.weight_sum + other.weight_sum,
+            self.nk + other.nk,
+            self.sx + other.sx,
+            self.sxx + other.sxx,
+            self.log_likelihood + other.log_likelihood,
+        )
+
+
+def _sxx_full(X, r, sw):
+    d = X.shape[1]
+    iu, ju = np.triu_indices(d)
+    T = r.T @ (X[:, iu] * X[:, ju])  # (K, d(d+1)/2): one GEMM for all components
+    out = np.empty((r.shape[1], d, d))
+    out[:, iu, ju] = T
+    out[:, ju, iu] = T
+    return out
+
+
+def _sxx_tied(X, r, sw):
+    Xw = X if sw is None else X * sw[:, None]
+    return X.T @ Xw
+
+
+def _sxx_diag(X, r, sw):
+    return r.T @ np.square(X)
+
+
+def _sxx_spherical(X, r, sw):
+    return r.T @ np.einsum("ij,ij->i", X, X)
+
+
+_SECOND_MOMENTS = {
+    "full": _sxx_full,
+    "tied": _sxx_tied,
+    "diag": _sxx_diag,
+    "spherical": _sxx_spherical,
+}
+
+
+def log_resp_and_norm(X, log_weights, means, prec, covariance_type):
+    """Joint log-probabilities normalised over components.
+
+    Returns ``(log_resp, log_norm)``: ``log_norm_i = log sum_k w_k N(x_i | k)`` by
+    logsumexp, and ``log_resp = log_prob - log_norm``.
+    """
+    log_prob = log_gaussian_prob_prec(X, means, prec, covariance_type)
+    log_prob += log_weights
+    top = log_prob.max(axis=1, keepdims=True)
+    log_prob -= top
+    with np.errstate(under="ignore"):
+        log_norm = np.log(np.exp(log_prob).sum(axis=1)) + top[:, 0]
+    log_prob -= (log_norm - top[:, 0])[:, None]
+    return log_prob, log_norm
+
+
+def statistics_from_responsibilities(
+    X: np.ndarray, resp: np.ndarray, covariance_type: str, sample_weight=None, log_likelihood=0.0
+) -> SuffStats:
+    """Sufficient statistics of rows ``X`` with responsibilities ``resp`` (n, K)."""
+    r = resp if sample_weight is None else resp * sample_weight[:, None]
+    weight_sum = float(X.shape[0] if sample_weight is None else sample_weight.sum())
+    return SuffStats(
+        weight_sum,
+        r.sum(axis=0),
+        r.T @ X,
+        _SECOND_MOMENTS[covariance_type](X, r, sample_weight),
+        float(log_likelihood),
+    )
+
+
+def chunk_statistics(X, sample_weight, log_weights, means, prec, covariance_type) -> SuffStats:
+    """E-step on one block of rows: responsibilities reduced to statistics."""
+    log_resp, log_norm = log_resp_and_norm(X, log_weights, means, prec, covariance_type)
+    resp = np.exp(log_resp, out=log_resp)
+    ll = log_norm.sum() if sample_weight is None else sample_weight @ log_norm
+    return statistics_from_responsibilities(X, resp, covariance_type, sample_weight, ll)
+
+
+# --------------------------------------------------------------------------
+# M-step
+# --------------------------------------------------------------------------
+def _outer(a):
+    return a[..., :, None] * a[..., None, :]
+
+
+def _map_covariance(stats: SuffStats, means, hyper: Hyperparameters):
+    """Closed-form MAP covariance (see the module docstring)."""
+    t = hyper.covariance_type
+    kappa, nu, m, d = hyper.shrinkage, hyper.dof, hyper.mean, hyper.n_features
+    nk = stats.nk
+    K = nk.shape[0]
+    if t == "full":
+        B = stats.sxx + kappa * np.outer(m, m) - (nk + kappa)[:, None, None] * _outer(means)
+        return (hyper.scale + B) / (nu + nk + d + 2)[:, None, None]
+    if t == "tied":
+        B = stats.sxx + K * kappa * np.outer(m, m) - np.einsum("k,kd,ke->de", nk + kappa, means, means)
+        return (hyper.scale + B) / (nu + stats.weight_sum + K + d + 1)
+    if t == "diag":
+        B = stats.sxx + kappa * m**2 - (nk + kappa)[:, None] * means**2
+        return (hyper.scale + B) / (nu + nk + 3)[:, None]
+    trB = stats.sxx + kappa * (m @ m) - (nk + kappa) * np.sum(means**2, axis=1)
+    return (hyper.scale + trB) / (nu + (nk + 1) * d + 2)
+
+
+def _mle_covariance(stats: SuffStats, means, nk, reg_covar, covariance_type):
+    """sklearn's MLE covariance plus ``reg_covar`` on the diagonal."""
+    d = means.shape[1]
+    if covariance_type == "full":
+        cov = stats.sxx / nk[:, None, None] - _outer(means)
+        cov[:, np.arange(d), np.arange(d)] += reg_covar
+        return cov
+    if covariance_type == "tied":
+        cov = (stats.sxx - np.einsum("k,kd,ke->de", nk, means, means)) / nk.sum()
+        cov.flat[:: d + 1] += reg_covar
+        return cov
+    if covariance_type == "diag":
+        return stats.sxx / nk[:, None] - means**2 + reg_covar
+    return (stats.sxx / nk - np.sum(means**2, axis=1)) / d + reg_covar
+
+
+def m_step(
+    stats: SuffStats,
+    covariance_type: str,
+    hyper: Hyperparameters | None,
+    reg_covar: float,
+) -> Params:
+    """Closed-form maximiser of the expected complete-data log posterior.
+
+    MAP when ``hyper`` is given, else sklearn's MLE with ``reg_covar``.
+
+    Raises
+    ------
+    NotPositiveDefiniteError
+        With sklearn-style advice, if a covariance comes out not SPD (MLE
+        collapse onto too few points).
+    """
+    nk = stats.nk + EPS
+    K = nk.shape[0]
+    if hyper is None:
+        weights = nk / nk.sum()
+        means = stats.sx / nk[:, None]
+        cov = _mle_covariance(stats, means, nk, reg_covar, covariance_type)
+    else:
+        a = hyper.alpha
+        weights = (nk + a - 1.0) / (nk.sum() + K * (a - 1.0))
+        means = (stats.sx + hyper.shrinkage * hyper.mean) / (stats.nk + hyper.shrinkage)[:, None]
+        cov = _map_covariance(stats, means, hyper)
+    try:
+        return Params.from_cov(weights, means, cov, covariance_type)
+    except NotPositiveDefiniteError as err:
+        raise NotPositiveDefiniteError(
+            f"Fitting the mixture model failed because some components have ill-defined "
+            f"empirical covariance ({err}) (for instance caused by singleton or collapsed "
+            f"samples). Try to decrease the number of components, increase reg_covar, "
+            f"use the default prior (prior='default'), or scale the input data."
+        ) from err
+
+
+# --------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------
+@dataclass(eq=False)
+class EMResult:
+    """One EM run: final parameters, objective parts and the objective trace.
+
+    ``trace[0]`` is the objective at the initial parameters, ``trace[t]`` after
+    the t-th M-step; ``n_iter = len(trace) - 1``.
+    """
+
+    params: Params
+    objective: float
+    log_likelihood: float
+    log_prior: float
+    converged: bool
+    n_iter: int
+    trace: np.ndarray = field(repr=False)
+
+
+def objective_parts(stats: SuffStats, params: Params, hyper) -> tuple[float, float]:
+    lp = log_prior(params.weights, params.means, params.cov, params.chol, hyper)
+    return stats.log_likelihood, lp
+
+
+def run_em(
+    e_step: Callable[[Params], SuffStats],
+    init: Params,
+    hyper: Hyperparameters | None,
+    reg_covar: float,
+    max_iter: int,
+    tol: float,
+) -> EMResult:
+    """Iterate E- and M-steps from ``init`` until the objective settles.
+
+    Convergence: ``|f_t - f_{t-1}| <= tol * |f_t|`` (relative change of the
+    objective). ``e_step`` maps parameters to summed statistics of all rows.
+    """
+    t = init.covariance_type
+    params = init
+    stats = e_step(params)
+    ll, lp = objective_parts(stats, params, hyper)
+    trace = [ll + lp]
+    converged = False
+    for _ in range(max_iter):
+        params = m_step(stats, t, hyper, reg_covar)
+        stats = e_step(params)
+        ll, lp = objective_parts(stats, params, hyper)
+        trace.append(ll + lp)
+        if not np.isfinite(trace[-1]):
+            raise FloatingPointError(
+                f"The EM objective became {trace[-1]!r} after {len(trace) - 1} iterations. "
+                "Scale the input data or use the default prior."
+            )
+        if abs(trace[-1] - trace[-2]) <= tol * abs(trace[-1]):
+            converged = True
+            break
+    return EMResult(params, trace[-1], ll, lp, converged, len(trace) - 1, np.asarray(trace))

@@ -1,0 +1,131 @@
+"""Starting points for EM.
+
+Every method ends the same way: initial responsibilities (hard or soft) are
+reduced to statistics and one M-step turns them into parameters, as sklearn
+does. Values the user gives override the derived ones.
+
+``"kmeans++"``
+    k-means++ seeding (greedy, ``2 + log K`` candidates per centre, as
+    sklearn), then up to ``LLOYD_STEPS`` Lloyd iterations, then each row to
+    its nearest centre.
+``"random"``
+    Uniform random responsibilities, normalised per row.
+``"random_from_data"``
+    K distinct rows as centres, each row to its nearest centre.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gmmflow.core.em import Params, m_step, statistics_from_responsibilities
+
+INIT_METHODS = ("kmeans++", "random", "random_from_data")
+LLOYD_STEPS = 10
+
+
+def _sq_distances(X, centers):
+    d2 = np.einsum("ij,ij->i", X, X)[:, None] - 2.0 * X @ centers.T + np.sum(centers**2, axis=1)
+    return np.maximum(d2, 0.0)
+
+
+def nearest(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Index of the nearest centre for every row."""
+    return np.argmin(_sq_distances(X, centers), axis=1)
+
+
+def kmeans_plusplus(X: np.ndarray, n_clusters: int, rng: np.random.Generator,
+                    sample_weight=None) -> np.ndarray:
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007; sklearn's variant)."""
+    n = X.shape[0]
+    w = np.ones(n) if sample_weight is None else sample_weight
+    trials = 2 + int(np.log(n_clusters))
+    centers = np.empty((n_clusters, X.shape[1]))
+    first = rng.choice(n, p=w / w.sum())
+    centers[0] = X[first]
+    closest = _sq_distances(X, centers[:1])[:, 0]
+    for c in range(1, n_clusters):
+        pot = closest * w
+        total = pot.sum()
+        if total <= 0:  # all remaining rows coincide with a centre
+            cand = rng.choice(n, size=trials)
+        else:
+            cand = np.searchsorted(np.cumsum(pot), rng.random(trials) * total)
+            cand = np.minimum(cand, n - 1)
+        cand_d = np.minimum(closest[:, None], _sq_distances(X, X[cand]))
+        best = int(np.argmin((cand_d * w[:, None]).sum(axis=0)))
+        centers[c] = X[cand[best]]
+        closest = cand_d[:, best]
+    return centers
+
+
+def lloyd(X: np.ndarray, centers: np.ndarray, n_steps: int = LLOYD_STEPS, sample_weight=None):
+    """A few Lloyd (k-means) steps; an emptied centre stays where it was."""
+    centers = centers.copy()
+    w = np.ones(X.shape[0]) if sample_weight is None else sample_weight
+    labels = nearest(X, centers)
+    for _ in range(n_steps):
+        counts = np.bincount(labels, weights=w, minlength=len(centers))
+        sums = np.zeros_like(centers)
+        np.add.at(sums, labels, X * w[:, None])
+        filled = counts > 0
+        centers[filled] = sums[filled] / counts[filled, None]
+        new = nearest(X, centers)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+    return centers, labels
+
+
+def _one_hot(labels, K):
+    resp = np.zeros((labels.shape[0], K))
+    resp[np.arange(labels.shape[0]), labels] = 1.0
+    return resp
+
+
+def initial_responsibilities(X, K, method, rng, sample_weight=None, means=None) -> np.ndarray:
+    """Initial (n, K) responsibilities by ``method`` or nearest given ``means``."""
+    if means is not None:
+        return _one_hot(nearest(X, means), K)
+    if method == "kmeans++":
+        centers = kmeans_plusplus(X, K, rng, sample_weight)
+        _, labels = lloyd(X, centers, sample_weight=sample_weight)
+        return _one_hot(labels, K)
+    if method == "random":
+        resp = rng.uniform(size=(X.shape[0], K))
+        return resp / resp.sum(axis=1, keepdims=True)
+    if method == "random_from_data":
+        idx = rng.choice(X.shape[0], size=K, replace=False)
+        return _one_hot(nearest(X, X[idx]), K)
+    raise ValueError(f"init must be one of {INIT_METHODS} or a dict, got {method!r}")
+
+
+def initial_parameters(
+    X: np.ndarray,
+    n_components: int,
+    covariance_type: str,
+    method: str,
+    rng: np.random.Generator,
+    hyper,
+    reg_covar: float,
+    sample_weight=None,
+    given: dict | None = None,
+) -> Params:
+    """Initial parameters: responsibilities -> one M-step -> user overrides.
+
+    ``given`` may hold validated ``weights``, ``means`` and ``covariances`` (in
+    the frame of ``X``). What it lacks comes from the M-step on hard
+    assignments to the given means (or to ``method``'s centres).
+    """
+    given = given or {}
+    if {"weights", "means", "covariances"} <= given.keys():
+        return Params.from_cov(given["weights"], given["means"], given["covariances"], covariance_type)
+    resp = initial_responsibilities(X, n_components, method, rng, sample_weight, given.get("means"))
+    stats = statistics_from_responsibilities(X, resp, covariance_type, sample_weight)
+    params = m_step(stats, covariance_type, hyper, reg_covar)
+    return Params.from_cov(
+        given.get("weights", params.weights),
+        given.get("means", params.means),
+        given.get("covariances", params.cov),
+        covariance_type,
+    )

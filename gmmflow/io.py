@@ -1,0 +1,277 @@
+"""The only module that builds, reads and writes ``InferenceData``.
+
+Schema (DESIGN.md): dims ``obs_id``, ``feature``, ``feature2``, ``component``,
+``chain``, ``draw``, ``restart``, ``iteration``; covariances are always stored
+as full (d, d) matrices. Root attrs hold only netCDF-storable types (str,
+int, float): the package version, the model spec and the resolved prior as
+JSON, the seed, the covariance type and the creation time as ISO text.
+
+Files are netCDF4 (HDF5) with one group per InferenceData group, the layout
+``arviz.from_netcdf`` reads. Writes go to a temporary file in the target
+directory and are renamed into place; reads load everything into memory and
+close the file, so a result can be saved over the path it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import arviz as az
+import h5netcdf
+import numpy as np
+import xarray as xr
+
+from gmmflow._validation import DataMatrix
+from gmmflow._version import __version__
+from gmmflow.core.em import EMResult, Params
+from gmmflow.core.gaussian import compact_covariances, full_covariances
+from gmmflow.models.priors import Hyperparameters
+from gmmflow.models.spec import GMM
+
+ENGINE = "h5netcdf"
+VERSION_ATTR = "gmmflow_version"
+
+
+class NotAGmmflowFileError(ValueError):
+    """The file is not a readable gmmflow result."""
+
+
+# --------------------------------------------------------------------------
+# Building groups
+# --------------------------------------------------------------------------
+def _coords(features, n_components, **extra):
+    coords = {
+        "component": np.arange(n_components),
+        "feature": list(features),
+        "feature2": list(features),
+    }
+    coords.update(extra)
+    return coords
+
+
+def _param_vars(params: Params, n_features: int) -> dict:
+    K = params.weights.shape[-1]
+    cov = full_covariances(params.cov, params.covariance_type, K, n_features)
+    return {
+        "w": (("component",), params.weights),
+        "mu": (("component", "feature"), params.means),
+        "cov": (("component", "feature", "feature2"), cov),
+    }
+
+
+def _stack_restarts(results: list[EMResult], n_features: int) -> dict:
+    per_restart = [_param_vars(r.params, n_features) for r in results]
+    return {
+        name: (("restart",) + dims, np.stack([p[name][1] for p in per_restart]))
+        for name, (dims, _) in per_restart[0].items()
+    }
+
+
+def _scalars(results: list[EMResult], lead: tuple = ()) -> dict:
+    pick = (lambda f: np.array([f(r) for r in results])) if lead else (lambda f: f(results[0]))
+    return {
+        "objective": (lead, pick(lambda r: float(r.objective))),
+        "log_likelihood": (lead, pick(lambda r: float(r.log_likelihood))),
+        "log_prior": (lead, pick(lambda r: float(r.log_prior))),
+        "converged": (lead, pick(lambda r: bool(r.converged))),
+        "n_iter": (lead, pick(lambda r: int(r.n_iter))),
+    }
+
+
+def root_attrs(model: GMM, hyper: Hyperparameters | None, seed: int, **extra) -> dict:
+    attrs = {
+        VERSION_ATTR: __version__,
+        "inference_library": "gmmflow",
+        "arviz_version": az.__version__,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": model.to_json(),
+        "hyperparameters": "null" if hyper is None else hyper.to_json(),
+        "covariance_type": model.covariance_type,
+        "n_components": model.n_components,
+        "seed": int(seed),
+    }
+    for key, value in extra.items():
+        if value is None or isinstance(value, (bool, dict, list, tuple)):
+            value = json.dumps(value)
+        attrs[key] = value
+    return attrs
+
+
+def em_inference_data(
+    *,
+    model: GMM,
+    data: DataMatrix,
+    hyper: Hyperparameters | None,
+    restarts: list[EMResult],
+    best: int,
+    responsibilities: np.ndarray,
+    seed: int,
+    sample_weight: np.ndarray | None = None,
+    store_observed: bool = True,
+    fit_options: dict | None = None,
+) -> az.InferenceData:
+    """InferenceData with ``observed_data``, ``em_estimate``, ``em_restarts``, ``em_trace``."""
+    d = len(data.features)
+    K = model.n_components
+    coords = _coords(data.features, K, obs_id=data.obs_id,
+                     restart=np.arange(len(restarts)))
+    chosen = restarts[best]
+
+    estimate = _param_vars(chosen.params, d)
+    estimate.update(_scalars([chosen]))
+    estimate["best_restart"] = ((), int(best))
+    if responsibilities is not None:
+        estimate["responsibilities"] = (("obs_id", "component"), responsibilities)
+
+    restart_vars = _stack_restarts(restarts, d)
+    restart_vars.update(_scalars(restarts, ("restart",)))
+
+    n_trace = max(r.trace.shape[0] for r in restarts)
+    trace = np.full((len(restarts), n_trace), np.nan)
+    for i, r in enumerate(restarts):
+        trace[i, : r.trace.shape[0]] = r.trace
+
+    def ds(variables, **more):
+        used = {dim for dims, _ in variables.values() for dim in dims}
+        return xr.Dataset(variables, coords={k: v for k, v in {**coords, **more}.items() if k in used})
+
+    groups = {
+        "em_estimate": ds(estimate),
+        "em_restarts": ds(restart_vars),
+        "em_trace": ds({"objective": (("restart", "iteration"), trace)},
+                       iteration=np.arange(n_trace)),
+    }
+    if store_observed:
+        groups["observed_data"] = ds({"x": (("obs_id", "feature"), data.values)})
+    if sample_weight is not None and store_observed:
+        groups["constant_data"] = ds({"sample_weight": (("obs_id",), sample_weight)})
+    attrs = root_attrs(model, hyper, seed, method="em", n_obs=int(data.values.shape[0]),
+                       observed_data_stored=int(store_observed), **(fit_options or {}))
+    return az.InferenceData(attrs=attrs, **groups)
+
+
+# --------------------------------------------------------------------------
+# Reading results back
+# --------------------------------------------------------------------------
+def model_from_idata(idata: az.InferenceData) -> GMM:
+    """The :class:`GMM` spec a result was made with."""
+    try:
+        return GMM.from_json(idata.attrs["model"])
+    except (KeyError, AttributeError, TypeError) as err:
+        raise NotAGmmflowFileError(
+            "This InferenceData has no gmmflow model spec in its attrs; it was not "
+            "made by gmmflow (fit_em / sample_posterior)."
+        ) from err
+
+
+def hyperparameters_from_idata(idata: az.InferenceData) -> Hyperparameters | None:
+    text = idata.attrs.get("hyperparameters", "null")
+    return None if text == "null" else Hyperparameters.from_dict(json.loads(text))
+
+
+def em_params(idata: az.InferenceData) -> tuple[GMM, Params, list]:
+    """(model, EM estimate as core parameters, feature names) of a result."""
+    model = model_from_idata(idata)
+    if "em_estimate" not in idata.groups():
+        raise ValueError("This result has no em_estimate group; run gmmflow.fit_em first.")
+    est = idata["em_estimate"]
+    t = model.covariance_type
+    params = Params.from_cov(
+        est["w"].values, est["mu"].values, compact_covariances(est["cov"].values, t), t
+    )
+    return model, params, [str(f) for f in est["feature"].values]
+
+
+# --------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------
+def save(idata: az.InferenceData, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write a result to one netCDF file, atomically.
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+    path : str or path-like
+    overwrite : bool, default False
+        Replace an existing file. Without it an existing file is an error and
+        is left untouched.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    path = Path(path)
+    if not isinstance(idata, az.InferenceData):
+        raise TypeError(f"save() needs an arviz.InferenceData, got {type(idata).__name__}.")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass overwrite=True (CLI: --overwrite) to replace it.")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory; give a file name such as {path / 'result.nc'}.")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise FileNotFoundError(f"Directory {parent} does not exist; create it first.")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    os.close(fd)
+    try:
+        _write(idata, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _write(idata: az.InferenceData, filename: str) -> None:
+    attrs = dict(idata.attrs)
+    for key, value in attrs.items():
+        if value is None or isinstance(value, (bool, dict, list, tuple, datetime)):
+            raise TypeError(f"root attr {key!r} has type {type(value).__name__}, which netCDF cannot store.")
+    xr.Dataset(attrs=attrs).to_netcdf(filename, mode="w", engine=ENGINE)
+    for group in idata.groups():
+        idata[group].to_netcdf(filename, mode="a", group=group, engine=ENGINE)
+
+
+def load(path: str | os.PathLike) -> az.InferenceData:
+    """Read a result written by :func:`save` fully into memory.
+
+    Raises
+    ------
+    FileNotFoundError
+    NotAGmmflowFileError
+        Truncated or foreign files, with the reason.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No such result file: {path}.")
+    try:
+        with h5netcdf.File(path, "r") as f:
+            attrs = {k: _plain(v) for k, v in f.attrs.items()}
+            group_names = list(f.groups)
+    except Exception as err:  # h5py raises OSError subclasses with HDF5 jargon
+        raise NotAGmmflowFileError(
+            f"{path} is not a readable netCDF4/HDF5 file (truncated, corrupt or another format): {err}"
+        ) from err
+    if VERSION_ATTR not in attrs:
+        raise NotAGmmflowFileError(
+            f"{path} is a netCDF file but not a gmmflow result (no {VERSION_ATTR!r} attribute); "
+            "open it with xarray or arviz.from_netcdf instead."
+        )
+    groups = {}
+    for name in group_names:
+        with xr.open_dataset(path, group=name, engine=ENGINE) as ds:
+            groups[name] = ds.load()
+    return az.InferenceData(attrs=attrs, **groups)
+
+
+def _plain(value):
+    """h5netcdf attrs come back as numpy scalars; store plain Python values."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode()
+    return value

@@ -1,0 +1,338 @@
+"""Prior families, default hyper-parameters and log-densities (numpy).
+
+The prior of DESIGN.md, for K components in d dimensions::
+
+    w            ~ Dirichlet(alpha * 1_K)
+    Sigma_k      ~ InverseWishart(nu_P, Lambda_P)          full (one per k), tied (one)
+    sigma2_kj    ~ InverseGamma(nu_P / 2, s2_Pj / 2)        diag
+    sigma2_k     ~ InverseGamma(nu_P / 2, s2_P / 2)         spherical
+    mu_k | Sigma ~ Normal(mu_P, Sigma_k / kappa_P)
+
+Default hyper-parameters are mclust's ``defaultPrior`` (Fraley & Raftery 2007):
+``mu_P`` = data mean, ``kappa_P`` = 0.01, ``nu_P`` = d + 2,
+``Lambda_P`` = cov(data) / K^(2/d) (full, tied), ``s2_P`` = diag(cov(data)) /
+K^(2/d) (diag) or its mean (spherical), ``alpha`` = 1.
+
+This module is the only place these numbers live; the EM (``core.em``) and the
+PyMC model (``models.pymc_model``) both read them from :class:`Hyperparameters`.
+Densities are evaluated on Cholesky factors; nothing is inverted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import linalg
+from scipy.special import gammaln, multigammaln
+
+from gmmflow.core.gaussian import LOG_2PI, log_det_cholesky
+
+DEFAULT_ALPHA = 1.0
+DEFAULT_SHRINKAGE = 0.01
+
+
+def _as_float(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"Prior {name} must be a real number, got {type(value).__name__} {value!r}.")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"Prior {name} must be finite, got {value!r}.")
+    return value
+
+
+def _as_tuple(value: ArrayLike | None, name: str):
+    if value is None:
+        return None
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"Prior {name} must be numeric, got an array of dtype {arr.dtype}.")
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"Prior {name} must be finite; it contains NaN or inf.")
+    return _nested_tuple(arr)
+
+
+def _nested_tuple(arr: np.ndarray):
+    """Hashable, JSON-friendly copy of an array: nested tuples of floats."""
+    if arr.ndim == 0:
+        return float(arr)
+    return tuple(_nested_tuple(a) for a in arr)
+
+
+@dataclass(frozen=True)
+class Prior:
+    """Conjugate prior of a Gaussian mixture (Fraley & Raftery 2007).
+
+    Any hyper-parameter left as ``None`` takes mclust's data-dependent default
+    when the model meets data.
+
+    Parameters
+    ----------
+    alpha : float, default 1.0
+        Dirichlet concentration of the weights (``alpha``); must be >= 1 so
+        that the MAP exists. ``alpha = 1`` is a flat prior on the simplex.
+    mean : array_like of shape (d,), optional
+        Prior mean of the component means (``mu_P``). Default: data mean.
+    shrinkage : float, default 0.01
+        ``kappa_P`` > 0: the prior counts as ``kappa_P`` observations at ``mu_P``.
+    dof : float, optional
+        Degrees of freedom ``nu_P``. Default ``d + 2``. Must exceed ``d - 1``
+        (InverseWishart; full and tied) or 0 (InverseGamma; diag, spherical).
+    scale : array_like, optional
+        ``Lambda_P`` (d, d) SPD for full/tied, ``s2_P`` (d,) > 0 for diag, a
+        scalar > 0 for spherical. Default ``cov(data) / K^(2/d)`` (its
+        diagonal for diag, the mean of its diagonal for spherical).
+    """
+
+    alpha: float = DEFAULT_ALPHA
+    mean: Any = None
+    shrinkage: float = DEFAULT_SHRINKAGE
+    dof: float | None = None
+    scale: Any = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "alpha", _as_float(self.alpha, "alpha"))
+        object.__setattr__(self, "shrinkage", _as_float(self.shrinkage, "shrinkage"))
+        if self.alpha < 1:
+            raise ValueError(
+                f"Prior alpha (Dirichlet concentration) must be >= 1 so that the MAP "
+                f"exists, got {self.alpha!r}. Use alpha=1 for a flat prior on the weights."
+            )
+        if self.shrinkage <= 0:
+            raise ValueError(
+                f"Prior shrinkage (kappa_P) must be > 0, got {self.shrinkage!r}. "
+                f"The default is {DEFAULT_SHRINKAGE}."
+            )
+        if self.dof is not None:
+            object.__setattr__(self, "dof", _as_float(self.dof, "dof"))
+            if self.dof <= 0:
+                raise ValueError(f"Prior dof (nu_P) must be > 0, got {self.dof!r}.")
+        object.__setattr__(self, "mean", _as_tuple(self.mean, "mean"))
+        object.__setattr__(self, "scale", _as_tuple(self.scale, "scale"))
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict of the hyper-parameters (``None`` = data default)."""
+        return {
+            "alpha": self.alpha,
+            "mean": self.mean,
+            "shrinkage": self.shrinkage,
+            "dof": self.dof,
+            "scale": self.scale,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Hyperparameters:
+    """Concrete prior hyper-parameters for one covariance type and dimension.
+
+    ``scale`` has shape (d, d) for full/tied, (d,) for diag and () for
+    spherical; ``scale_chol`` is its Cholesky factor (full/tied only).
+    """
+
+    covariance_type: str
+    n_components: int
+    alpha: float
+    mean: np.ndarray
+    shrinkage: float
+    dof: float
+    scale: np.ndarray
+    scale_chol: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def n_features(self) -> int:
+        return self.mean.shape[0]
+
+    def to_dict(self) -> dict:
+        return {
+            "covariance_type": self.covariance_type,
+            "n_components": self.n_components,
+            "alpha": self.alpha,
+            "mean": self.mean.tolist(),
+            "shrinkage": self.shrinkage,
+            "dof": self.dof,
+            "scale": np.asarray(self.scale).tolist(),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Hyperparameters:
+        prior = Prior(alpha=d["alpha"], mean=d["mean"], shrinkage=d["shrinkage"],
+                      dof=d["dof"], scale=d["scale"])
+        n_features = len(d["mean"])
+        return resolve_hyperparameters(
+            prior, d["covariance_type"], d["n_components"],
+            data_mean=np.zeros(n_features), data_cov=np.eye(n_features),
+        )
+
+
+def resolve_hyperparameters(
+    prior: Prior,
+    covariance_type: str,
+    n_components: int,
+    data_mean: np.ndarray,
+    data_cov: np.ndarray,
+) -> Hyperparameters:
+    """Fill the prior's unset hyper-parameters from data moments and validate.
+
+    Parameters
+    ----------
+    prior : Prior
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    n_components : int
+    data_mean : ndarray of shape (d,)
+    data_cov : ndarray of shape (d, d)
+        Sample covariance of the data (denominator n - 1).
+
+    Raises
+    ------
+    ValueError
+        If a hyper-parameter has the wrong shape or is out of range for this
+        dimension (dof <= d - 1, scale not SPD or not positive).
+    """
+    d = int(np.shape(data_mean)[0])
+    K = int(n_components)
+    denom = K ** (2.0 / d)
+
+    mean = np.asarray(data_mean, float) if prior.mean is None else np.asarray(prior.mean, float)
+    if mean.shape != (d,):
+        raise ValueError(f"Prior mean must have shape ({d},) (one value per feature), got {mean.shape}.")
+
+    dof = float(d + 2) if prior.dof is None else prior.dof
+    scale_chol = None
+    if covariance_type in ("full", "tied"):
+        if dof <= d - 1:
+            raise ValueError(
+                f"Prior dof (nu_P) must be > d - 1 = {d - 1} for an InverseWishart in "
+                f"{d} dimensions, got {dof!r}. The default is d + 2 = {d + 2}."
+            )
+        default_scale = np.atleast_2d(data_cov) / denom
+        scale = default_scale if prior.scale is None else np.atleast_2d(np.asarray(prior.scale, float))
+        if scale.shape != (d, d):
+            raise ValueError(f"Prior scale (Lambda_P) must be a ({d}, {d}) matrix for "
+                             f"covariance_type={covariance_type!r}, got shape {scale.shape}.")
+        if not np.allclose(scale, scale.T, rtol=1e-10, atol=0):
+            raise ValueError("Prior scale (Lambda_P) must be symmetric positive definite; it is not symmetric.")
+        try:
+            scale_chol = linalg.cholesky(scale, lower=True)
+        except linalg.LinAlgError as err:
+            raise ValueError(
+                "Prior scale (Lambda_P) must be symmetric positive definite; it is not "
+                "positive definite. With the default scale this means a constant or "
+                "collinear feature: drop it, or pass Prior(scale=...) explicitly."
+            ) from err
+    else:
+        diag = np.diag(np.atleast_2d(data_cov)) / denom
+        if covariance_type == "diag":
+            default_scale, want = diag, (d,)
+        else:
+            default_scale, want = np.asarray(diag.mean()), ()
+        scale = default_scale if prior.scale is None else np.asarray(prior.scale, float)
+        if scale.shape != want:
+            raise ValueError(f"Prior scale (s2_P) must have shape {want} for "
+                             f"covariance_type={covariance_type!r}, got shape {scale.shape}.")
+        if not np.all(scale > 0):
+            raise ValueError(
+                f"Prior scale (s2_P) must be > 0, got {scale.tolist()!r}. With the default "
+                "scale this means a constant feature: drop it, or pass Prior(scale=...)."
+            )
+    return Hyperparameters(
+        covariance_type=covariance_type,
+        n_components=K,
+        alpha=prior.alpha,
+        mean=mean,
+        shrinkage=prior.shrinkage,
+        dof=dof,
+        scale=np.asarray(scale, float),
+        scale_chol=scale_chol,
+    )
+
+
+# --------------------------------------------------------------------------
+# Log-densities (numpy; every normalising constant included)
+# --------------------------------------------------------------------------
+def log_dirichlet(weights: np.ndarray, alpha: float) -> float:
+    """log Dirichlet(w | alpha 1_K), density on the simplex."""
+    K = weights.shape[-1]
+    return float(gammaln(K * alpha) - K * gammaln(alpha) + (alpha - 1.0) * np.sum(np.log(weights)))
+
+
+def log_inverse_wishart(chol: np.ndarray, dof: float, scale_chol: np.ndarray) -> np.ndarray:
+    """log InverseWishart(Sigma | nu, Lambda) from Cholesky factors of both.
+
+    ``chol`` may be (d, d) or a stack (K, d, d). ``tr(Lambda Sigma^{-1}) =
+    ||L_Sigma^{-1} L_Lambda||_F^2`` by a triangular solve.
+    """
+    d = scale_chol.shape[-1]
+    chol = np.asarray(chol)
+    stack = chol.reshape(-1, d, d)
+    tr = np.array([
+        np.sum(np.square(linalg.solve_triangular(c, scale_chol, lower=True, check_finite=False)))
+        for c in stack
+    ])
+    log_det_sigma = log_det_cholesky(stack, "full", d)
+    log_det_scale = log_det_cholesky(scale_chol, "tied", d)
+    out = (
+        0.5 * dof * log_det_scale
+        - 0.5 * dof * d * np.log(2.0)
+        - multigammaln(0.5 * dof, d)
+        - 0.5 * (dof + d + 1) * log_det_sigma
+        - 0.5 * tr
+    )
+    return out.reshape(chol.shape[:-2])
+
+
+def log_inverse_gamma(var: np.ndarray, shape: float, rate: np.ndarray) -> np.ndarray:
+    """log InverseGamma(var | a, b) = a log b - lgamma(a) - (a+1) log var - b / var."""
+    return shape * np.log(rate) - gammaln(shape) - (shape + 1.0) * np.log(var) - rate / var
+
+
+def _log_mean_prior(means, chol, hyper: Hyperparameters, covariance_type) -> float:
+    """sum_k log N(mu_k | mu_P, Sigma_k / kappa_P)."""
+    d = hyper.n_features
+    kappa = hyper.shrinkage
+    diff = means - hyper.mean
+    if covariance_type in ("full", "tied"):
+        chols = chol if covariance_type == "full" else np.broadcast_to(chol, (means.shape[0], d, d))
+        maha = np.array([
+            np.sum(np.square(linalg.solve_triangular(c, r, lower=True, check_finite=False)))
+            for c, r in zip(chols, diff)
+        ])
+        log_det = log_det_cholesky(chols, "full", d)
+    elif covariance_type == "diag":
+        maha = np.sum(np.square(diff / chol), axis=1)
+        log_det = log_det_cholesky(chol, "diag", d)
+    else:
+        maha = np.sum(np.square(diff), axis=1) / np.square(chol)
+        log_det = log_det_cholesky(chol, "spherical", d)
+    return float(np.sum(-0.5 * d * LOG_2PI + 0.5 * d * np.log(kappa) - 0.5 * log_det - 0.5 * kappa * maha))
+
+
+def _log_cov_prior(cov, chol, hyper: Hyperparameters, covariance_type) -> float:
+    if covariance_type in ("full", "tied"):
+        return float(np.sum(log_inverse_wishart(chol, hyper.dof, hyper.scale_chol)))
+    # diag: scale (d,) broadcasts over (K, d); spherical: scalar over (K,)
+    return float(np.sum(log_inverse_gamma(cov, 0.5 * hyper.dof, 0.5 * hyper.scale)))
+
+
+def log_prior(
+    weights: np.ndarray,
+    means: np.ndarray,
+    cov: np.ndarray,
+    chol: np.ndarray,
+    hyper: Hyperparameters | None,
+) -> float:
+    """Full log prior density log p(w) + log p(Sigma) + log p(mu | Sigma); 0 if no prior."""
+    if hyper is None:
+        return 0.0
+    t = hyper.covariance_type
+    return (
+        log_dirichlet(weights, hyper.alpha)
+        + _log_cov_prior(cov, chol, hyper, t)
+        + _log_mean_prior(means, chol, hyper, t)
+    )

@@ -1,0 +1,156 @@
+"""The model definition: ``GMM(n_components, covariance_type, prior)``.
+
+A ``GMM`` is a frozen, validated description of the generative model of
+DESIGN.md. It holds no data and no fitted values; EM (``gmmflow.fit_em``),
+NUTS (``gmmflow.sample_posterior``) and the PyMC model
+(``GMM.pymc_model``) all read it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gmmflow.core.gaussian import COVARIANCE_TYPES
+from gmmflow.models.priors import Hyperparameters, Prior, resolve_hyperparameters
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pymc as pm
+
+# sklearn's and mclust's names for the same structure
+MCLUST_NAMES = {"full": "VVV", "tied": "EEE", "diag": "VVI", "spherical": "VII"}
+
+
+@dataclass(frozen=True)
+class GMM:
+    """A Gaussian mixture model: the one definition EM and NUTS share.
+
+    Parameters
+    ----------
+    n_components : int
+        Number of mixture components K >= 1.
+    covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
+        sklearn's names; mclust's VVV, EEE, VVI, VII.
+    prior : Prior, "default" or None, default "default"
+        ``"default"`` is ``Prior()``: mclust's conjugate prior with data-dependent
+        defaults, which makes EM compute the MAP. ``None`` means no prior:
+        EM computes the MLE, with ``reg_covar`` added to the covariance diagonal
+        as sklearn does (NUTS needs a prior and refuses ``None``).
+    reg_covar : float, default 1e-6
+        Non-negative regularisation added to the covariance diagonal in the
+        MLE M-step. Ignored when a prior is set (the prior regularises).
+
+    Examples
+    --------
+    >>> import gmmflow
+    >>> gmmflow.GMM(2)
+    GMM(n_components=2, covariance_type='full', prior=Prior(...), reg_covar=1e-06)
+    >>> gmmflow.GMM(3, "diag", prior=None)  # doctest: +SKIP
+    """
+
+    n_components: int
+    covariance_type: str = "full"
+    prior: Prior | None | str = "default"
+    reg_covar: float = 1e-6
+
+    def __post_init__(self):
+        k = self.n_components
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise TypeError(
+                f"n_components must be an integer >= 1, got {type(k).__name__} {k!r}."
+            )
+        if k < 1:
+            raise ValueError(f"n_components must be >= 1, got {k}.")
+        object.__setattr__(self, "n_components", int(k))
+        if self.covariance_type not in COVARIANCE_TYPES:
+            raise ValueError(
+                f"covariance_type must be one of {', '.join(map(repr, COVARIANCE_TYPES))}; "
+                f"got {self.covariance_type!r}."
+            )
+        if isinstance(self.prior, str):
+            if self.prior != "default":
+                raise ValueError(
+                    f"prior must be 'default', None or a gmmflow.Prior, got {self.prior!r}."
+                )
+            object.__setattr__(self, "prior", Prior())
+        elif self.prior is not None and not isinstance(self.prior, Prior):
+            raise TypeError(
+                f"prior must be 'default', None or a gmmflow.Prior, got {type(self.prior).__name__}."
+            )
+        reg = self.reg_covar
+        if isinstance(reg, bool) or not isinstance(reg, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(reg) or reg < 0:
+            raise ValueError(f"reg_covar must be a finite number >= 0, got {reg!r}.")
+        object.__setattr__(self, "reg_covar", float(reg))
+
+    # ------------------------------------------------------------------
+    @property
+    def is_map(self) -> bool:
+        """True when EM computes a MAP (a prior is set), False for the MLE."""
+        return self.prior is not None
+
+    def n_parameters(self, n_features: int) -> int:
+        """Number of free parameters (for BIC/AIC)."""
+        K, d = self.n_components, int(n_features)
+        cov = {
+            "full": K * d * (d + 1) // 2,
+            "tied": d * (d + 1) // 2,
+            "diag": K * d,
+            "spherical": K,
+        }[self.covariance_type]
+        return (K - 1) + K * d + cov
+
+    def hyperparameters(
+        self, data_mean: np.ndarray, data_cov: np.ndarray
+    ) -> Hyperparameters | None:
+        """The prior's concrete hyper-parameters for data with these moments.
+
+        ``None`` when the model has no prior.
+        """
+        if self.prior is None:
+            return None
+        return resolve_hyperparameters(
+            self.prior, self.covariance_type, self.n_components, data_mean, data_cov
+        )
+
+    def pymc_model(
+        self,
+        X: Any = None,
+        *,
+        marginalized: bool = True,
+        coords: dict | None = None,
+        n_obs: int | None = None,
+        hyperparameters: Hyperparameters | None = None,
+    ) -> pm.Model:
+        """Declare this GMM as a PyMC model (see :mod:`gmmflow.models.pymc_model`)."""
+        from gmmflow.models.pymc_model import build_pymc_model
+
+        return build_pymc_model(
+            self, X, marginalized=marginalized, coords=coords, n_obs=n_obs,
+            hyperparameters=hyperparameters,
+        )
+
+    # ------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "n_components": self.n_components,
+            "covariance_type": self.covariance_type,
+            "prior": None if self.prior is None else self.prior.to_dict(),
+            "reg_covar": self.reg_covar,
+        }
+
+    def to_json(self) -> str:
+        """JSON text of the spec (stored in every result file's attrs)."""
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GMM:
+        prior = None if d["prior"] is None else Prior(**d["prior"])
+        return cls(d["n_components"], d["covariance_type"], prior, d.get("reg_covar", 1e-6))
+
+    @classmethod
+    def from_json(cls, text: str) -> GMM:
+        return cls.from_dict(json.loads(text))
