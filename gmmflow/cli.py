@@ -1,0 +1,175 @@
+"""Command line: argument parsing only; every command calls one workflow.
+
+``main(argv=None) -> int``: 0 on success, 2 on bad input or a failed run,
+errors as one line on stderr (the traceback only with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gmmflow._version import __version__
+
+EXAMPLES = {
+    "em": """examples:
+  gmmflow em --data faithful --k 2 --out faithful_em.nc
+  gmmflow em --data iris --k 3 --covariance diag --no-prior --n-init 10 --seed 0 --out iris.nc
+  gmmflow em --data measurements.csv --columns height,weight --k 2 --out fit.nc
+""",
+}
+
+
+class CLIError(Exception):
+    """A user error found while parsing; printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line (no usage block)."""
+
+    def error(self, message):
+        raise CLIError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _columns(text: str) -> list[str]:
+    cols = [c.strip() for c in text.split(",") if c.strip()]
+    if not cols:
+        raise argparse.ArgumentTypeError("give column names separated by commas, e.g. a,b")
+    return cols
+
+
+def _add_data_args(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    p.add_argument("--data", default=default, required=default is None,
+                   help="a bundled dataset name (faithful, geyser, galaxies, iris, blobs) "
+                        "or a CSV file with a header row")
+    p.add_argument("--columns", type=_columns, default=None,
+                   help="comma-separated CSV columns to use (default: all)")
+
+
+def _add_output_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, type=Path, help="result file (netCDF, .nc)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="gmmflow",
+        description="Gaussian mixture models: EM (MAP/MLE), NUTS posterior, comparison.",
+    )
+    parser.add_argument("--version", action="version", version=f"gmmflow {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--quiet", action="store_true", help="print nothing on success")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    em = sub.add_parser("em", help="fit by EM (MAP, or MLE with --no-prior)",
+                        epilog=EXAMPLES["em"], formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_data_args(em)
+    em.add_argument("--k", type=_positive_int, required=True, help="number of components")
+    em.add_argument("--covariance", default="full",
+                    choices=("full", "tied", "diag", "spherical"), help="covariance type")
+    em.add_argument("--no-prior", action="store_true", help="MLE (no prior; reg_covar 1e-6)")
+    em.add_argument("--n-init", type=_positive_int, default=10, help="restarts (default 10)")
+    em.add_argument("--max-iter", type=_positive_int, default=1000)
+    em.add_argument("--tol", type=float, default=1e-8)
+    em.add_argument("--seed", type=int, default=None)
+    em.add_argument("--chunks", type=_positive_int, default=None,
+                    help="rows per chunk (zarr input: dask chunk size)")
+    _add_output_args(em)
+    return parser
+
+
+def _check_out(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise CLIError(f"{path} already exists; pass --overwrite to replace it.")
+    if not path.parent.is_dir() and str(path.parent):
+        raise CLIError(f"directory {path.parent} does not exist; create it first.")
+
+
+def load_data(spec: str, columns=None, chunks=None):
+    """Resolve ``--data``: a bundled name, a CSV file or a zarr store."""
+    from gmmflow.datasets import DATASETS, load_dataset, read_csv
+
+    if spec in DATASETS:
+        data = load_dataset(spec)
+        return data.sel(feature=columns) if columns else data
+    path = Path(spec)
+    if path.suffix == ".zarr" or (path.is_dir() and (path / "zarr.json").exists()):
+        from gmmflow.distributed import open_zarr
+
+        return open_zarr(path, chunks=chunks)
+    if not path.exists():
+        raise CLIError(
+            f"--data {spec!r} is neither a bundled dataset ({', '.join(sorted(DATASETS))}) "
+            "nor an existing file."
+        )
+    return read_csv(path, columns)
+
+
+def _print_em_summary(idata) -> None:
+    est = idata["em_estimate"]
+    print(f"objective      {float(est['objective']):.6f}")
+    print(f"log-likelihood {float(est['log_likelihood']):.6f}")
+    print(f"iterations     {int(est['n_iter'])}  converged: {bool(est['converged'])}")
+    feats = ", ".join(str(f) for f in est["feature"].values)
+    print(f"component  weight   mean ({feats})")
+    for k in est["component"].values:
+        mu = ", ".join(f"{v:.4g}" for v in est["mu"].sel(component=k).values)
+        print(f"{int(k):>9}  {float(est['w'].sel(component=k)):.4f}   [{mu}]")
+
+
+def cmd_em(args) -> None:
+    import gmmflow
+
+    _check_out(args.out, args.overwrite)
+    X = load_data(args.data, args.columns, args.chunks)
+    model = gmmflow.GMM(args.k, args.covariance, prior=None if args.no_prior else "default")
+    idata = gmmflow.fit_em(model, X, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol,
+                           seed=args.seed, chunk_size=args.chunks)
+    gmmflow.save(idata, args.out, overwrite=args.overwrite)
+    if not args.quiet:
+        _print_em_summary(idata)
+        print(f"wrote {args.out}")
+
+
+COMMANDS = {"em": cmd_em}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help / --version
+        return int(exc.code or 0)
+    except CLIError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("gmmflow: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line per error unless --debug
+        if args.debug:
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"gmmflow {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
