@@ -99,7 +99,7 @@ def test_m_step_maximises_expected_complete_log_posterior(t, with_prior):
     if with_prior:
         prior = Prior(alpha=2.5, shrinkage=0.3, dof=d + 1.5)
         hyper = resolve_hyperparameters(prior, t, K, X.mean(0), np.cov(X.T))
-    params = m_step(statistics_from_responsibilities(X, resp, t), t, hyper, reg_covar=0.0)
+    params = m_step(statistics_from_responsibilities(X.T, resp.T, t), t, hyper, reg_covar=0.0)
     unpack, pack = make_unpack(t, K, d)
     best = pack(params.weights, params.means, params.cov)
     f_best = expected_objective(X, resp, best, t, K, d, hyper, unpack)

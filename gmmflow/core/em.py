@@ -72,12 +72,17 @@ import numpy as np
 from gmmflow.core.gaussian import (
     NotPositiveDefiniteError,
     cholesky,
-    log_gaussian_prob_prec,
+    log_gaussian_prob_T,
     precision_cholesky,
 )
 from gmmflow.models.priors import Hyperparameters, log_prior
 
 EPS = 10 * np.finfo(np.float64).eps
+# Joint probabilities below exp(-600) (relative to the row's largest) are set to
+# exactly 0 before exp: otherwise exp yields subnormal floats, and arithmetic on
+# subnormals (the statistics' GEMMs) is many times slower on x86. The effect on
+# any sum is below 1e-260 relative.
+LOG_FLOOR = -600.0
 
 
 # --------------------------------------------------------------------------
@@ -138,27 +143,26 @@ class SuffStats:
         )
 
 
-def _sxx_full(X, r, sw):
-    d = X.shape[1]
+def _sxx_full(XT, R, sw):
+    d = XT.shape[0]
     iu, ju = np.triu_indices(d)
-    T = r.T @ (X[:, iu] * X[:, ju])  # (K, d(d+1)/2): one GEMM for all components
-    out = np.empty((r.shape[1], d, d))
+    T = R @ (XT[iu] * XT[ju]).T  # (K, d(d+1)/2): one GEMM for all components
+    out = np.empty((R.shape[0], d, d))
     out[:, iu, ju] = T
     out[:, ju, iu] = T
     return out
 
 
-def _sxx_tied(X, r, sw):
-    Xw = X if sw is None else X * sw[:, None]
-    return X.T @ Xw
+def _sxx_tied(XT, R, sw):
+    return (XT if sw is None else XT * sw) @ XT.T
 
 
-def _sxx_diag(X, r, sw):
-    return r.T @ np.square(X)
+def _sxx_diag(XT, R, sw):
+    return R @ np.square(XT).T
 
 
-def _sxx_spherical(X, r, sw):
-    return r.T @ np.einsum("ij,ij->i", X, X)
+def _sxx_spherical(XT, R, sw):
+    return R @ np.square(XT).sum(axis=0)
 
 
 _SECOND_MOMENTS = {
@@ -169,43 +173,51 @@ _SECOND_MOMENTS = {
 }
 
 
-def log_resp_and_norm(X, log_weights, means, prec, covariance_type):
-    """Joint log-probabilities normalised over components.
-
-    Returns ``(log_resp, log_norm)``: ``log_norm_i = log sum_k w_k N(x_i | k)`` by
-    logsumexp, and ``log_resp = log_prob - log_norm``.
-    """
-    log_prob = log_gaussian_prob_prec(X, means, prec, covariance_type)
-    log_prob += log_weights
-    top = log_prob.max(axis=1, keepdims=True)
+def _joint_exp(XT, log_weights, means, prec, covariance_type):
+    """``exp(log w_k N(x_i|k) - top_i)`` (K, m), its column sums and ``top`` (m,)."""
+    log_prob = log_gaussian_prob_T(XT, means, prec, covariance_type)
+    log_prob += log_weights[:, None]
+    top = log_prob.max(axis=0)
     log_prob -= top
-    with np.errstate(under="ignore"):
-        log_norm = np.log(np.exp(log_prob).sum(axis=1)) + top[:, 0]
-    log_prob -= (log_norm - top[:, 0])[:, None]
-    return log_prob, log_norm
+    np.copyto(log_prob, -np.inf, where=log_prob < LOG_FLOOR)
+    E = np.exp(log_prob, out=log_prob)
+    return E, E.sum(axis=0), top
+
+
+def log_resp_and_norm(XT, log_weights, means, prec, covariance_type):
+    """Log-responsibilities (K, m) and log mixture densities (m,) by logsumexp.
+
+    ``log_norm_i = log sum_k w_k N(x_i | mu_k, Sigma_k)``; ``XT`` is (d, m).
+    """
+    E, total, top = _joint_exp(XT, log_weights, means, prec, covariance_type)
+    with np.errstate(divide="ignore"):
+        log_resp = np.log(E / total)
+    return log_resp, np.log(total) + top
 
 
 def statistics_from_responsibilities(
-    X: np.ndarray, resp: np.ndarray, covariance_type: str, sample_weight=None, log_likelihood=0.0
+    XT: np.ndarray, R: np.ndarray, covariance_type: str, sample_weight=None, log_likelihood=0.0
 ) -> SuffStats:
-    """Sufficient statistics of rows ``X`` with responsibilities ``resp`` (n, K)."""
-    r = resp if sample_weight is None else resp * sample_weight[:, None]
-    weight_sum = float(X.shape[0] if sample_weight is None else sample_weight.sum())
+    """Sufficient statistics of rows ``XT`` (d, m) with responsibilities ``R`` (K, m)."""
+    if sample_weight is not None:
+        R = R * sample_weight
+    weight_sum = float(XT.shape[1] if sample_weight is None else sample_weight.sum())
     return SuffStats(
         weight_sum,
-        r.sum(axis=0),
-        r.T @ X,
-        _SECOND_MOMENTS[covariance_type](X, r, sample_weight),
+        R.sum(axis=1),
+        R @ XT.T,
+        _SECOND_MOMENTS[covariance_type](XT, R, sample_weight),
         float(log_likelihood),
     )
 
 
-def chunk_statistics(X, sample_weight, log_weights, means, prec, covariance_type) -> SuffStats:
-    """E-step on one block of rows: responsibilities reduced to statistics."""
-    log_resp, log_norm = log_resp_and_norm(X, log_weights, means, prec, covariance_type)
-    resp = np.exp(log_resp, out=log_resp)
+def chunk_statistics(XT, sample_weight, log_weights, means, prec, covariance_type) -> SuffStats:
+    """E-step on one block of rows ``XT`` (d, m): responsibilities reduced to statistics."""
+    E, total, top = _joint_exp(XT, log_weights, means, prec, covariance_type)
+    E /= total
+    log_norm = np.log(total) + top
     ll = log_norm.sum() if sample_weight is None else sample_weight @ log_norm
-    return statistics_from_responsibilities(X, resp, covariance_type, sample_weight, ll)
+    return statistics_from_responsibilities(XT, E, covariance_type, sample_weight, ll)
 
 
 # --------------------------------------------------------------------------

@@ -113,33 +113,45 @@ def log_det_cholesky(chol: np.ndarray, covariance_type: str, n_features: int) ->
 
 # --------------------------------------------------------------------------
 # Log-densities
+#
+# Kernels take the data transposed, ``XT`` (d, m), and return (K, m): every
+# reduction then runs over a short middle axis with the long row axis inner
+# (vectorised), or inside a GEMM. Reducing over a trailing axis of length d
+# or K is several times slower in numpy.
 # --------------------------------------------------------------------------
-def _mahalanobis_full(Xc, Mc, prec):
-    n, d = Xc.shape
-    K = Mc.shape[0]
-    # All components in one GEMM: Y[:, k, :] = Xc @ P_k
-    Y = (Xc @ prec.transpose(1, 0, 2).reshape(d, K * d)).reshape(n, K, d)
-    Y -= np.einsum("kd,kde->ke", Mc, prec)[None]
+def _mahalanobis_full(XT, means, prec):
+    d, m = XT.shape
+    K = means.shape[0]
+    # One GEMM for all components: Y[k] = P_k^T (x - mu_k), the offset folded in
+    # as an extra column against a row of ones.
+    lhs = np.empty((K * d, d + 1))
+    lhs[:, :d] = prec.transpose(0, 2, 1).reshape(K * d, d)
+    lhs[:, d] = -np.einsum("kd,kde->ke", means, prec).reshape(K * d)
+    rhs = np.empty((d + 1, m))
+    rhs[:d] = XT
+    rhs[d] = 1.0
+    Y = lhs @ rhs
     np.square(Y, out=Y)
-    return Y.sum(axis=2)
+    return Y.reshape(K, d, m).sum(axis=1)
 
 
-def _mahalanobis_tied(Xc, Mc, prec):
-    Y = (Xc @ prec)[:, None, :] - (Mc @ prec)[None]
+def _mahalanobis_tied(XT, means, prec):
+    Y = (prec.T @ XT)[None] - (means @ prec)[:, :, None]
     np.square(Y, out=Y)
-    return Y.sum(axis=2)
+    return Y.sum(axis=1)
 
 
-def _mahalanobis_diag(Xc, Mc, prec):
-    Y = (Xc[:, None, :] - Mc[None]) * prec[None]
+def _mahalanobis_diag(XT, means, prec):
+    Y = XT[None] - means[:, :, None]
+    Y *= prec[:, :, None]
     np.square(Y, out=Y)
-    return Y.sum(axis=2)
+    return Y.sum(axis=1)
 
 
-def _mahalanobis_spherical(Xc, Mc, prec):
-    Y = Xc[:, None, :] - Mc[None]
+def _mahalanobis_spherical(XT, means, prec):
+    Y = XT[None] - means[:, :, None]
     np.square(Y, out=Y)
-    return Y.sum(axis=2) * np.square(prec)[None]
+    return Y.sum(axis=1) * np.square(prec)[:, None]
 
 
 _MAHALANOBIS = {
@@ -160,17 +172,23 @@ def log_gaussian_prob(
     its offset (features at 1e6 lose no digits).
     """
     prec = precision_cholesky(chol, covariance_type)
-    return log_gaussian_prob_prec(X, means, prec, covariance_type)
-
-
-def log_gaussian_prob_prec(
-    X: np.ndarray, means: np.ndarray, prec: np.ndarray, covariance_type: str
-) -> np.ndarray:
-    """As :func:`log_gaussian_prob`, given the precision factor (the EM hot loop)."""
-    d = X.shape[1]
     centre = means.mean(axis=0)
-    maha = _MAHALANOBIS[covariance_type](X - centre, means - centre, prec)
-    return -0.5 * (d * LOG_2PI + maha) + log_det_precision(prec, covariance_type, d)
+    XT = np.ascontiguousarray((X - centre).T)
+    return log_gaussian_prob_T(XT, means - centre, prec, covariance_type).T
+
+
+def log_gaussian_prob_T(
+    XT: np.ndarray, means: np.ndarray, prec: np.ndarray, covariance_type: str
+) -> np.ndarray:
+    """Kernel of :func:`log_gaussian_prob` on transposed, pre-centred data: (K, m).
+
+    ``XT`` (d, m) and ``means`` must be in the same frame, near the data's
+    centre (the EM loop shifts both by the data mean).
+    """
+    d = XT.shape[0]
+    maha = _MAHALANOBIS[covariance_type](XT, means, prec)
+    log_det = np.broadcast_to(log_det_precision(prec, covariance_type, d), (means.shape[0],))
+    return -0.5 * (d * LOG_2PI + maha) + log_det[:, None]
 
 
 def log_det_precision(prec: np.ndarray, covariance_type: str, n_features: int) -> np.ndarray:

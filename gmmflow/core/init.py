@@ -121,7 +121,8 @@ def initial_parameters(
     if {"weights", "means", "covariances"} <= given.keys():
         return Params.from_cov(given["weights"], given["means"], given["covariances"], covariance_type)
     resp = initial_responsibilities(X, n_components, method, rng, sample_weight, given.get("means"))
-    stats = statistics_from_responsibilities(X, resp, covariance_type, sample_weight)
+    stats = statistics_from_responsibilities(np.ascontiguousarray(X.T), np.ascontiguousarray(resp.T),
+                                             covariance_type, sample_weight)
     params = m_step(stats, covariance_type, hyper, reg_covar)
     return Params.from_cov(
         given.get("weights", params.weights),
