@@ -15,6 +15,7 @@ from gmmflow.exceptions import (
 from gmmflow.io import load, save
 from gmmflow.models.priors import Hyperparameters, Prior
 from gmmflow.models.spec import GMM
+from gmmflow.workflows.simulate import simulate
 from gmmflow.workflows.em import (
     aic,
     bic,
@@ -48,4 +49,5 @@ __all__ = [
     "sample_em",
     "save",
     "score_samples",
+    "simulate",
 ]

@@ -189,8 +189,28 @@ def full_cholesky(cov_var, covariance_type: str, n_components: int, n_features: 
     return sd[:, None, None] * eye[None]
 
 
-def _declare_prior(spec: GMM, hyper: Hyperparameters):
-    """Declare w, the covariance variable and mu; return (w, mu, cov_var, chol)."""
+def gmm_prior(spec: GMM, hyper: Hyperparameters):
+    """Declare the GMM's prior in the current ``pm.Model`` context.
+
+    The building block for reusing the definition in a larger model: it adds
+    ``w``, the covariance variable (``cov`` or ``var``) and ``mu`` with the
+    dims ``component``, ``feature``, ``feature2`` (the model's coords must
+    define them) and returns ``(w, mu, cov_var, chol)``, ``chol`` being the
+    (K, d, d) Cholesky factors to pass to :func:`mixture_logp`.
+
+    Examples
+    --------
+    A linear regression whose errors follow a 2-component mixture::
+
+        spec = gmmflow.GMM(2, "full")
+        hyper = gmmflow.Prior(mean=[0.0], scale=[[1.0]])  # resolved for d = 1:
+        hyper = resolve_hyperparameters(hyper, "full", 2, np.zeros(1), np.eye(1))
+        with pm.Model(coords={"component": [0, 1], "feature": ["e"], "feature2": ["e"]}):
+            slope = pm.Normal("slope", 0, 10)
+            w, mu, cov, chol = gmm_prior(spec, hyper)
+            resid = (y - slope * t)[:, None]
+            pm.Potential("errors", mixture_logp(resid, w, mu, chol, n_components=2).sum())
+    """
     K, d, t = spec.n_components, hyper.n_features, spec.covariance_type
     kappa = hyper.shrinkage
     w = pm.Dirichlet("w", a=np.full(K, hyper.alpha), dims="component")
@@ -278,7 +298,7 @@ def build_pymc_model(
     model_coords.update(coords or {})
 
     with pm.Model(coords=model_coords) as model:
-        w, mu, cov, chol = _declare_prior(spec, hyper)
+        w, mu, cov, chol = gmm_prior(spec, hyper)
         if OBS_DIM in model_coords:
             observed = None if data is None else data.values
             if marginalized:
@@ -295,3 +315,30 @@ def build_pymc_model(
 def covariance_value_name(covariance_type: str) -> str:
     """Name of the model's covariance variable: ``cov`` or ``var``."""
     return "cov" if covariance_type in ("full", "tied") else "var"
+
+
+def unconstrained_point_function(model: pm.Model):
+    """Compile once a map from constrained values ``{"w", "mu", "cov"|"var"}``
+    to the model's continuous value variables (``w_simplex__``,
+    ``cov_cholesky_cov__``, ...).
+
+    Returns a function ``f(values: dict) -> dict`` (NUTS start points).
+    """
+    import pytensor
+
+    inputs, outputs, names = [], [], []
+    for rv in model.free_RVs:
+        if not rv.type.dtype.startswith("float"):  # z in the generative form
+            continue
+        x = rv.type(name=rv.name)
+        transform = model.rvs_to_transforms.get(rv)
+        inputs.append(x)
+        outputs.append(x if transform is None else transform.forward(x, *rv.owner.inputs))
+        names.append(model.rvs_to_values[rv].name)
+    fn = pytensor.function(inputs, outputs, on_unused_input="ignore")
+
+    def to_point(values: dict) -> dict:
+        args = [np.asarray(values[x.name], dtype=x.dtype) for x in inputs]
+        return {name: np.asarray(v) for name, v in zip(names, fn(*args))}
+
+    return to_point
