@@ -15,6 +15,7 @@ from gmmflow.exceptions import (
 from gmmflow.io import load, save
 from gmmflow.models.priors import Hyperparameters, Prior
 from gmmflow.models.spec import GMM
+from gmmflow.workflows.mcmc import diagnose, sample_posterior
 from gmmflow.workflows.simulate import simulate
 from gmmflow.workflows.em import (
     aic,
@@ -38,6 +39,7 @@ __all__ = [
     "__version__",
     "aic",
     "bic",
+    "diagnose",
     "fit_em",
     "icl",
     "list_datasets",
@@ -47,6 +49,7 @@ __all__ = [
     "predict_proba",
     "read_csv",
     "sample_em",
+    "sample_posterior",
     "save",
     "score_samples",
     "simulate",

@@ -154,6 +154,69 @@ def em_inference_data(
     return az.InferenceData(attrs=attrs, **groups)
 
 
+def posterior_inference_data(
+    *,
+    model: GMM,
+    data: DataMatrix,
+    hyper: Hyperparameters,
+    em: az.InferenceData,
+    shape: tuple[int, int],
+    w: np.ndarray,
+    mu: np.ndarray,
+    cov: np.ndarray,
+    permutation: np.ndarray,
+    log_likelihood: np.ndarray,
+    assignment: np.ndarray,
+    sample_stats: xr.Dataset,
+    predictive: np.ndarray | None,
+    seed: int,
+    sampler: str,
+    draws: int,
+    tune: int,
+    relabelled: bool,
+) -> az.InferenceData:
+    """One InferenceData for a NUTS run: posterior groups plus the EM groups of its start.
+
+    Draw arrays come with chains stacked (S = chains * draws, ...) and are
+    reshaped to (chain, draw, ...).
+    """
+    C, D = shape
+    K = model.n_components
+    coords = _coords(data.features, K, obs_id=data.obs_id, chain=np.arange(C), draw=np.arange(D))
+    cd = ("chain", "draw")
+
+    def ds(variables):
+        used = {dim for dims, _ in variables.values() for dim in dims}
+        return xr.Dataset({k: (dims, v.reshape(C, D, *v.shape[1:]) if dims[:2] == cd else v)
+                           for k, (dims, v) in variables.items()},
+                          coords={k: v for k, v in coords.items() if k in used})
+
+    stats = sample_stats.drop_vars([v for v in sample_stats.data_vars
+                                    if sample_stats[v].dims[:2] != cd], errors="ignore")
+    stats = stats.assign_coords(chain=np.arange(C), draw=np.arange(D))
+    stats = stats.assign(relabel_permutation=(cd + ("component",), permutation.reshape(C, D, K)))
+    stats = stats.assign_coords(component=np.arange(K))
+    groups = {
+        "posterior": ds({
+            "w": (cd + ("component",), w),
+            "mu": (cd + ("component", "feature"), mu),
+            "cov": (cd + ("component", "feature", "feature2"), cov),
+        }),
+        "sample_stats": stats,
+        "log_likelihood": ds({"x": (cd + ("obs_id",), log_likelihood)}),
+        "observed_data": ds({"x": (("obs_id", "feature"), data.values)}),
+        "posterior_assignment": ds({"posterior_assignment": (("obs_id", "component"), assignment)}),
+    }
+    if predictive is not None:
+        groups["posterior_predictive"] = ds({"x": (cd + ("obs_id", "feature"), predictive)})
+    for name in ("em_estimate", "em_restarts", "em_trace"):
+        groups[name] = em[name]
+    attrs = root_attrs(model, hyper, seed, method="nuts", sampler=sampler, chains=C, draws=draws,
+                       tune=tune, relabelled=int(relabelled), n_obs=int(data.values.shape[0]),
+                       em_seed=int(em.attrs.get("seed", -1)))
+    return az.InferenceData(attrs=attrs, **groups)
+
+
 # --------------------------------------------------------------------------
 # Reading results back
 # --------------------------------------------------------------------------

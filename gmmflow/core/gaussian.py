@@ -238,3 +238,19 @@ def covariance_shape(covariance_type: str, n_components: int, n_features: int) -
         "diag": (n_components, n_features),
         "spherical": (n_components,),
     }[covariance_type]
+
+
+def sample_mixture(rng: np.random.Generator, n: int, weights: np.ndarray, means: np.ndarray,
+                   chol: np.ndarray, covariance_type: str) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` rows from the mixture and the component of each: ((n, d), (n,))."""
+    labels = rng.choice(weights.shape[0], size=n, p=weights / weights.sum())
+    z = rng.standard_normal((n, means.shape[1]))
+    if covariance_type == "full":
+        X = np.einsum("nij,nj->ni", chol[labels], z)
+    elif covariance_type == "tied":
+        X = z @ chol.T
+    elif covariance_type == "diag":
+        X = z * chol[labels]
+    else:
+        X = z * chol[labels][:, None]
+    return X + means[labels], labels

@@ -342,3 +342,26 @@ def unconstrained_point_function(model: pm.Model):
         return {name: np.asarray(v) for name, v in zip(names, fn(*args))}
 
     return to_point
+
+
+def constrained_point_function(model: pm.Model):
+    """Inverse of :func:`unconstrained_point_function`: value variables -> ``{"w", "mu", ...}``."""
+    import pytensor
+
+    inputs, outputs, names = [], [], []
+    for rv in model.free_RVs:
+        if not rv.type.dtype.startswith("float"):
+            continue
+        value_var = model.rvs_to_values[rv]
+        x = value_var.type(name=value_var.name)
+        transform = model.rvs_to_transforms.get(rv)
+        inputs.append(x)
+        outputs.append(x if transform is None else transform.backward(x, *rv.owner.inputs))
+        names.append(rv.name)
+    fn = pytensor.function(inputs, outputs, on_unused_input="ignore")
+
+    def to_values(point: dict) -> dict:
+        args = [np.asarray(point[x.name], dtype=x.dtype) for x in inputs]
+        return {name: np.asarray(v) for name, v in zip(names, fn(*args))}
+
+    return to_values

@@ -21,7 +21,7 @@ from gmmflow._validation import (
 )
 from gmmflow.core.blocks import ArrayBlocks, data_moments, default_chunk_size
 from gmmflow.core.em import EMResult, Params, run_em
-from gmmflow.core.gaussian import NotPositiveDefiniteError, cholesky, covariance_shape
+from gmmflow.core.gaussian import NotPositiveDefiniteError, cholesky, covariance_shape, sample_mixture
 from gmmflow.core.init import INIT_METHODS, initial_parameters
 from gmmflow.exceptions import ConvergenceWarning
 from gmmflow.models.spec import GMM
@@ -287,19 +287,7 @@ def sample_em(idata: az.InferenceData, n: int, seed: int | None = None):
     model, params, features = io.em_params(idata)
     n = check_int(n, "n", 1)
     rng = np.random.default_rng(check_seed(seed))
-    labels = rng.choice(model.n_components, size=n, p=params.weights)
-    d = len(features)
-    z = rng.standard_normal((n, d))
-    t = params.covariance_type
-    if t == "full":
-        X = np.einsum("nij,nj->ni", params.chol[labels], z)
-    elif t == "tied":
-        X = z @ params.chol.T
-    elif t == "diag":
-        X = z * params.chol[labels]
-    else:
-        X = z * params.chol[labels][:, None]
-    return X + params.means[labels], labels
+    return sample_mixture(rng, n, params.weights, params.means, params.chol, params.covariance_type)
 
 
 def _criterion_parts(idata, X):
