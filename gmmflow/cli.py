@@ -18,6 +18,10 @@ EXAMPLES = {
   gmmflow em --data iris --k 3 --covariance diag --no-prior --n-init 10 --seed 0 --out iris.nc
   gmmflow em --data measurements.csv --columns height,weight --k 2 --out fit.nc
 """,
+    "sample": """examples:
+  gmmflow sample --data faithful --k 2 --seed 0 --out faithful_run.nc
+  gmmflow sample --data galaxies --k 3 --chains 4 --draws 2000 --sampler pymc --out galaxies.nc
+""",
 }
 
 
@@ -86,6 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     em.add_argument("--chunks", type=_positive_int, default=None,
                     help="rows per chunk (zarr input: dask chunk size)")
     _add_output_args(em)
+
+    sm = sub.add_parser("sample", help="sample the posterior with NUTS (started from EM)",
+                        epilog=EXAMPLES["sample"], formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_data_args(sm)
+    sm.add_argument("--k", type=_positive_int, required=True, help="number of components")
+    sm.add_argument("--covariance", default="full", choices=("full", "tied", "diag", "spherical"))
+    sm.add_argument("--chains", type=_positive_int, default=4)
+    sm.add_argument("--draws", type=_positive_int, default=1000)
+    sm.add_argument("--tune", type=_positive_int, default=1000)
+    sm.add_argument("--sampler", default="auto", choices=("auto", "pymc", "nutpie"))
+    sm.add_argument("--seed", type=int, default=None)
+    sm.add_argument("--posterior-predictive", action="store_true", help="store replicate data sets")
+    _add_output_args(sm)
     return parser
 
 
@@ -142,7 +159,22 @@ def cmd_em(args) -> None:
         print(f"wrote {args.out}")
 
 
-COMMANDS = {"em": cmd_em}
+def cmd_sample(args) -> None:
+    import gmmflow
+
+    _check_out(args.out, args.overwrite)
+    X = load_data(args.data, args.columns)
+    model = gmmflow.GMM(args.k, args.covariance)
+    idata = gmmflow.sample_posterior(model, X, draws=args.draws, tune=args.tune, chains=args.chains,
+                                     sampler=args.sampler, seed=args.seed, progressbar=not args.quiet,
+                                     posterior_predictive=args.posterior_predictive)
+    gmmflow.save(idata, args.out, overwrite=args.overwrite)
+    if not args.quiet:
+        print(gmmflow.diagnose(idata).to_string())
+        print(f"wrote {args.out}")
+
+
+COMMANDS = {"em": cmd_em, "sample": cmd_sample}
 
 
 def main(argv: list[str] | None = None) -> int:

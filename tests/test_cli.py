@@ -59,3 +59,25 @@ def test_version_and_help(capsys):
     assert gmmflow.__version__ in capsys.readouterr().out
     assert main(["em", "--help"]) == 0
     assert "examples:" in capsys.readouterr().out
+
+
+def test_sample_rejects_bad_input_before_work(tmp_path, capsys):
+    (tmp_path / "existing.nc").write_text("keep me")
+    code = main(["sample", "--data", "faithful", "--k", "2", "--out", str(tmp_path / "existing.nc")])
+    assert code == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "existing.nc").read_text() == "keep me"
+    assert main(["sample", "--data", "faithful", "--k", "2", "--sampler", "stan", "--out", "x.nc"]) == 2
+    assert "invalid choice: 'stan'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sample_writes_a_loadable_run(tmp_path, capsys):
+    out = tmp_path / "run.nc"
+    code = main(["sample", "--data", "faithful", "--k", "2", "--chains", "2", "--draws", "100", "--tune", "100",
+                 "--seed", "0", "--out", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "max r_hat" in text and f"wrote {out}" in text
+    idata = gmmflow.load(out)
+    assert idata.posterior.sizes["chain"] == 2 and idata.attrs["method"] == "nuts"
