@@ -138,13 +138,18 @@ def check_float(value, name: str, minimum: float = 0.0) -> float:
     return float(value)
 
 
+def numeric_array(value, what: str) -> np.ndarray:
+    """``value`` as a float64 array; a TypeError naming ``what`` if not numeric."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}.")
+    return arr.astype(np.float64)
+
+
 def check_sample_weight(sample_weight, n_rows: int) -> np.ndarray | None:
     if sample_weight is None:
         return None
-    sw = np.asarray(sample_weight)
-    if sw.dtype.kind not in "iuf":
-        raise TypeError(f"sample_weight must be numeric, got dtype {sw.dtype}.")
-    sw = sw.astype(np.float64)
+    sw = numeric_array(sample_weight, "sample_weight")
     if sw.shape != (n_rows,):
         raise ValueError(f"sample_weight must have shape ({n_rows},) (one weight per row), got {sw.shape}.")
     if not np.all(np.isfinite(sw)) or np.any(sw < 0):

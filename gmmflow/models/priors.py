@@ -35,6 +35,7 @@ from numpy.typing import ArrayLike
 from scipy import linalg
 from scipy.special import gammaln, multigammaln
 
+from gmmflow._validation import numeric_array
 from gmmflow.core.gaussian import LOG_2PI, log_det_cholesky
 
 DEFAULT_ALPHA = 1.0
@@ -68,10 +69,7 @@ def _as_float(value: Any, name: str) -> float:
 def _as_tuple(value: ArrayLike | None, name: str):
     if value is None:
         return None
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "iuf":
-        raise TypeError(f"Prior {name} must be numeric, got an array of dtype {arr.dtype}.")
-    arr = arr.astype(np.float64)
+    arr = numeric_array(value, f"Prior {name}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"Prior {name} must be finite; it contains NaN or inf.")
     return _nested_tuple(arr)

@@ -18,6 +18,7 @@ from gmmflow._validation import (
     check_int,
     check_sample_weight,
     check_seed,
+    numeric_array,
 )
 from gmmflow.core.blocks import ArrayBlocks, data_moments, default_chunk_size
 from gmmflow.core.em import EMResult, Params, run_em
@@ -68,10 +69,7 @@ def check_init(init, model: GMM, n_features: int):
     }
     given = {}
     for key, value in init.items():
-        arr = np.asarray(value)
-        if arr.dtype.kind not in "iuf":
-            raise TypeError(f"init[{key!r}] must be numeric, got dtype {arr.dtype}.")
-        arr = arr.astype(np.float64)
+        arr = numeric_array(value, f"init[{key!r}]")
         if arr.shape != want[key]:
             raise ValueError(
                 f"init[{key!r}] must have shape {want[key]} for n_components={K}, "
