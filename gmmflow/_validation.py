@@ -113,7 +113,7 @@ def as_data_matrix(X, what: str = "X") -> DataMatrix:
         arr = np.asarray(X)
         _check_dtype(arr.dtype, what)
         _check_shape(arr.shape, what)
-        values = arr.astype(np.float64)
+        values = arr.astype(np.float64, copy=False)
         features = [f"x{j}" for j in range(arr.shape[1])]
         obs_id = np.arange(arr.shape[0])
     _check_finite(values, what, features)

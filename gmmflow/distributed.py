@@ -9,8 +9,8 @@ arrays travel to the workers with the next round of tasks. Whatever dask
 scheduler is active runs it: the threaded scheduler by default, or a
 ``dask.distributed.Client`` (local or remote) if one has been created.
 
-Initialisation runs on a uniform random subsample of at most
-``INIT_SAMPLE_ROWS`` rows (documented substitute for k-means++ on all rows;
+Initialisation runs on the same uniform random subsample of at most
+``INIT_SAMPLE_ROWS`` rows as the in-memory path (``core.init.init_sample_rows``;
 k-means|| would need several passes over the data). Observed data and
 responsibilities are stored in the result only when n <= ``STORE_MAX_ROWS``;
 otherwise the attrs say ``observed_data_stored = 0``.
@@ -25,7 +25,6 @@ import numpy as np
 
 from gmmflow._validation import check_int
 
-INIT_SAMPLE_ROWS = 100_000
 STORE_MAX_ROWS = 1_000_000
 
 
@@ -108,7 +107,7 @@ def fit_em_chunked(model, X, *, n_init=1, init="kmeans++", max_iter=1000, tol=1e
     from gmmflow.workflows.em import (
         best_restart, check_fit_options, check_init, check_rows, run_restarts, shift_given, shifted_hyper,
     )
-    from gmmflow.core.init import initial_parameters
+    from gmmflow.core.init import init_sample_rows, initial_parameters
 
     if sample_weight is not None:
         raise ValueError("sample_weight is not supported with chunked input; repeat rows or use in-memory data.")
@@ -133,10 +132,9 @@ def fit_em_chunked(model, X, *, n_init=1, init="kmeans++", max_iter=1000, tol=1e
             parts = dask.compute(*[dask.delayed(_block_stats)(b, params, mean, inner) for b in blocks])
             return reduce(add, parts)
 
-    rng_sample = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
-    m = min(n, INIT_SAMPLE_ROWS)
-    rows = np.sort(rng_sample.choice(n, size=m, replace=False)) if m < n else np.arange(n)
-    sample = Xd[rows].compute() - mean
+    rows = init_sample_rows(n, seed)
+    sample = (Xd if rows is None else Xd[rows]).compute() - mean
+    m = sample.shape[0]
 
     def start(rng):
         return initial_parameters(sample, model.n_components, model.covariance_type, method, rng,

@@ -104,3 +104,14 @@ def test_cli_em_on_zarr(tmp_path, capsys):
     assert main(["em", "--data", str(store), "--chunks", "400", "--k", "3", "--n-init", "2", "--seed", "0",
                  "--out", str(out)]) == 0
     assert gmmflow.load(out).attrs["n_chunks"] == 3
+
+
+def test_subsampled_init_is_shared_by_memory_and_dask(monkeypatch):
+    """Above INIT_SAMPLE_ROWS both engines initialise on the same subsample: same seed, same fit."""
+    from gmmflow.core import init as init_module
+    monkeypatch.setattr(init_module, "INIT_SAMPLE_ROWS", 300)
+    rows = init_module.init_sample_rows(X.shape[0], 5)
+    assert rows.shape == (300,) and np.all(np.diff(rows) > 0)
+    mem = gmmflow.fit_em(gmmflow.GMM(3), X, n_init=2, seed=5)
+    dsk = gmmflow.fit_em(gmmflow.GMM(3), da.from_array(X, chunks=250), n_init=2, seed=5)
+    np.testing.assert_allclose(dsk.em_trace.objective.values, mem.em_trace.objective.values, rtol=1e-10)

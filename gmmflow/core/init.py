@@ -4,6 +4,10 @@ Every method ends the same way: initial responsibilities (hard or soft) are
 reduced to statistics and one M-step turns them into parameters, as sklearn
 does. Values the user gives override the derived ones.
 
+Above ``INIT_SAMPLE_ROWS`` rows, every method works on a uniform random
+subsample of that many rows (:func:`init_sample_rows`), in memory and on dask
+alike, so initialisation costs O(100k) whatever n is.
+
 ``"kmeans++"``
     k-means++ seeding (greedy, ``2 + log K`` candidates per centre, as
     sklearn), then up to ``LLOYD_STEPS`` Lloyd iterations, then each row to
@@ -22,6 +26,18 @@ from gmmflow.core.em import Params, m_step, statistics_from_responsibilities
 
 INIT_METHODS = ("kmeans++", "random", "random_from_data")
 LLOYD_STEPS = 10
+INIT_SAMPLE_ROWS = 100_000
+_SAMPLE_STREAM = 0x5A4D  # keeps the subsample's random stream apart from the restarts'
+
+
+def init_sample_rows(n_rows: int, seed: int) -> np.ndarray | None:
+    """Rows every restart initialises on: all (None) up to ``INIT_SAMPLE_ROWS``,
+    else a sorted uniform random subset of that size, the same for in-memory
+    and chunked data."""
+    if n_rows <= INIT_SAMPLE_ROWS:
+        return None
+    rng = np.random.default_rng(np.random.SeedSequence([seed, _SAMPLE_STREAM]))
+    return np.sort(rng.choice(n_rows, size=INIT_SAMPLE_ROWS, replace=False))
 
 
 def _sq_distances(X, centers):
@@ -66,8 +82,8 @@ def lloyd(X: np.ndarray, centers: np.ndarray, n_steps: int = LLOYD_STEPS, sample
     labels = nearest(X, centers)
     for _ in range(n_steps):
         counts = np.bincount(labels, weights=w, minlength=len(centers))
-        sums = np.zeros_like(centers)
-        np.add.at(sums, labels, X * w[:, None])
+        sums = np.stack([np.bincount(labels, weights=X[:, j] * w, minlength=len(centers))
+                         for j in range(X.shape[1])], axis=1)
         filled = counts > 0
         centers[filled] = sums[filled] / counts[filled, None]
         new = nearest(X, centers)

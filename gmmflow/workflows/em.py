@@ -23,7 +23,7 @@ from gmmflow._validation import (
 from gmmflow.core.blocks import ArrayBlocks, data_moments, default_chunk_size
 from gmmflow.core.em import EMResult, Params, run_em
 from gmmflow.core.gaussian import NotPositiveDefiniteError, cholesky, covariance_shape, sample_mixture
-from gmmflow.core.init import INIT_METHODS, initial_parameters
+from gmmflow.core.init import INIT_METHODS, init_sample_rows, initial_parameters
 from gmmflow.exceptions import ConvergenceWarning
 from gmmflow.models.spec import GMM
 
@@ -169,11 +169,13 @@ def fit_em(
     blocks = ArrayBlocks(data.values, mean, sw, chunk)
     blocks.n_threads = _n_threads(len(blocks.bounds))
 
-    Xc = data.values - mean  # the frame EM works in; the caller's array is untouched
+    rows = init_sample_rows(n, seed)
+    sample = (data.values if rows is None else data.values[rows]) - mean  # EM's frame; input untouched
+    sample_sw = sw if sw is None or rows is None else sw[rows]
 
     def start(rng):
-        return initial_parameters(Xc, model.n_components, model.covariance_type, method, rng,
-                                  shifted_hyper(hyper, mean), model.reg_covar, sw,
+        return initial_parameters(sample, model.n_components, model.covariance_type, method, rng,
+                                  shifted_hyper(hyper, mean), model.reg_covar, sample_sw,
                                   shift_given(given, mean))
 
     restarts = run_restarts(model, blocks, hyper, mean, start, n_init, max_iter, tol, seed)
@@ -181,7 +183,7 @@ def fit_em(
     log_resp, _ = blocks.log_resp_and_norm(restarts[best].params.shifted(-mean))
     return io.em_inference_data(
         model=model, data=data, hyper=hyper, restarts=restarts, best=best,
-        responsibilities=np.exp(log_resp), seed=seed, sample_weight=sw,
+        responsibilities=np.exp(log_resp, out=log_resp), seed=seed, sample_weight=sw,
         fit_options=dict(n_init=n_init, init=init if isinstance(init, str) else "user",
                          max_iter=max_iter, tol=tol),
     )
