@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from gmmflow._version import __version__
@@ -75,8 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     parser.add_argument("--quiet", action="store_true", help="print nothing on success")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # also accepted after the command; SUPPRESS keeps a flag given before it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    common.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="print nothing on success")
 
-    em = sub.add_parser("em", help="fit by EM (MAP, or MLE with --no-prior)",
+    em = sub.add_parser("em", parents=[common], help="fit by EM (MAP, or MLE with --no-prior)",
                         epilog=EXAMPLES["em"], formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_data_args(em)
     em.add_argument("--k", type=_positive_int, required=True, help="number of components")
@@ -91,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="rows per chunk (zarr input: dask chunk size)")
     _add_output_args(em)
 
-    sm = sub.add_parser("sample", help="sample the posterior with NUTS (started from EM)",
+    sm = sub.add_parser("sample", parents=[common], help="sample the posterior with NUTS (started from EM)",
                         epilog=EXAMPLES["sample"], formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_data_args(sm)
     sm.add_argument("--k", type=_positive_int, required=True, help="number of components")
@@ -178,6 +183,8 @@ COMMANDS = {"em": cmd_em, "sample": cmd_sample}
 
 
 def main(argv: list[str] | None = None) -> int:
+    # ArviZ 0.2x announces its 1.0 refactor on import; not actionable for CLI users
+    warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

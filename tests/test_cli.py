@@ -81,3 +81,11 @@ def test_sample_writes_a_loadable_run(tmp_path, capsys):
     assert "max r_hat" in text and f"wrote {out}" in text
     idata = gmmflow.load(out)
     assert idata.posterior.sizes["chain"] == 2 and idata.attrs["method"] == "nuts"
+
+
+def test_quiet_before_or_after_the_command(tmp_path, capsys):
+    for argv in (["--quiet", "em"], ["em", "--quiet"]):
+        out = tmp_path / f"{len(argv[0])}.nc"
+        assert main(argv + ["--data", "faithful", "--k", "2", "--seed", "0", "--out", str(out)]) == 0
+        assert capsys.readouterr().out == ""
+        assert out.exists()
