@@ -205,3 +205,17 @@ def test_same_seed_same_draws_for_a_backend():
         a, b = (gmmflow.sample_posterior(gmmflow.GMM(2), X, em=em, draws=50, tune=50, chains=2, seed=9,
                                          progressbar=False) for _ in range(2))
     xr.testing.assert_identical(a.posterior, b.posterior)
+
+
+@pytest.mark.slow
+def test_pymc_backend_runs_from_the_em_start():
+    X = standardised("faithful")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = gmmflow.sample_posterior(gmmflow.GMM(2, "diag"), X, draws=50, tune=50, chains=2,
+                                         sampler="pymc", seed=4, progressbar=False)
+    assert idata.attrs["sampler"] == "pymc"
+    assert idata.posterior.cov.shape == (2, 50, 2, 2, 2)
+    # near the EM estimate: every draw's means lie within 0.5 sd units of it
+    gap = np.abs(idata.posterior.mu - idata.em_estimate.mu).max()
+    assert float(gap) < 0.5

@@ -62,25 +62,28 @@ def _jittered_starts(to_point, start: dict, chains: int, rng) -> list[dict]:
     return [{k: v + JITTER * rng.standard_normal(np.shape(v)) for k, v in base.items()} for _ in range(chains)]
 
 
-def _run_pymc(pm_model, starts_unconstrained, start, draws, tune, chains, seed, progressbar):
+def _run_pymc(pm_model, start, draws, tune, chains, seed, jitter_rng, progressbar):
     from gmmflow.models.pymc_model import constrained_point_function
 
     to_values = constrained_point_function(pm_model)
-    initvals = [to_values(p) for p in starts_unconstrained]
+    starts = _jittered_starts(unconstrained_point_function(pm_model), start, chains, jitter_rng)
+    initvals = [to_values(p) for p in starts]
     with pm_model:
         return pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, 2), init="adapt_diag",
                          initvals=initvals, random_seed=seed, progressbar=progressbar,
                          compute_convergence_checks=False, return_inferencedata=True)
 
 
-def _run_nutpie(pm_model, starts_unconstrained, start, draws, tune, chains, seed, progressbar):
+def _run_nutpie(pm_model, start, draws, tune, chains, seed, jitter_rng, progressbar):
     import nutpie
 
     compiled = nutpie.compile_pymc_model(pm_model, initial_points=start, jitter_rvs=set())
     base = np.asarray(compiled.initial_point_func(0), dtype=np.float64)
 
-    def jittered(chain_seed):  # each chain: the EM point plus seeded jitter
-        rng = np.random.default_rng(np.random.SeedSequence([seed, int(chain_seed) % (1 << 63)]))
+    stream = int(jitter_rng.integers(1 << 62))
+
+    def jittered(chain_seed):  # each chain (nutpie passes its seed): the EM point plus seeded jitter
+        rng = np.random.default_rng(np.random.SeedSequence([stream, int(chain_seed) % (1 << 63)]))
         return base + JITTER * rng.standard_normal(base.shape)
 
     compiled = dataclasses.replace(compiled, initial_point_func=jittered)
@@ -184,11 +187,9 @@ def sample_posterior(
     hyper = io.hyperparameters_from_idata(em)
 
     pm_model = model.pymc_model(data, hyperparameters=hyper)
-    start = _em_start(em, model)
-    starts = _jittered_starts(unconstrained_point_function(pm_model), start, chains,
-                              np.random.default_rng(jitter_seed))
     run = _run_nutpie if backend == "nutpie" else _run_pymc
-    raw = run(pm_model, starts, start, draws, tune, chains, seed, progressbar)
+    raw = run(pm_model, _em_start(em, model), draws, tune, chains, seed,
+              np.random.default_rng(jitter_seed), progressbar)
 
     d, t = data.shape[1], model.covariance_type
     (C, D), w, mu, cov = _draw_arrays(raw, model, d)
