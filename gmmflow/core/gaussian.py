@@ -192,12 +192,12 @@ def log_gaussian_prob_T(
 
 
 def log_det_precision(prec: np.ndarray, covariance_type: str, n_features: int) -> np.ndarray:
-    """``log|P| = -0.5 log|Sigma_k|`` from the precision factor: (K,) or scalar (tied)."""
-    if covariance_type in ("full", "tied"):
-        return np.sum(np.log(np.diagonal(prec, axis1=-2, axis2=-1)), axis=-1)
-    if covariance_type == "diag":
-        return np.sum(np.log(prec), axis=-1)
-    return n_features * np.log(prec)
+    """``log|P| = -0.5 log|Sigma_k|`` from the precision factor: (K,) or scalar (tied).
+
+    ``P`` is triangular (or diagonal) like a Cholesky factor, so this is half
+    :func:`log_det_cholesky` applied to it.
+    """
+    return 0.5 * log_det_cholesky(prec, covariance_type, n_features)
 
 
 # --------------------------------------------------------------------------

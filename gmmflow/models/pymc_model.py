@@ -33,6 +33,7 @@ from scipy import stats
 
 from gmmflow._validation import FEATURE_DIM, OBS_DIM, as_data_matrix
 from gmmflow.core.blocks import data_moments
+from gmmflow.core.gaussian import sample_mixture
 from gmmflow.models.priors import Hyperparameters, resolve_hyperparameters
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -167,9 +168,7 @@ def _mixture_random(w, mu, chol, rng=None, size=None):
     w, mu, chol = (np.asarray(p).reshape(-1, *np.shape(p)[-nd:])[0]
                    for p, nd in ((w, 1), (mu, 2), (chol, 3)))
     n = int(np.prod(size)) if size is not None else 1
-    z = rng.choice(w.shape[-1], size=n, p=w / w.sum())
-    eps = rng.standard_normal((n, mu.shape[-1]))
-    x = mu[z] + np.einsum("nij,nj->ni", chol[z], eps)
+    x, _ = sample_mixture(rng, n, w, mu, chol, "full")
     return x.reshape(*(np.atleast_1d(size) if size is not None else ()), mu.shape[-1])
 
 
