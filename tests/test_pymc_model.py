@@ -208,3 +208,18 @@ def test_gmm_as_a_piece_of_a_larger_model():
     assert abs(found["b"] - b_inliers) < 0.05
     assert abs(found["b"] - 2.5) < abs(b_ols - 2.5) / 2
     assert sorted(np.sqrt(found["cov"].ravel()))[0] < 1.0
+
+
+@pytest.mark.parametrize("t", COV_TYPES)
+def test_point_maps_are_inverse(t):
+    from gmmflow.core.gaussian import compact_covariances
+    from gmmflow.models.pymc_model import constrained_point_function
+    est = gmmflow.fit_em(gmmflow.GMM(2, t), FAITHFUL, seed=0).em_estimate
+    model = gmmflow.GMM(2, t).pymc_model(FAITHFUL)
+    values = {"w": est.w.values, "mu": est.mu.values,
+              covariance_value_name(t): compact_covariances(est.cov.values, t)}
+    point = unconstrained_point_function(model)(values)
+    assert set(point) == {v.name for v in model.value_vars}
+    back = constrained_point_function(model)(point)
+    for name, value in values.items():
+        np.testing.assert_allclose(back[name], value, rtol=1e-12, atol=1e-14)

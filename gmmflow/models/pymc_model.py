@@ -316,6 +316,37 @@ def covariance_value_name(covariance_type: str) -> str:
     return "cov" if covariance_type in ("full", "tied") else "var"
 
 
+def _compiled_point_map(model: pm.Model, to_unconstrained: bool):
+    """Compile once the map between constrained values (keyed by RV name) and
+    the model's continuous value variables (keyed by value-variable name)."""
+    import pytensor
+
+    inputs, outputs, names = [], [], []
+    for rv in model.free_RVs:
+        if not rv.type.dtype.startswith("float"):  # z in the generative form
+            continue
+        value_var = model.rvs_to_values[rv]
+        source, target = (rv, value_var) if to_unconstrained else (value_var, rv)
+        x = source.type(name=source.name)
+        transform = model.rvs_to_transforms.get(rv)
+        if transform is None:
+            y = x
+        elif to_unconstrained:
+            y = transform.forward(x, *rv.owner.inputs)
+        else:
+            y = transform.backward(x, *rv.owner.inputs)
+        inputs.append(x)
+        outputs.append(y)
+        names.append(target.name)
+    fn = pytensor.function(inputs, outputs, on_unused_input="ignore")
+
+    def mapped(values: dict) -> dict:
+        args = [np.asarray(values[x.name], dtype=x.dtype) for x in inputs]
+        return {name: np.asarray(v) for name, v in zip(names, fn(*args))}
+
+    return mapped
+
+
 def unconstrained_point_function(model: pm.Model):
     """Compile once a map from constrained values ``{"w", "mu", "cov"|"var"}``
     to the model's continuous value variables (``w_simplex__``,
@@ -323,44 +354,9 @@ def unconstrained_point_function(model: pm.Model):
 
     Returns a function ``f(values: dict) -> dict`` (NUTS start points).
     """
-    import pytensor
-
-    inputs, outputs, names = [], [], []
-    for rv in model.free_RVs:
-        if not rv.type.dtype.startswith("float"):  # z in the generative form
-            continue
-        x = rv.type(name=rv.name)
-        transform = model.rvs_to_transforms.get(rv)
-        inputs.append(x)
-        outputs.append(x if transform is None else transform.forward(x, *rv.owner.inputs))
-        names.append(model.rvs_to_values[rv].name)
-    fn = pytensor.function(inputs, outputs, on_unused_input="ignore")
-
-    def to_point(values: dict) -> dict:
-        args = [np.asarray(values[x.name], dtype=x.dtype) for x in inputs]
-        return {name: np.asarray(v) for name, v in zip(names, fn(*args))}
-
-    return to_point
+    return _compiled_point_map(model, to_unconstrained=True)
 
 
 def constrained_point_function(model: pm.Model):
     """Inverse of :func:`unconstrained_point_function`: value variables -> ``{"w", "mu", ...}``."""
-    import pytensor
-
-    inputs, outputs, names = [], [], []
-    for rv in model.free_RVs:
-        if not rv.type.dtype.startswith("float"):
-            continue
-        value_var = model.rvs_to_values[rv]
-        x = value_var.type(name=value_var.name)
-        transform = model.rvs_to_transforms.get(rv)
-        inputs.append(x)
-        outputs.append(x if transform is None else transform.backward(x, *rv.owner.inputs))
-        names.append(rv.name)
-    fn = pytensor.function(inputs, outputs, on_unused_input="ignore")
-
-    def to_values(point: dict) -> dict:
-        args = [np.asarray(point[x.name], dtype=x.dtype) for x in inputs]
-        return {name: np.asarray(v) for name, v in zip(names, fn(*args))}
-
-    return to_values
+    return _compiled_point_map(model, to_unconstrained=False)
