@@ -112,10 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_out(path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
-        raise CLIError(f"{path} already exists; pass --overwrite to replace it.")
-    if not path.parent.is_dir() and str(path.parent):
-        raise CLIError(f"directory {path.parent} does not exist; create it first.")
+    from gmmflow.io import check_destination
+
+    check_destination(path, overwrite, overwrite_hint="--overwrite")
 
 
 def load_data(spec: str, columns=None, chunks=None):

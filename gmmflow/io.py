@@ -252,6 +252,23 @@ def em_params(idata: az.InferenceData) -> tuple[GMM, Params, list]:
 # --------------------------------------------------------------------------
 # Files
 # --------------------------------------------------------------------------
+def check_destination(path: str | os.PathLike, overwrite: bool,
+                      overwrite_hint: str = "overwrite=True (CLI: --overwrite)") -> None:
+    """Raise before any work if ``path`` cannot be written as a result file.
+
+    An existing file needs ``overwrite``; a directory or a missing parent
+    directory is an error. ``overwrite_hint`` names the switch in the message.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass {overwrite_hint} to replace it.")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory; give a file name such as {path / 'result.nc'}.")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise FileNotFoundError(f"Directory {parent} does not exist; create it first.")
+
+
 def save(idata: az.InferenceData, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write a result to one netCDF file, atomically.
 
@@ -271,13 +288,8 @@ def save(idata: az.InferenceData, path: str | os.PathLike, *, overwrite: bool = 
     path = Path(path)
     if not isinstance(idata, az.InferenceData):
         raise TypeError(f"save() needs an arviz.InferenceData, got {type(idata).__name__}.")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; pass overwrite=True (CLI: --overwrite) to replace it.")
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory; give a file name such as {path / 'result.nc'}.")
+    check_destination(path, overwrite)
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise FileNotFoundError(f"Directory {parent} does not exist; create it first.")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
     os.close(fd)
     try:
