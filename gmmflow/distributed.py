@@ -105,7 +105,8 @@ def fit_em_chunked(model, X, *, n_init=1, init="kmeans++", max_iter=1000, tol=1e
     from gmmflow._validation import DataMatrix
     from gmmflow.core.blocks import default_chunk_size
     from gmmflow.workflows.em import (
-        best_restart, check_fit_options, check_init, check_rows, run_restarts, shift_given, shifted_hyper,
+        best_restart, check_fit_options, check_init, check_rows, fit_options, run_restarts, shift_given,
+        shifted_hyper,
     )
     from gmmflow.core.init import init_sample_rows, initial_parameters
 
@@ -155,9 +156,8 @@ def fit_em_chunked(model, X, *, n_init=1, init="kmeans++", max_iter=1000, tol=1e
     idata = io.em_inference_data(
         model=model, data=data, hyper=hyper, restarts=restarts, best=best, responsibilities=resp,
         seed=seed, store_observed=store,
-        fit_options=dict(n_init=n_init, init=init if isinstance(init, str) else "user",
-                         max_iter=max_iter, tol=tol, chunked=1, init_sample_rows=int(m),
-                         n_chunks=len(blocks)),
+        fit_options=fit_options(n_init, init, max_iter, tol) | dict(
+            chunked=1, init_sample_rows=int(m), n_chunks=len(blocks)),
     )
     idata.attrs["n_obs"] = int(n)
     return idata

@@ -184,9 +184,13 @@ def fit_em(
     return io.em_inference_data(
         model=model, data=data, hyper=hyper, restarts=restarts, best=best,
         responsibilities=np.exp(log_resp, out=log_resp), seed=seed, sample_weight=sw,
-        fit_options=dict(n_init=n_init, init=init if isinstance(init, str) else "user",
-                         max_iter=max_iter, tol=tol),
+        fit_options=fit_options(n_init, init, max_iter, tol),
     )
+
+
+def fit_options(n_init, init, max_iter, tol) -> dict:
+    """The fit settings recorded in a result's attrs."""
+    return dict(n_init=n_init, init=init if isinstance(init, str) else "user", max_iter=max_iter, tol=tol)
 
 
 def check_fit_options(n_init, max_iter, tol, seed):

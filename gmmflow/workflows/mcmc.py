@@ -104,16 +104,20 @@ def _draw_arrays(raw: az.InferenceData, model: GMM, n_features: int):
     return (C, D), w, mu, cov
 
 
-def _pointwise(X, w, mu, cov, t):
-    """Per draw: pointwise log-likelihood (S, n) and summed responsibilities (n, K)."""
+def _draw_params(w, mu, cov, t) -> list[Params]:
+    """Each draw as core parameters (its Cholesky factors computed once)."""
+    return [Params.from_cov(w[s], mu[s], compact_covariances(cov[s], t), t) for s in range(w.shape[0])]
+
+
+def _pointwise(X, draws: list[Params]):
+    """Per draw: pointwise log-likelihood (S, n) and mean responsibilities (n, K)."""
     blocks = ArrayBlocks(X, np.zeros(X.shape[1]))
-    loglik = np.empty((w.shape[0], X.shape[0]))
-    resp_sum = np.zeros((X.shape[0], w.shape[1]))
-    for s in range(w.shape[0]):
-        p = Params.from_cov(w[s], mu[s], compact_covariances(cov[s], t), t)
+    loglik = np.empty((len(draws), X.shape[0]))
+    resp_sum = np.zeros((X.shape[0], draws[0].weights.shape[0]))
+    for s, p in enumerate(draws):
         log_resp, loglik[s] = blocks.log_resp_and_norm(p)
         resp_sum += np.exp(log_resp)
-    return loglik, resp_sum / w.shape[0]
+    return loglik, resp_sum / len(draws)
 
 
 def sample_posterior(
@@ -200,13 +204,13 @@ def sample_posterior(
         w, mu, cov = (apply_permutation(a, perm) for a in (w, mu, cov))
     else:
         perm = np.broadcast_to(np.arange(model.n_components), w.shape).copy()
-    loglik, assignment = _pointwise(data.values, w, mu, cov, t)
+    draw_params = _draw_params(w, mu, cov, t)
+    loglik, assignment = _pointwise(data.values, draw_params)
     predictive = None
     if posterior_predictive:
         rng = np.random.default_rng(pp_seed)
         predictive = np.stack([
-            sample_mixture(rng, data.shape[0], w[s], mu[s], cholesky(cov[s], "full"), "full")[0]
-            for s in range(w.shape[0])
+            sample_mixture(rng, data.shape[0], p.weights, p.means, p.chol, t)[0] for p in draw_params
         ])
     idata = io.posterior_inference_data(
         model=model, data=data, hyper=hyper, em=em, shape=(C, D),
