@@ -166,8 +166,7 @@ def fit_em(
     chunk = chunk_size or default_chunk_size(model.n_components, d)
     mean, cov = data_moments(data.values, sw, chunk)
     hyper = model.hyperparameters(mean, cov)
-    blocks = ArrayBlocks(data.values, mean, sw, chunk)
-    blocks.n_threads = _n_threads(len(blocks.bounds))
+    blocks = ArrayBlocks(data.values, mean, sw, chunk, n_threads=_n_threads(-(-n // chunk)))
 
     rows = init_sample_rows(n, seed)
     sample = (data.values if rows is None else data.values[rows]) - mean  # EM's frame; input untouched
