@@ -208,15 +208,19 @@ def test_degenerate_data_fits_with_default_prior(case, t):
     np.testing.assert_allclose(est.w.sum(), 1.0)
 
 
-def test_emptied_component_stays_valid():
-    # 6 components for 2 blobs from random responsibilities: some components shrink to nothing
-    X = gmmflow.load_dataset("blobs")
+@pytest.mark.parametrize("t", COV_TYPES)
+@pytest.mark.parametrize("prior", ["default", None])
+def test_emptied_component_stays_valid(t, prior):
+    # a third component started far from every row receives no responsibility: it empties
+    X = gmmflow.load_dataset("blobs").values
+    init = {"means": np.array([[0.0, 0.0], [3.0, 3.0], [-40.0, -40.0]])}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", gmmflow.ConvergenceWarning)
-        idata = gmmflow.fit_em(gmmflow.GMM(6, prior=gmmflow.Prior(alpha=1.0)), X, init="random_from_data",
-                               seed=0, max_iter=300)
+        idata = gmmflow.fit_em(gmmflow.GMM(3, t, prior=prior), X, init=init, seed=0, max_iter=300)
     est = idata.em_estimate
+    assert est.responsibilities.values[:, 2].sum() < 1e-6  # it did empty
     assert _is_spd(est.cov.values) and np.all(est.w.values > 0)
+    assert np.isfinite(float(est.objective))
 
 
 def test_mle_collapse_gives_sklearn_style_advice():
