@@ -16,6 +16,10 @@ from gmmflow.io import load, save
 from gmmflow.models.priors import Hyperparameters, Prior
 from gmmflow.models.spec import GMM
 from gmmflow.workflows.mcmc import diagnose, sample_posterior
+from gmmflow.workflows.compare import compare
+from gmmflow.workflows.report import write_report
+from gmmflow.workflows.run import run
+from gmmflow.workflows.select import select_components
 from gmmflow.workflows.simulate import simulate
 from gmmflow.workflows.em import (
     aic,
@@ -39,6 +43,7 @@ __all__ = [
     "__version__",
     "aic",
     "bic",
+    "compare",
     "diagnose",
     "fit_em",
     "icl",
@@ -48,9 +53,12 @@ __all__ = [
     "predict",
     "predict_proba",
     "read_csv",
+    "run",
     "sample_em",
     "sample_posterior",
     "save",
     "score_samples",
+    "select_components",
     "simulate",
+    "write_report",
 ]

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -217,6 +219,36 @@ def posterior_inference_data(
     return az.InferenceData(attrs=attrs, **groups)
 
 
+def with_selection(idata: az.InferenceData, table) -> az.InferenceData:
+    """A copy of ``idata`` with a ``model_selection`` group: the table of ``select_components``.
+
+    One entry per table row along the ``candidate`` dim; booleans are kept as
+    0/1 integers and text as strings, which netCDF stores.
+    """
+    columns = {}
+    for name in table.columns:
+        values = table[name].to_numpy()
+        if values.dtype == bool:
+            values = values.astype(np.int8)
+        elif values.dtype.kind not in "iuf":
+            values = np.array(["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+                               for v in values], dtype=object).astype(str)
+        columns[name] = (("candidate",), values)
+    out = idata.copy()
+    out.add_groups(model_selection=xr.Dataset(columns, coords={"candidate": np.arange(len(table))}))
+    return out
+
+
+def selection_from_idata(idata: az.InferenceData):
+    """The ``select_components`` table stored by :func:`with_selection`, or None."""
+    if "model_selection" not in idata.groups():
+        return None
+    table = idata["model_selection"].to_dataframe().reset_index(drop=True)
+    for name in [c for c in table.columns if c.startswith("best_") or c == "converged"]:
+        table[name] = table[name].astype(bool)
+    return table
+
+
 # --------------------------------------------------------------------------
 # Reading results back
 # --------------------------------------------------------------------------
@@ -292,6 +324,7 @@ def save(idata: az.InferenceData, path: str | os.PathLike, *, overwrite: bool = 
     parent = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it the usual permissions
     try:
         _write(idata, tmp)
         os.replace(tmp, path)
@@ -299,6 +332,47 @@ def save(idata: az.InferenceData, path: str | os.PathLike, *, overwrite: bool = 
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_directory(path: str | os.PathLike, overwrite: bool):
+    """Yield a fresh temporary directory that becomes ``path`` only if the block succeeds.
+
+    The temporary directory is made next to ``path`` (or in its nearest
+    existing ancestor, so the final rename stays on one filesystem). On any
+    exception, including KeyboardInterrupt, it is removed and ``path`` is
+    untouched; on success a previous ``path`` (with ``overwrite``) is
+    replaced and missing parent directories are created.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it.")
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{path} exists and is not a directory; choose another output directory.")
+    anchor = path.absolute().parent
+    while not anchor.exists():
+        anchor = anchor.parent
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=anchor))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; give it the usual permissions
+    try:
+        yield tmp
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / "previous")
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _write(idata: az.InferenceData, filename: str) -> None:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 from scipy import linalg
+from scipy.special import logsumexp
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 LOG_2PI = np.log(2.0 * np.pi)
@@ -189,6 +190,15 @@ def log_gaussian_prob_T(
     maha = _MAHALANOBIS[covariance_type](XT, means, prec)
     log_det = np.broadcast_to(log_det_precision(prec, covariance_type, d), (means.shape[0],))
     return -0.5 * (d * LOG_2PI + maha) + log_det[:, None]
+
+
+def log_mixture_density(
+    X: np.ndarray, weights: np.ndarray, means: np.ndarray, chol: np.ndarray, covariance_type: str
+) -> np.ndarray:
+    """``log sum_k w_k N(x_i | mu_k, Sigma_k)`` of every row: (n,), by logsumexp."""
+    with np.errstate(divide="ignore"):
+        log_w = np.log(weights)
+    return logsumexp(log_gaussian_prob(X, means, chol, covariance_type) + log_w, axis=1)
 
 
 def log_det_precision(prec: np.ndarray, covariance_type: str, n_features: int) -> np.ndarray:

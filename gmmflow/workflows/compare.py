@@ -1,0 +1,267 @@
+"""EM's point estimate beside the posterior: parameters, assignments, predictive fit.
+
+``compare(idata, kind=...)`` reads a ``sample_posterior`` result (which
+carries the EM groups of its start) and never fits anything.
+
+- ``"parameters"``: for every weight, mean, variance and correlation the EM
+  MAP, the posterior mean, sd and HDI, whether the MAP lies in the HDI and
+  its distance from the posterior mean in posterior sds.
+- ``"assignments"``: EM responsibilities against posterior assignment
+  probabilities (mean absolute difference, share of hard labels that
+  differ, adjusted Rand index).
+- ``"predictive"``: EM plug-in log score against the posterior predictive
+  log score (lppd) on the data, and PSIS-LOO of the posterior.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy.special import comb, logsumexp
+
+from gmmflow import io
+from gmmflow.core.blocks import ArrayBlocks
+
+KINDS = ("parameters", "assignments", "predictive")
+FORMATS = ("dataframe", "xarray")
+STATISTICS = ("em", "mean", "sd", "hdi_lower", "hdi_upper", "map_in_hdi", "z")
+NEEDED = ("posterior", "em_estimate", "observed_data", "log_likelihood", "posterior_assignment")
+
+
+def check_comparable(idata) -> None:
+    """Raise unless ``idata`` holds both a posterior and the EM estimate it started from."""
+    if not isinstance(idata, az.InferenceData):
+        raise TypeError(f"compare needs an arviz.InferenceData, got {type(idata).__name__}.")
+    missing = [g for g in NEEDED if g not in idata.groups()]
+    if missing:
+        raise ValueError(
+            f"This result has no {', '.join(missing)} group(s); compare needs a "
+            "gmmflow.sample_posterior result (it holds the posterior and its EM start)."
+        )
+    io.model_from_idata(idata)
+
+
+# --------------------------------------------------------------------------
+# Parameters
+# --------------------------------------------------------------------------
+def correlations(cov: xr.DataArray) -> xr.DataArray:
+    """Correlation matrices of covariance matrices over (``feature``, ``feature2``)."""
+    sd = np.sqrt(xr.apply_ufunc(np.diagonal, cov, input_core_dims=[["feature", "feature2"]],
+                                output_core_dims=[["feature"]], kwargs={"axis1": -2, "axis2": -1}))
+    return cov / (sd * sd.rename(feature="feature2"))
+
+
+def variances(cov: xr.DataArray) -> xr.DataArray:
+    """Diagonals of covariance matrices, over ``feature``."""
+    return xr.apply_ufunc(np.diagonal, cov, input_core_dims=[["feature", "feature2"]],
+                          output_core_dims=[["feature"]], kwargs={"axis1": -2, "axis2": -1})
+
+
+def _parameter_views(ds: xr.Dataset) -> xr.Dataset:
+    """Weights, means, variances, correlations of a dataset with ``w``, ``mu``, ``cov``."""
+    cov = ds["cov"]
+    return xr.Dataset({"w": ds["w"], "mu": ds["mu"], "var": variances(cov), "corr": correlations(cov)})
+
+
+def _statistics(draws: xr.DataArray, em: xr.DataArray, hdi_prob: float) -> xr.DataArray:
+    mean = draws.mean(("chain", "draw"))
+    sd = draws.std(("chain", "draw"), ddof=1)
+    hdi = az.hdi(draws.to_dataset(name="v"), hdi_prob=hdi_prob)["v"]
+    lower, upper = hdi.sel(hdi="lower", drop=True), hdi.sel(hdi="higher", drop=True)
+    inside = ((em >= lower) & (em <= upper)).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (em - mean) / sd
+    stats = [em, mean, sd, lower, upper, inside, z]
+    return xr.concat([s.drop_vars("hdi", errors="ignore") for s in stats],
+                     dim=xr.DataArray(list(STATISTICS), dims="statistic", name="statistic"))
+
+
+def parameter_comparison(idata: az.InferenceData, hdi_prob: float = 0.94) -> xr.Dataset:
+    """Labelled form of the parameter table: each parameter with a ``statistic`` dim."""
+    posterior = _parameter_views(idata["posterior"])
+    em = _parameter_views(idata["em_estimate"])
+    return xr.Dataset({name: _statistics(posterior[name], em[name], hdi_prob) for name in posterior})
+
+
+def _kept_entries(name: str, covariance_type: str, n_features: int):
+    """Which (component, feature, feature2) entries are free parameters for this type."""
+    if name == "corr":
+        if covariance_type not in ("full", "tied") or n_features == 1:
+            return None
+        keep = lambda k, f, g: f < g and (covariance_type == "full" or k == 0)  # noqa: E731
+    elif name == "var":
+        keep = {"full": lambda k, f: True, "diag": lambda k, f: True,
+                "tied": lambda k, f: k == 0, "spherical": lambda k, f: f == 0}[covariance_type]
+    else:
+        keep = lambda *_: True  # noqa: E731
+    return keep
+
+
+def parameter_table(ds: xr.Dataset, covariance_type: str, hdi_prob: float) -> pd.DataFrame:
+    """Flatten :func:`parameter_comparison` to one row per free parameter.
+
+    A tied covariance is reported once (under component 0), a spherical
+    variance once (under the first feature); constant zero correlations of
+    diag/spherical models are left out.
+    """
+    features = list(ds["feature"].values)
+    pos = {f: i for i, f in enumerate(features)}
+    rows = []
+    for name in ("w", "mu", "var", "corr"):
+        keep = _kept_entries(name, covariance_type, len(features))
+        if keep is None:
+            continue
+        frame = ds[name].to_dataframe().reset_index().pivot_table(
+            index=[c for c in ("component", "feature", "feature2") if c in ds[name].dims],
+            columns="statistic", values=name, dropna=False, sort=False)
+        for index, values in frame.iterrows():
+            index = index if isinstance(index, tuple) else (index,)
+            k, f, g = (list(index) + [None, None])[:3]
+            if not keep(*([k] + [pos[x] for x in (f, g) if x is not None])):
+                continue
+            rows.append({"parameter": name, "component": int(k), "feature": f, "feature2": g,
+                         **{s: values[s] for s in STATISTICS}})
+    table = pd.DataFrame(rows)
+    table["map_in_hdi"] = table["map_in_hdi"].astype(bool)
+    pct = round(100 * hdi_prob)
+    lo, hi = f"hdi_{(100 - pct) / 2:g}%", f"hdi_{100 - (100 - pct) / 2:g}%"
+    return table.rename(columns={"hdi_lower": lo, "hdi_upper": hi})
+
+
+# --------------------------------------------------------------------------
+# Assignments
+# --------------------------------------------------------------------------
+def adjusted_rand_index(a: np.ndarray, b: np.ndarray) -> float:
+    """Adjusted Rand index of two labellings (Hubert & Arabie 1985), 1 for identical partitions."""
+    _, ia = np.unique(a, return_inverse=True)
+    _, ib = np.unique(b, return_inverse=True)
+    table = np.zeros((ia.max() + 1, ib.max() + 1))
+    np.add.at(table, (ia, ib), 1)
+    pairs = comb(table, 2).sum()
+    rows, cols = comb(table.sum(1), 2).sum(), comb(table.sum(0), 2).sum()
+    expected = rows * cols / comb(len(a), 2) if len(a) > 1 else 0.0
+    maximum = 0.5 * (rows + cols)
+    if maximum == expected:  # both partitions trivial (one cluster or all singletons)
+        return 1.0
+    return float((pairs - expected) / (maximum - expected))
+
+
+def assignment_comparison(idata: az.InferenceData) -> pd.Series:
+    """EM responsibilities vs posterior assignment probabilities, one value per measure."""
+    em = _em_responsibilities(idata)
+    post = idata["posterior_assignment"]["posterior_assignment"].values
+    em_label, post_label = em.argmax(1), post.argmax(1)
+    return pd.Series({
+        "n_obs": em.shape[0],
+        "mean_abs_difference": float(np.abs(em - post).mean()),
+        "max_abs_difference": float(np.abs(em - post).max()),
+        "share_labels_differ": float(np.mean(em_label != post_label)),
+        "adjusted_rand_index": adjusted_rand_index(em_label, post_label),
+        "em_mean_uncertainty": float(np.mean(1 - em.max(1))),
+        "posterior_mean_uncertainty": float(np.mean(1 - post.max(1))),
+    }, name="assignments")
+
+
+def _em_responsibilities(idata) -> np.ndarray:
+    est = idata["em_estimate"]
+    if "responsibilities" in est:
+        return est["responsibilities"].values
+    return np.exp(_em_log_resp_and_norm(idata)[0])
+
+
+def _em_log_resp_and_norm(idata):
+    _, params, _ = io.em_params(idata)
+    X = idata["observed_data"]["x"].values
+    return ArrayBlocks(X, np.zeros(X.shape[1])).log_resp_and_norm(params)
+
+
+# --------------------------------------------------------------------------
+# Predictive fit
+# --------------------------------------------------------------------------
+def lppd_pointwise(log_lik: np.ndarray) -> np.ndarray:
+    """Posterior predictive log density of each observation: log mean_s p(x_i | theta_s).
+
+    ``log_lik`` is (S, n), draws stacked.
+    """
+    return logsumexp(log_lik, axis=0) - np.log(log_lik.shape[0])
+
+
+def predictive_comparison(idata: az.InferenceData) -> pd.DataFrame:
+    """EM plug-in log score and posterior lppd on the data, with the posterior's PSIS-LOO."""
+    model = io.model_from_idata(idata)
+    em_pointwise = _em_log_resp_and_norm(idata)[1]
+    ll = idata["log_likelihood"]["x"]
+    post_pointwise = lppd_pointwise(ll.stack(s=("chain", "draw")).transpose("s", "obs_id").values)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Pareto.*")
+        loo = az.loo(idata, pointwise=True)
+    n = em_pointwise.shape[0]
+    d = idata["observed_data"].sizes["feature"]
+    rows = {
+        "em_plugin": {"log_score": em_pointwise.sum(), "log_score_per_obs": em_pointwise.sum() / n,
+                      "elpd_loo": np.nan, "elpd_loo_se": np.nan, "p_loo": np.nan,
+                      "n_pareto_k_above_0.7": np.nan, "n_parameters": model.n_parameters(d)},
+        "posterior": {"log_score": post_pointwise.sum(), "log_score_per_obs": post_pointwise.sum() / n,
+                      "elpd_loo": float(loo["elpd_loo"]), "elpd_loo_se": float(loo["se"]),
+                      "p_loo": float(loo["p_loo"]),
+                      "n_pareto_k_above_0.7": int((loo["pareto_k"].values > 0.7).sum()),
+                      "n_parameters": model.n_parameters(d)},
+    }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+# --------------------------------------------------------------------------
+# Public entry point
+# --------------------------------------------------------------------------
+def compare(idata: az.InferenceData, kind: str = "parameters", *, hdi_prob: float = 0.94,
+            fmt: str = "dataframe") -> pd.DataFrame | pd.Series | xr.Dataset:
+    """Set the EM estimate beside the posterior of the same model and data.
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData
+        A :func:`gmmflow.sample_posterior` result (posterior plus its EM start).
+    kind : {"parameters", "assignments", "predictive"}
+        ``"parameters"``: one row per free parameter (``w``, ``mu``, ``var``,
+        ``corr``) with columns ``em`` (the MAP), ``mean``, ``sd`` (ddof=1),
+        the HDI bounds (``hdi_3%``, ``hdi_97%`` for 0.94), ``map_in_hdi`` and
+        ``z = (em - mean) / sd``.
+        ``"assignments"``: a Series of agreement measures between EM
+        responsibilities and posterior assignment probabilities.
+        ``"predictive"``: rows ``em_plugin`` and ``posterior``; in-sample
+        ``log_score`` (sum over observations of log p(x_i | MAP), resp.
+        log mean_s p(x_i | theta_s)) and the posterior's PSIS-LOO
+        (``elpd_loo``, its ``se``, ``p_loo``, count of Pareto k > 0.7).
+        A point estimate has no LOO: those cells are NaN for EM.
+    hdi_prob : float, default 0.94
+    fmt : {"dataframe", "xarray"}
+        ``"xarray"`` (parameters only) returns an ``xarray.Dataset`` with one
+        variable per parameter (``w``, ``mu``, ``var``, ``corr``) and a
+        ``statistic`` dim (``em``, ``mean``, ``sd``, ``hdi_lower``,
+        ``hdi_upper``, ``map_in_hdi`` as 0/1, ``z``).
+
+    Returns
+    -------
+    pandas.DataFrame, pandas.Series or xarray.Dataset
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(map(repr, KINDS))}; got {kind!r}.")
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {', '.join(map(repr, FORMATS))}; got {fmt!r}.")
+    if fmt == "xarray" and kind != "parameters":
+        raise ValueError("fmt='xarray' is available for kind='parameters' only.")
+    if not (isinstance(hdi_prob, float | int) and 0 < hdi_prob < 1):
+        raise ValueError(f"hdi_prob must be a number in (0, 1), e.g. 0.94; got {hdi_prob!r}.")
+    check_comparable(idata)
+    if kind == "assignments":
+        return assignment_comparison(idata)
+    if kind == "predictive":
+        return predictive_comparison(idata)
+    ds = parameter_comparison(idata, float(hdi_prob))
+    if fmt == "xarray":
+        return ds
+    return parameter_table(ds, io.model_from_idata(idata).covariance_type, float(hdi_prob))
