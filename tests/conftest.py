@@ -55,3 +55,54 @@ def no_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         yield
+
+
+def fake_posterior(X, K, *, chains=2, draws=40, seed=0, predictive=True, features=None):
+    """A posterior-shaped result without NUTS: seeded draws scattered around the EM estimate.
+
+    Plots and ``compare`` only read a result, so their tests need its layout,
+    not a real sampler. Weights are Dirichlet, means Gaussian and covariances
+    Wishart around the EM values; everything derived (log-likelihood,
+    assignment probabilities, predictive draws) is computed from the draws
+    exactly as ``sample_posterior`` does.
+    """
+    import xarray as xr
+
+    import gmmflow
+    from gmmflow import io
+    from gmmflow._validation import as_data_matrix
+    from gmmflow.core.gaussian import sample_mixture
+    from gmmflow.models.spec import GMM
+    from gmmflow.workflows.mcmc import _draw_params, _pointwise
+
+    model = GMM(K)
+    data = as_data_matrix(X if features is None else __import__("pandas").DataFrame(X, columns=features))
+    em = gmmflow.fit_em(model, data, n_init=3, seed=seed)
+    w0, mu0, cov0 = (em["em_estimate"][v].values for v in ("w", "mu", "cov"))
+    rng = np.random.default_rng(seed)
+    S, d = chains * draws, data.shape[1]
+    w = rng.dirichlet(300 * w0 + 1, size=S)
+    sd = np.sqrt(np.diagonal(cov0, axis1=1, axis2=2))
+    mu = mu0 + 0.05 * sd * rng.standard_normal((S, K, d))
+    cov = np.stack([[stats.wishart(df=400, scale=c / 400).rvs(random_state=rng).reshape(d, d) for c in cov0]
+                    for _ in range(S)])
+    params = _draw_params(w, mu, cov, "full")
+    loglik, assignment = _pointwise(data.values, params)
+    pred = np.stack([sample_mixture(rng, data.shape[0], p.weights, p.means, p.chol, "full")[0]
+                     for p in params]) if predictive else None
+    stats_ds = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((chains, draws), bool))})
+    return io.posterior_inference_data(
+        model=model, data=data, hyper=io.hyperparameters_from_idata(em), em=em, shape=(chains, draws),
+        w=w, mu=mu, cov=cov, permutation=np.broadcast_to(np.arange(K), (S, K)).copy(),
+        log_likelihood=loglik, assignment=assignment, sample_stats=stats_ds, predictive=pred,
+        seed=seed, sampler="fake", draws=draws, tune=0, relabelled=True)
+
+
+@pytest.fixture(scope="session")
+def posteriors():
+    """Fake posteriors on 1-D (galaxies-like), 2-D and 4-D data, keyed by d."""
+    out = {}
+    for d, K in ((1, 3), (2, 2), (4, 2)):
+        X = mixture_data(seed=d, n_per=60, d=d, K=K, spread=6.0)
+        out[d] = fake_posterior(X, K, seed=d, features=[f"f{j}" for j in range(d)])
+    return out
