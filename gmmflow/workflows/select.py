@@ -74,9 +74,8 @@ def _loo_row(idata) -> dict:
     }
 
 
-def _fit_cell(data, k, covariance_type, prior, seed, mcmc, em_kwargs, mcmc_kwargs):
+def _fit_cell(data, model, seed, mcmc, em_kwargs, mcmc_kwargs):
     """One grid cell: (row, fit). Exceptions propagate to the caller, which records them."""
-    model = GMM(k, covariance_type, prior=prior)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if mcmc:
@@ -133,6 +132,7 @@ def select_components(
     covariance_types: Iterable[str] = ("full",),
     *,
     prior="default",
+    reg_covar: float = 1e-6,
     mcmc: bool = False,
     n_init: int = 10,
     seed: int | None = None,
@@ -154,6 +154,8 @@ def select_components(
     covariance_types : iterable of str, default ("full",)
     prior : "default", Prior or None
         As in :class:`GMM`; ``None`` (MLE) is not allowed with ``mcmc=True``.
+    reg_covar : float, default 1e-6
+        As in :class:`GMM` (used by the MLE only).
     mcmc : bool, default False
         Also sample each cell's posterior with NUTS and score it by PSIS-LOO
         (``arviz.loo``), compared across cells with ``arviz.compare``.
@@ -184,7 +186,7 @@ def select_components(
     data = as_data_matrix(X)
     ks = check_ks(ks, data.shape[0])
     types = check_covariance_types(covariance_types)
-    GMM(1, types[0], prior=prior)  # validates the prior before any work
+    GMM(1, types[0], prior=prior, reg_covar=reg_covar)  # validates prior and reg_covar before any work
     if mcmc and prior is None:
         raise ValueError("mcmc=True needs a prior (NUTS samples the posterior); use prior='default'.")
     n_init = check_int(n_init, "n_init", 1)
@@ -206,7 +208,8 @@ def select_components(
     for (t, k), cell_seed in zip(grid, _cell_seeds(seed, len(grid))):
         base = {"covariance_type": t, "k": k}
         try:
-            row, fit = _fit_cell(data, k, t, prior, cell_seed, mcmc, em_kwargs, mcmc_kwargs)
+            model = GMM(k, t, prior=prior, reg_covar=reg_covar)
+            row, fit = _fit_cell(data, model, cell_seed, mcmc, em_kwargs, mcmc_kwargs)
         except (ValueError, ArithmeticError, RuntimeError, np.linalg.LinAlgError) as err:
             rows.append({**base, "status": "failed", "error": f"{type(err).__name__}: {err}"})
             continue
