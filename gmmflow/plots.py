@@ -524,9 +524,14 @@ def plot_selection(table: pd.DataFrame, *, axes=None):
 # 9. Posterior predictive check
 # --------------------------------------------------------------------------
 def plot_ppc(idata, *, num_pp_samples: int = 100, seed: int = 0, **kwargs):
-    """ArviZ posterior predictive check, one panel per feature (observations pooled)."""
+    """ArviZ posterior predictive check, one panel per feature (observations pooled).
+
+    At most ``num_pp_samples`` replicate data sets (no more than there are draws).
+    """
     _need(idata, "posterior_predictive", "observed_data",
           hint="sample with gmmflow.sample_posterior(..., posterior_predictive=True)")
+    pp = idata["posterior_predictive"]
+    num_pp_samples = min(num_pp_samples, pp.sizes["chain"] * pp.sizes["draw"])
     return az.plot_ppc(idata, flatten=["obs_id"], num_pp_samples=num_pp_samples, random_seed=seed, **kwargs)
 
 
