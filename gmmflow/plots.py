@@ -294,8 +294,13 @@ def plot_trace(idata, var_names=("w", "mu"), *, kind: str = "trace", **kwargs):
     var_names = _check_vars(idata, var_names)
     if kind not in ("trace", "rank_bars", "rank_vlines"):
         raise ValueError(f"kind must be 'trace', 'rank_bars' or 'rank_vlines'; got {kind!r}.")
-    axes = az.plot_trace(idata, var_names=var_names, kind=kind, compact=False,
-                         lines=em_reference_lines(idata, var_names), **kwargs)
+    lines = em_reference_lines(idata, var_names)
+    if kind == "trace":
+        axes = az.plot_trace(idata, var_names=var_names, kind=kind, compact=False, lines=lines, **kwargs)
+    else:  # ArviZ would draw the lines across the rank axes too, where a value has no meaning
+        axes = az.plot_trace(idata, var_names=var_names, kind=kind, compact=False, **kwargs)
+        for row, (_, _, value) in zip(axes, lines):  # rows follow the variables' C order, as `lines` does
+            row[0].axvline(value, color="0.35", gid="em-reference")
     fig = axes.flat[0].figure
     fig.set_size_inches(11, 1.9 * axes.shape[0])
     fig.tight_layout()

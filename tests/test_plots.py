@@ -127,12 +127,16 @@ def test_trace_reference_lines_at_em_values(posteriors, d):
         assert np.any(np.isclose(ys, value))
 
 
-def test_rank_plot_keeps_reference_lines(posteriors):
-    axes = plots.plot_trace(posteriors[2], var_names=["w"], kind="rank_bars")
-    value = float(posteriors[2].em_estimate.w[0])
-    xs = np.concatenate([[s[0][0] for s in c.get_segments()] for c in axes[0, 0].collections
-                         if isinstance(c, LineCollection)])
-    assert np.any(np.isclose(xs, value))
+@pytest.mark.parametrize("d", [1, 2])
+def test_rank_plot_reference_lines_on_the_marginals_only(posteriors, d):
+    idata = posteriors[d]
+    axes = plots.plot_trace(idata, var_names=["w", "mu"], kind="rank_bars")
+    expected = np.concatenate([idata.em_estimate.w.values, idata.em_estimate.mu.values.ravel()])
+    for row, value in zip(axes, expected):
+        assert [line.get_xdata()[0] for line in _gid(row[0], "em-reference")] == [value]
+        assert not _gid(row[1], "em-reference")
+        low, high = row[1].get_ylim()
+        assert high - low < 2 * idata.posterior.sizes["chain"]  # rank axis not stretched by a value
 
 
 @pytest.mark.parametrize("d", DIMS)

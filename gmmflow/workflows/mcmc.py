@@ -240,7 +240,8 @@ def diagnose(idata: az.InferenceData) -> pd.DataFrame:
     model, are skipped).
     """
     post, stats = idata["posterior"], idata["sample_stats"]
-    summary = az.summary(idata, var_names=["w", "mu", "cov"], kind="diagnostics")
+    with np.errstate(divide="ignore", invalid="ignore"):  # constant entries (w with K = 1) have no r_hat
+        summary = az.summary(idata, var_names=["w", "mu", "cov"], kind="diagnostics")
     varying = summary.dropna(subset=["r_hat"])
     diverging = _stat(stats, "diverging")
     saturated = _stat(stats, "reached_max_treedepth", "maxdepth_reached")
