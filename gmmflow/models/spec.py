@@ -42,6 +42,10 @@ class GMM:
     reg_covar : float, default 1e-6
         Non-negative regularisation added to the covariance diagonal in the
         MLE M-step. Ignored when a prior is set (the prior regularises).
+        As in sklearn, a positive value makes the M-step a floor rather than
+        the exact maximiser, so the log-likelihood can dip slightly between
+        iterations when a component holds only a few points; ``reg_covar=0``
+        (or a prior) keeps EM exactly monotone.
 
     Examples
     --------
