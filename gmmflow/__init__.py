@@ -10,6 +10,7 @@ from gmmflow.exceptions import (
     ConvergenceWarning,
     NotAGmmflowFileError,
     NotPositiveDefiniteError,
+    SamplingError,
     SamplingWarning,
 )
 from gmmflow.io import load, save
@@ -39,6 +40,7 @@ __all__ = [
     "NotAGmmflowFileError",
     "NotPositiveDefiniteError",
     "Prior",
+    "SamplingError",
     "SamplingWarning",
     "__version__",
     "aic",

@@ -218,9 +218,13 @@ def cmd_sample(args) -> None:
     _check_out(args.out, args.overwrite)
     X = load_data(args.data, args.columns)
     model = gmmflow.GMM(args.k, args.covariance)
-    idata = gmmflow.sample_posterior(model, X, draws=args.draws, tune=args.tune, chains=args.chains,
-                                     sampler=args.sampler, seed=args.seed, progressbar=not args.quiet,
-                                     posterior_predictive=args.posterior_predictive)
+    try:
+        idata = gmmflow.sample_posterior(model, X, draws=args.draws, tune=args.tune, chains=args.chains,
+                                         sampler=args.sampler, seed=args.seed, progressbar=not args.quiet,
+                                         posterior_predictive=args.posterior_predictive)
+    except gmmflow.SamplingError as err:  # keep what was computed: the EM result, marked as such
+        gmmflow.save(err.partial, args.out, overwrite=args.overwrite)
+        raise gmmflow.SamplingError(f"{err} Wrote the EM result only to {args.out}.") from err
     gmmflow.save(idata, args.out, overwrite=args.overwrite)
     if not args.quiet:
         print(gmmflow.diagnose(idata).to_string())

@@ -12,4 +12,18 @@ class SamplingWarning(UserWarning):
     """A posterior sampling diagnostic is outside its recommended range."""
 
 
-__all__ = ["ConvergenceWarning", "NotAGmmflowFileError", "NotPositiveDefiniteError", "SamplingWarning"]
+class SamplingError(RuntimeError):
+    """NUTS could not run (e.g. it failed to initialise).
+
+    ``partial`` holds what was computed before the failure: the EM result
+    the chains were to start from, with ``attrs["sampling_status"]``
+    saying ``"failed: ..."``. It can be saved like any result.
+    """
+
+    def __init__(self, message: str, partial=None):
+        super().__init__(message)
+        self.partial = partial
+
+
+__all__ = ["ConvergenceWarning", "NotAGmmflowFileError", "NotPositiveDefiniteError", "SamplingError",
+           "SamplingWarning"]

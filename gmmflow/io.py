@@ -410,11 +410,31 @@ def load(path: str | os.PathLike) -> az.InferenceData:
             f"{path} is a netCDF file but not a gmmflow result (no {VERSION_ATTR!r} attribute); "
             "open it with xarray or arviz.from_netcdf instead."
         )
-    groups = {}
-    for name in group_names:
-        with xr.open_dataset(path, group=name, engine=ENGINE) as ds:
-            groups[name] = ds.load()
-    return az.InferenceData(attrs=attrs, **groups)
+    written_by = attrs[VERSION_ATTR]
+    try:
+        groups = {}
+        for name in group_names:
+            with xr.open_dataset(path, group=name, engine=ENGINE) as ds:
+                groups[name] = ds.load()
+        idata = az.InferenceData(attrs=attrs, **groups)
+        _check_readable(idata)
+    except Exception as err:
+        reason = " ".join(str(err).split())
+        if written_by != __version__:
+            raise NotAGmmflowFileError(
+                f"{path} was written by gmmflow {written_by} and cannot be read by gmmflow {__version__} "
+                f"({reason}); re-create it with this version, or read it with gmmflow=={written_by}."
+            ) from err
+        raise NotAGmmflowFileError(f"{path} is a damaged gmmflow result: {reason}") from err
+    return idata
+
+
+def _check_readable(idata: az.InferenceData) -> None:
+    """What every gmmflow result must have: a model spec and prior this version can parse."""
+    model_from_idata(idata)
+    hyperparameters_from_idata(idata)
+    if "em_estimate" not in idata.groups():
+        raise ValueError("it has no em_estimate group")
 
 
 def _plain(value):

@@ -26,6 +26,7 @@ from gmmflow.core.gaussian import NotPositiveDefiniteError, cholesky, covariance
 from gmmflow.core.init import INIT_METHODS, init_sample_rows, initial_parameters
 from gmmflow.exceptions import ConvergenceWarning
 from gmmflow.models.spec import GMM
+from gmmflow.resources import check_memory, em_bytes
 
 INIT_KEYS = ("weights", "means", "covariances")
 
@@ -162,6 +163,8 @@ def fit_em(
     sw = check_sample_weight(sample_weight, n)
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, "chunk_size", 1)
+    check_memory(em_bytes(n, d, model.n_components), f"fit_em on {n} x {d} data with K={model.n_components}",
+                 "pass a dask array or a zarr store to run EM out of core")
 
     chunk = chunk_size or default_chunk_size(model.n_components, d)
     mean, cov = data_moments(data.values, sw, chunk)

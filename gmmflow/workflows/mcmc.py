@@ -17,7 +17,8 @@ from gmmflow.core.blocks import ArrayBlocks
 from gmmflow.core.em import Params
 from gmmflow.core.gaussian import cholesky, compact_covariances, full_covariances, sample_mixture
 from gmmflow.core.relabel import apply_permutation, relabel_costs, relabel_permutations
-from gmmflow.exceptions import SamplingWarning
+from gmmflow.exceptions import SamplingError, SamplingWarning
+from gmmflow.resources import check_memory, posterior_bytes
 from gmmflow.models.pymc_model import covariance_value_name, unconstrained_point_function
 from gmmflow.models.spec import GMM
 from gmmflow.workflows.em import check_model, check_rows, fit_em
@@ -172,7 +173,16 @@ def sample_posterior(
     -----
     SamplingWarning
         Divergences, r_hat > 1.01, bulk/tail ESS < 400, tree depth saturation,
-        fewer than 4 chains.
+        fewer than 4 chains. The result is still returned, with
+        ``attrs["sampling_status"]`` = ``"warnings: <failed checks>"`` (else ``"ok"``).
+
+    Raises
+    ------
+    SamplingError
+        The sampler failed (e.g. could not initialise); ``err.partial`` is the
+        EM result, marked ``attrs["sampling_status"] = "failed: ..."``.
+    MemoryError
+        The draws would not fit in memory (estimated before any work).
     """
     check_model(model)
     if model.prior is None:
@@ -183,6 +193,9 @@ def sample_posterior(
     tune = check_int(tune, "tune", 0)
     seed = check_seed(seed)
     backend = available_sampler(sampler)
+    check_memory(posterior_bytes(*data.shape, model.n_components, chains, draws, posterior_predictive),
+                 f"sample_posterior with {chains} chains x {draws} draws on {data.shape[0]} rows",
+                 "draw fewer samples, use fewer chains, or thin the data")
     em_seed, jitter_seed, pp_seed = np.random.SeedSequence(seed).spawn(3)
     if em is None:
         em = fit_em(model, data, seed=int(em_seed.generate_state(1)[0]), **({"n_init": 10} | (em_kwargs or {})))
@@ -192,8 +205,17 @@ def sample_posterior(
 
     pm_model = model.pymc_model(data, hyperparameters=hyper)
     run = _run_nutpie if backend == "nutpie" else _run_pymc
-    raw = run(pm_model, _em_start(em, model), draws, tune, chains, seed,
-              np.random.default_rng(jitter_seed), progressbar)
+    try:
+        raw = run(pm_model, _em_start(em, model), draws, tune, chains, seed,
+                  np.random.default_rng(jitter_seed), progressbar)
+    except Exception as err:  # the sampler's own errors vary by backend and version
+        reason = " ".join(str(err).split()) or type(err).__name__
+        partial = em.copy()
+        partial.attrs["sampling_status"] = f"failed: {reason}"
+        raise SamplingError(
+            f"NUTS ({backend}) failed: {reason}. The EM estimate it was to start from is in "
+            "err.partial (attrs['sampling_status'] marks it); check the model and data, or try "
+            "sampler='pymc'.", partial=partial) from err
 
     d, t = data.shape[1], model.covariance_type
     (C, D), w, mu, cov = _draw_arrays(raw, model, d)
@@ -218,7 +240,10 @@ def sample_posterior(
         assignment=assignment, sample_stats=raw["sample_stats"], predictive=predictive,
         seed=seed, sampler=backend, draws=draws, tune=tune, relabelled=relabel,
     )
-    _warn(diagnose(idata))
+    checks = diagnose(idata)
+    failed = [name for name, row in checks.iterrows() if not row["ok"]]
+    idata.attrs["sampling_status"] = "ok" if not failed else "warnings: " + ", ".join(failed)
+    _warn(checks)
     return idata
 
 
