@@ -48,8 +48,9 @@ def _check_finite(values: np.ndarray, what: str, features) -> None:
         kind = "NaN" if np.isnan(values[i, j]) else "inf"
         raise ValueError(
             f"{what} contains {int(bad.sum())} non-finite value(s); the first is {kind} at "
-            f"row {int(i)}, feature {features[j]!r}. Remove or impute missing values "
-            "before fitting (PyMC would silently impute them)."
+            f"row {int(i)}, feature {features[j]!r}. "
+            + ("Remove or impute missing values before fitting (PyMC would silently impute them)."
+               if kind == "NaN" else "Remove the rows with infinite values or rescale the data.")
         )
 
 
@@ -110,7 +111,7 @@ def as_data_matrix(X, what: str = "X") -> DataMatrix:
     else:
         if hasattr(X, "dask") or type(X).__module__.startswith("dask"):
             raise TypeError(f"{what} is a dask collection; this entry point needs in-memory data.")
-        arr = np.asarray(X)
+        arr = _as_array(X, what)
         _check_dtype(arr.dtype, what)
         _check_shape(arr.shape, what)
         values = arr.astype(np.float64, copy=False)
@@ -138,9 +139,17 @@ def check_float(value, name: str, minimum: float = 0.0) -> float:
     return float(value)
 
 
+def _as_array(value, what: str) -> np.ndarray:
+    try:
+        return np.asarray(value)
+    except ValueError as err:  # ragged nested lists
+        raise ValueError(f"{what} could not be read as a numeric 2-D array: rows of different lengths? "
+                         f"({err}) Give a rectangular array.") from None
+
+
 def numeric_array(value, what: str) -> np.ndarray:
     """``value`` as a float64 array; a TypeError naming ``what`` if not numeric."""
-    arr = np.asarray(value)
+    arr = _as_array(value, what)
     if arr.dtype.kind not in "iuf":
         raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}.")
     return arr.astype(np.float64)

@@ -172,7 +172,13 @@ def load_data(spec: str, columns=None, chunks=None):
 
     if spec in DATASETS:
         data = load_dataset(spec)
-        return data.sel(feature=columns) if columns else data
+        if columns:
+            features = [str(f) for f in data["feature"].values]
+            missing = [c for c in columns if c not in features]
+            if missing:
+                raise CLIError(f"dataset {spec!r} has no column(s) {missing}; its columns are {features}.")
+            data = data.sel(feature=columns)
+        return data
     path = Path(spec)
     if path.suffix == ".zarr" or (path.is_dir() and (path / "zarr.json").exists()):
         from gmmflow.distributed import open_zarr
