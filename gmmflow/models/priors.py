@@ -16,8 +16,10 @@ K^(2/d) (diag) or its mean (spherical), ``alpha`` = 1.
 One departure: when cov(data) is singular (a constant feature, duplicate or
 collinear columns) the default scale would not be SPD and the MAP would not
 exist, so ``DEFAULT_SCALE_RIDGE`` times the mean feature variance (or that
-ridge alone, for constant data) is added to its diagonal. A user-given scale
-is never altered.
+ridge alone, for constant data) is added to its diagonal. A feature whose
+variance is below the round-off of its own values (sd < ``ROUNDOFF`` x
+|mean|, e.g. a constant 132.49581465 whose computed variance is 1e-27) counts
+as constant. A user-given scale is never altered.
 
 This module is the only place these numbers live; the EM (``core.em``) and the
 PyMC model (``models.pymc_model``) both read them from :class:`Hyperparameters`.
@@ -41,20 +43,29 @@ from gmmflow.core.gaussian import LOG_2PI, log_det_cholesky
 DEFAULT_ALPHA = 1.0
 DEFAULT_SHRINKAGE = 0.01
 DEFAULT_SCALE_RIDGE = 1e-6
+ROUNDOFF = 1e-10  # a feature with sd below this fraction of its mean is constant up to round-off
 
 
-def _default_data_cov(data_cov: np.ndarray) -> np.ndarray:
-    """cov(data), with a ridge on the diagonal if it is not positive definite."""
-    cov = np.atleast_2d(np.asarray(data_cov, dtype=np.float64))
+def _default_data_cov(data_cov: np.ndarray, data_mean: np.ndarray) -> np.ndarray:
+    """cov(data), with a ridge on the diagonal if it is not positive definite.
+
+    Features whose variance is round-off (sd <= ROUNDOFF * |mean|) are treated
+    as constant: their rows and columns are zeroed before the check.
+    """
+    cov = np.atleast_2d(np.asarray(data_cov, dtype=np.float64)).copy()
+    variances = np.diag(cov).copy()
+    constant = variances <= (ROUNDOFF * np.abs(np.asarray(data_mean, dtype=np.float64))) ** 2
+    cov[constant, :] = 0.0
+    cov[:, constant] = 0.0
     try:
         linalg.cholesky(cov, lower=True)
         if np.all(np.diag(cov) > 0):
             return cov
     except linalg.LinAlgError:
         pass
-    level = np.trace(cov) / cov.shape[0]
-    ridge = DEFAULT_SCALE_RIDGE * (level if level > 0 else 1.0)
-    return cov + ridge * np.eye(cov.shape[0])
+    informative = variances[~constant & (variances > 0)]
+    level = informative.mean() if informative.size else 1.0
+    return cov + DEFAULT_SCALE_RIDGE * level * np.eye(cov.shape[0])
 
 
 def _as_float(value: Any, name: str) -> float:
@@ -217,7 +228,7 @@ def resolve_hyperparameters(
     d = int(np.shape(data_mean)[0])
     K = int(n_components)
     denom = K ** (2.0 / d)
-    data_cov = _default_data_cov(data_cov)
+    data_cov = _default_data_cov(data_cov, data_mean)
 
     mean = np.asarray(data_mean, float) if prior.mean is None else np.asarray(prior.mean, float)
     if mean.shape != (d,):
