@@ -238,10 +238,9 @@ def cmd_sample(args) -> None:
 
 
 def _check_out_dir(path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
-        raise CLIError(f"{path} already exists; pass --overwrite to replace it.")
-    if path.exists() and not path.is_dir():
-        raise CLIError(f"{path} exists and is not a directory; choose another --out.")
+    from gmmflow.io import check_output_directory
+
+    check_output_directory(path, overwrite, overwrite_hint="--overwrite")
 
 
 def cmd_run(args) -> None:

@@ -334,6 +334,16 @@ def save(idata: az.InferenceData, path: str | os.PathLike, *, overwrite: bool = 
     return path
 
 
+def check_output_directory(path: str | os.PathLike, overwrite: bool,
+                           overwrite_hint: str = "overwrite=True (CLI: --overwrite)") -> None:
+    """Raise before any work if ``path`` cannot become an output directory."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass {overwrite_hint} to replace it.")
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{path} exists and is not a directory; choose another output directory.")
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -351,10 +361,7 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool):
     replaced and missing parent directories are created.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it.")
-    if path.exists() and not path.is_dir():
-        raise NotADirectoryError(f"{path} exists and is not a directory; choose another output directory.")
+    check_output_directory(path, overwrite)
     anchor = path.absolute().parent
     while not anchor.exists():
         anchor = anchor.parent
@@ -366,8 +373,13 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool):
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
             os.replace(path, old / "previous")
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                os.replace(old / "previous", path)  # put the previous directory back
+                raise
+            finally:
+                shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
     except BaseException:

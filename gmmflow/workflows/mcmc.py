@@ -18,9 +18,9 @@ from gmmflow.core.em import Params
 from gmmflow.core.gaussian import cholesky, compact_covariances, full_covariances, sample_mixture
 from gmmflow.core.relabel import apply_permutation, relabel_costs, relabel_permutations
 from gmmflow.exceptions import SamplingError, SamplingWarning
-from gmmflow.resources import check_memory, posterior_bytes
 from gmmflow.models.pymc_model import covariance_value_name, unconstrained_point_function
 from gmmflow.models.spec import GMM
+from gmmflow.resources import check_memory, posterior_bytes
 from gmmflow.workflows.em import check_model, check_rows, fit_em
 
 SAMPLERS = ("auto", "pymc", "nutpie")

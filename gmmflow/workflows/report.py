@@ -200,8 +200,7 @@ def write_report(idata: az.InferenceData | str | os.PathLike, out_dir: str | os.
         ``out_dir / "report.html"``.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise FileExistsError(f"{out_dir} already exists; pass overwrite=True (CLI: --overwrite) to replace it.")
+    io.check_output_directory(out_dir, overwrite)
     if not isinstance(idata, az.InferenceData):
         idata = io.load(idata)
     io.model_from_idata(idata)

@@ -53,8 +53,7 @@ def run(
         The chosen fit (as saved) and the selection table when several K were given.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise FileExistsError(f"{out_dir} already exists; pass --overwrite (overwrite=True) to replace it.")
+    io.check_output_directory(out_dir, overwrite)
     data = as_data_matrix(X)
     ks = check_ks(ks, data.shape[0])
     covariance_type = check_covariance_types([covariance_type])[0]
