@@ -25,7 +25,6 @@ import pandas as pd
 from matplotlib.patches import Ellipse
 from scipy.stats import chi2
 
-from gmmflow import io
 from gmmflow.core.gaussian import cholesky, log_mixture_density
 from gmmflow.workflows.compare import check_comparable, compare
 

@@ -1,7 +1,5 @@
 """The CLI, called through main(argv)."""
 
-import re
-
 import pytest
 
 import gmmflow

@@ -5,12 +5,11 @@ import re
 import arviz as az
 import numpy as np
 import pytest
-from scipy import stats
 from sklearn.metrics import adjusted_rand_score
 
 import gmmflow
 from gmmflow.workflows.compare import adjusted_rand_index
-from conftest import fake_posterior, mixture_data, scipy_log_prob
+from conftest import mixture_data, scipy_log_prob
 
 
 def narrowest_interval(x, prob):

@@ -13,7 +13,7 @@ from scipy import linalg
 from sklearn.mixture import GaussianMixture
 
 import gmmflow
-from conftest import COV_TYPES, full_cov, mixture_data, scipy_log_prior, scipy_log_prob
+from conftest import COV_TYPES, mixture_data, scipy_log_prior, scipy_log_prob
 from gmmflow.core.gaussian import compact_covariances
 from gmmflow.io import hyperparameters_from_idata
 

@@ -191,7 +191,7 @@ def test_gmm_as_a_piece_of_a_larger_model():
     spec = gmmflow.GMM(2, "full")
     hyper = resolve_hyperparameters(gmmflow.Prior(mean=[0.0], scale=[[1.0]]), "full", 2, np.zeros(1), np.eye(1))
     coords = {"component": [0, 1], "feature": ["e"], "feature2": ["e"]}
-    with pm.Model(coords=coords) as model:
+    with pm.Model(coords=coords):
         a = pm.Normal("a", 0, 10)
         b = pm.Normal("b", 0, 10)
         w, mu, cov, chol = gmm_prior(spec, hyper)

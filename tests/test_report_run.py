@@ -1,6 +1,5 @@
 """write_report, gmmflow report and gmmflow run: complete output or none."""
 
-import re
 from html.parser import HTMLParser
 
 import arviz as az
