@@ -192,6 +192,20 @@ def test_cli_em_with_a_seed_is_bit_identical_and_without_differs(tmp_path):
     assert not np.array_equal(c.em_restarts.mu.values, d.em_restarts.mu.values)
 
 
+def test_cli_run_without_a_seed_draws_one(monkeypatch, tmp_path):
+    """The sampler is replaced by a fixed draw set; the predictive replicates still follow the run's seed.
+
+    (EM's restarts do too, but on Old Faithful every k-means++ start converges to the same point.)
+    """
+    em = gmmflow.fit_em(gmmflow.GMM(2), gmmflow.load_dataset("faithful"), seed=0)
+    monkeypatch.setattr("gmmflow.workflows.mcmc._run_nutpie", lambda *a: _raw_draws(em))
+    for name in ("a", "b"):
+        assert main(["--quiet", "run", "--sampler", "nutpie", "--n-init", "2", "--out", str(tmp_path / name)]) == 0
+    a, b = (gmmflow.load(tmp_path / name / "run.nc") for name in ("a", "b"))
+    assert a.attrs["seed"] != b.attrs["seed"] and a.attrs["em_seed"] != b.attrs["em_seed"]
+    assert not np.array_equal(a.posterior_predictive.x.values, b.posterior_predictive.x.values)
+
+
 def test_report_is_deterministic(tmp_path, fitted):
     gmmflow.write_report(fitted, tmp_path / "a")
     gmmflow.write_report(fitted, tmp_path / "b")
