@@ -113,7 +113,34 @@ def test_predictive_scores(posteriors):
     loo = az.loo(idata)
     assert table.loc["posterior", "elpd_loo"] == pytest.approx(loo.elpd_loo)
     assert table.loc["posterior", "p_loo"] == pytest.approx(lppd - loo.elpd_loo, rel=1e-8)
-    assert np.isnan(table.loc["em_plugin", "elpd_loo"])
+    assert table.loc["em_plugin", "p_loo"] == pytest.approx(em_score - table.loc["em_plugin", "elpd_loo"])
+    assert np.isnan(gmmflow.compare(idata, "predictive", em_loo_max_obs=10).loc["em_plugin", "elpd_loo"])
+
+
+def test_em_leave_one_out_matches_refits_without_each_row(posteriors):
+    """Independent route: delete row i, refit from the estimate with the full-data prior, score x_i."""
+    idata = posteriors[1]
+    X = idata.observed_data.x.values
+    hyper = gmmflow.io.hyperparameters_from_idata(idata)
+    prior = gmmflow.Prior(alpha=hyper.alpha, mean=hyper.mean, shrinkage=hyper.shrinkage, dof=hyper.dof,
+                          scale=hyper.scale)
+    est = idata.em_estimate
+    start = {"weights": est.w.values, "means": est.mu.values, "covariances": est.cov.values}
+    model = gmmflow.GMM(est.sizes["component"], prior=prior)
+    expected = []
+    for i in range(len(X)):
+        rest = np.delete(X, i, axis=0)
+        fit = gmmflow.fit_em(model, rest, init=start, seed=0)
+        e = fit.em_estimate
+        expected.append(np.logaddexp.reduce(scipy_log_prob(X[i:i + 1], e.w.values, e.mu.values, e.cov.values),
+                                            axis=1)[0])
+    table = gmmflow.compare(idata, "predictive")
+    assert table.loc["em_plugin", "elpd_loo"] == pytest.approx(np.sum(expected), rel=1e-8)
+    se = np.sqrt(len(X) * np.var(expected, ddof=1))
+    assert table.loc["em_plugin", "elpd_loo_se"] == pytest.approx(se, rel=1e-6)
+    # out of sample is worse than in sample, by about the number of parameters (AIC's penalty)
+    p = table.loc["em_plugin", "p_loo"]
+    assert 0 < p < 2 * table.loc["em_plugin", "n_parameters"]
 
 
 @pytest.mark.parametrize("kwargs, message", [

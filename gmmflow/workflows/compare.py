@@ -1,7 +1,7 @@
 """EM's point estimate beside the posterior: parameters, assignments, predictive fit.
 
 ``compare(idata, kind=...)`` reads a ``sample_posterior`` result (which
-carries the EM groups of its start) and never fits anything.
+carries the EM groups of its start); only EM's leave-one-out refits.
 
 - ``"parameters"``: for every weight, mean, variance and correlation the EM
   MAP, the posterior mean, sd and HDI, whether the MAP lies in the HDI and
@@ -10,7 +10,8 @@ carries the EM groups of its start) and never fits anything.
   probabilities (mean absolute difference, share of hard labels that
   differ, adjusted Rand index).
 - ``"predictive"``: EM plug-in log score against the posterior predictive
-  log score (lppd) on the data, and PSIS-LOO of the posterior.
+  log score (lppd) on the data, and out of sample: EM's exact leave-one-out
+  (n warm-started refits) against the posterior's PSIS-LOO.
 """
 
 from __future__ import annotations
@@ -24,11 +25,17 @@ import xarray as xr
 from scipy.special import comb, logsumexp
 
 from gmmflow import io
+from gmmflow._validation import check_int
 from gmmflow.core.blocks import ArrayBlocks
+from gmmflow.exceptions import ConvergenceWarning
+from gmmflow.models.priors import Prior
+from gmmflow.models.spec import GMM
+from gmmflow.workflows.em import fit_em, score_samples
 
 KINDS = ("parameters", "assignments", "predictive")
 FORMATS = ("dataframe", "xarray")
 STATISTICS = ("em", "mean", "sd", "hdi_lower", "hdi_upper", "map_in_hdi", "z")
+EM_LOO_MAX_OBS = 2000
 NEEDED = ("posterior", "em_estimate", "observed_data", "log_likelihood", "posterior_assignment")
 
 
@@ -190,10 +197,57 @@ def lppd_pointwise(log_lik: np.ndarray) -> np.ndarray:
     return logsumexp(log_lik, axis=0) - np.log(log_lik.shape[0])
 
 
-def predictive_comparison(idata: az.InferenceData) -> pd.DataFrame:
-    """EM plug-in log score and posterior lppd on the data, with the posterior's PSIS-LOO."""
+def fixed_prior_model(idata: az.InferenceData) -> GMM:
+    """The fitted model with its prior pinned to the resolved hyper-parameters of the full data.
+
+    Refitting on a subset (leave-one-out) must not move data-dependent
+    defaults such as the prior mean.
+    """
+    model = io.model_from_idata(idata)
+    hyper = io.hyperparameters_from_idata(idata)
+    if hyper is None:
+        return model
+    prior = Prior(alpha=hyper.alpha, mean=hyper.mean, shrinkage=hyper.shrinkage, dof=hyper.dof, scale=hyper.scale)
+    return GMM(model.n_components, model.covariance_type, prior=prior, reg_covar=model.reg_covar)
+
+
+def em_loo_pointwise(idata: az.InferenceData, max_obs: int = EM_LOO_MAX_OBS) -> np.ndarray | None:
+    """Exact leave-one-out plug-in log scores of EM: ``log p(x_i | theta_MAP(-i))`` for every i.
+
+    Each of the n refits drops one observation (weight 0) and restarts EM
+    from the full-data estimate, which sits next to the leave-one-out one,
+    so a refit takes a few iterations. ``None`` above ``max_obs`` rows.
+    """
+    X = idata["observed_data"]["x"].values
+    n = X.shape[0]
+    if n > max_obs:
+        return None
+    model = fixed_prior_model(idata)
+    _, params, _ = io.em_params(idata)
+    start = {"weights": params.weights, "means": params.means, "covariances": params.cov}
+    scores = np.empty(n)
+    weights = np.ones(n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for i in range(n):
+            weights[i] = 0.0
+            fit = fit_em(model, X, init=start, sample_weight=weights, seed=0)
+            scores[i] = score_samples(fit, X[i : i + 1])[0]
+            weights[i] = 1.0
+    return scores
+
+
+def _elpd(pointwise: np.ndarray) -> tuple[float, float]:
+    """Sum of pointwise scores and its standard error ``sqrt(n var)``."""
+    return float(pointwise.sum()), float(np.sqrt(pointwise.size * pointwise.var(ddof=1)))
+
+
+def predictive_comparison(idata: az.InferenceData, em_loo_max_obs: int = EM_LOO_MAX_OBS) -> pd.DataFrame:
+    """EM plug-in log score and posterior lppd on the data; EM's exact LOO and the posterior's PSIS-LOO."""
     model = io.model_from_idata(idata)
     em_pointwise = _em_log_resp_and_norm(idata)[1]
+    em_loo = em_loo_pointwise(idata, em_loo_max_obs)
+    em_elpd, em_se = _elpd(em_loo) if em_loo is not None else (np.nan, np.nan)
     ll = idata["log_likelihood"]["x"]
     post_pointwise = lppd_pointwise(ll.stack(s=("chain", "draw")).transpose("s", "obs_id").values)
     with warnings.catch_warnings():
@@ -203,7 +257,7 @@ def predictive_comparison(idata: az.InferenceData) -> pd.DataFrame:
     d = idata["observed_data"].sizes["feature"]
     rows = {
         "em_plugin": {"log_score": em_pointwise.sum(), "log_score_per_obs": em_pointwise.sum() / n,
-                      "elpd_loo": np.nan, "elpd_loo_se": np.nan, "p_loo": np.nan,
+                      "elpd_loo": em_elpd, "elpd_loo_se": em_se, "p_loo": em_pointwise.sum() - em_elpd,
                       "n_pareto_k_above_0.7": np.nan, "n_parameters": model.n_parameters(d)},
         "posterior": {"log_score": post_pointwise.sum(), "log_score_per_obs": post_pointwise.sum() / n,
                       "elpd_loo": float(loo["elpd_loo"]), "elpd_loo_se": float(loo["se"]),
@@ -218,7 +272,7 @@ def predictive_comparison(idata: az.InferenceData) -> pd.DataFrame:
 # Public entry point
 # --------------------------------------------------------------------------
 def compare(idata: az.InferenceData, kind: str = "parameters", *, hdi_prob: float = 0.94,
-            fmt: str = "dataframe") -> pd.DataFrame | pd.Series | xr.Dataset:
+            fmt: str = "dataframe", em_loo_max_obs: int = EM_LOO_MAX_OBS) -> pd.DataFrame | pd.Series | xr.Dataset:
     """Set the EM estimate beside the posterior of the same model and data.
 
     Parameters
@@ -234,10 +288,14 @@ def compare(idata: az.InferenceData, kind: str = "parameters", *, hdi_prob: floa
         responsibilities and posterior assignment probabilities.
         ``"predictive"``: rows ``em_plugin`` and ``posterior``; in-sample
         ``log_score`` (sum over observations of log p(x_i | MAP), resp.
-        log mean_s p(x_i | theta_s)) and the posterior's PSIS-LOO
-        (``elpd_loo``, its ``se``, ``p_loo``, count of Pareto k > 0.7).
-        A point estimate has no LOO: those cells are NaN for EM.
+        log mean_s p(x_i | theta_s)) and leave-one-out ``elpd_loo`` with its
+        ``se`` and ``p_loo = log_score - elpd_loo``: for the posterior by
+        PSIS-LOO (``arviz.loo``, with the count of Pareto k > 0.7), for EM by
+        exact refits without each observation (warm-started from the
+        estimate, prior pinned; NaN above ``em_loo_max_obs`` rows).
     hdi_prob : float, default 0.94
+    em_loo_max_obs : int, default 2000
+        Largest data set on which EM's exact leave-one-out is run (n refits).
     fmt : {"dataframe", "xarray"}
         ``"xarray"`` (parameters only) returns an ``xarray.Dataset`` with one
         variable per parameter (``w``, ``mu``, ``var``, ``corr``) and a
@@ -260,7 +318,7 @@ def compare(idata: az.InferenceData, kind: str = "parameters", *, hdi_prob: floa
     if kind == "assignments":
         return assignment_comparison(idata)
     if kind == "predictive":
-        return predictive_comparison(idata)
+        return predictive_comparison(idata, check_int(em_loo_max_obs, "em_loo_max_obs", 0))
     ds = parameter_comparison(idata, float(hdi_prob))
     if fmt == "xarray":
         return ds
