@@ -254,6 +254,9 @@ def selection_from_idata(idata: az.InferenceData):
 # --------------------------------------------------------------------------
 def model_from_idata(idata: az.InferenceData) -> GMM:
     """The :class:`GMM` spec a result was made with."""
+    if not isinstance(idata, az.InferenceData):
+        raise TypeError(f"expected a gmmflow result (arviz.InferenceData from fit_em or sample_posterior), "
+                        f"got {type(idata).__name__}.")
     try:
         return GMM.from_json(idata.attrs["model"])
     except (KeyError, AttributeError, TypeError) as err:

@@ -11,6 +11,7 @@ was written.
 import re
 import warnings
 
+import arviz as az
 import numpy as np
 import pandas as pd
 import pytest
@@ -124,6 +125,17 @@ def _not_gmmflow(out):
     return out / "plain.nc"
 
 
+def _csv(out):
+    (out / "ab.csv").write_text("a,b\n1,2\n3,4\n")
+    return out / "ab.csv"
+
+
+def _dask(X):
+    import dask.array as da
+
+    return da.from_array(X, chunks=(10,) + X.shape[1:])
+
+
 def _existing(out, name="taken"):
     (out / name).mkdir()
     return out / name
@@ -178,6 +190,35 @@ ENTRY_CASES = [
      "is not a readable netCDF4"),
     ("write_report", lambda out: gmmflow.write_report(FITTED, _existing(out)), FileExistsError, "already exists"),
     ("sample_em", lambda out: gmmflow.sample_em(FITTED, 0), ValueError, "n must be >= 1, got 0"),
+    ("predict", lambda out: gmmflow.predict(GOOD, GOOD), TypeError,
+     "expected a gmmflow result (arviz.InferenceData from fit_em or sample_posterior), got ndarray"),
+    ("bic", lambda out: gmmflow.bic(az.InferenceData(posterior=xr.Dataset())), gmmflow.NotAGmmflowFileError,
+     "has no gmmflow model spec in its attrs"),
+    ("diagnose", lambda out: gmmflow.diagnose(FITTED), ValueError,
+     "diagnose needs a gmmflow.sample_posterior result (posterior and sample_stats groups)"),
+    ("diagnose", lambda out: gmmflow.diagnose(GOOD), ValueError, "got ndarray."),
+    ("simulate", lambda out: gmmflow.simulate(gmmflow.GMM(2), 10), ValueError,
+     "Without X the default prior has no data to take its mean and scale from"),
+    ("simulate", lambda out: gmmflow.simulate(gmmflow.GMM(2, prior=gmmflow.Prior(mean=[0.0], scale=[[1.0]])), 0),
+     ValueError, "n must be >= 1, got 0"),
+    ("load_dataset", lambda out: gmmflow.load_dataset("atlantis"), ValueError,
+     "Unknown dataset 'atlantis'; known datasets: blobs, faithful, galaxies, geyser, iris."),
+    ("read_csv", lambda out: gmmflow.read_csv(out / "nope.csv"), FileNotFoundError, "No such data file"),
+    ("read_csv", lambda out: gmmflow.read_csv(_csv(out), ["zz"]), ValueError,
+     "has no column(s) ['zz']; its columns are ['a', 'b']"),
+    ("GMM.pymc_model", lambda out: gmmflow.GMM(2).pymc_model(_with(0, 0, np.nan)), ValueError,
+     "X contains 1 non-finite value(s); the first is NaN at row 0"),
+    ("GMM.pymc_model", lambda out: gmmflow.GMM(2).pymc_model(np.arange(5.0)), ValueError, "must be 2-D"),
+    ("fit_em (dask)", lambda out: gmmflow.fit_em(gmmflow.GMM(2), _dask(_with(7, 1, np.nan))), ValueError,
+     "X contains NaN or inf in chunk 0 (rows 0 to 9)"),
+    ("fit_em (dask)", lambda out: gmmflow.fit_em(gmmflow.GMM(2), _dask(GOOD[:, 0])), ValueError,
+     "X must be 2-D (n_samples, n_features); got 1-D"),
+    ("fit_em (dask)", lambda out: gmmflow.fit_em(gmmflow.GMM(2), _dask(GOOD + 1j)), TypeError,
+     "got dtype complex128"),
+    ("fit_em (dask)", lambda out: gmmflow.fit_em(gmmflow.GMM(2), _dask(GOOD), sample_weight=np.ones(30)),
+     ValueError, "sample_weight is not supported with chunked input"),
+    ("fit_em (zarr)", lambda out: gmmflow.fit_em(gmmflow.GMM(2), out / "nope.zarr"), FileNotFoundError,
+     "No such zarr store"),
     ("plots", lambda out: plots.plot_trace(FITTED), ValueError, "no posterior group(s)"),
     ("plots", lambda out: plots.plot_clusters(FITTED, projection="tsne"), ValueError, "projection must be"),
     ("plots", lambda out: plots.plot_selection(GOOD), ValueError, "plot_selection needs the table"),
@@ -189,7 +230,7 @@ ENTRY_CASES = [
 def test_bad_arguments(entry, call, exc, message, tmp_path):
     with pytest.raises(exc, match=re.escape(message)):
         call(tmp_path)
-    leftovers = [p for p in _snapshot(tmp_path) if p not in ("foreign.nc", "plain.nc", "taken")]
+    leftovers = [p for p in _snapshot(tmp_path) if p not in ("foreign.nc", "plain.nc", "taken", "ab.csv")]
     assert leftovers == []
 
 

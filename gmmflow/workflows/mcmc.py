@@ -264,6 +264,10 @@ def diagnose(idata: az.InferenceData) -> pd.DataFrame:
     entries that vary (constant entries, e.g. zero off-diagonals of a diag
     model, are skipped).
     """
+    if not isinstance(idata, az.InferenceData) or not {"posterior", "sample_stats"} <= set(idata.groups()):
+        raise ValueError(f"diagnose needs a gmmflow.sample_posterior result (posterior and sample_stats "
+                         f"groups); got {type(idata).__name__}"
+                         + (f" with groups {idata.groups()}" if isinstance(idata, az.InferenceData) else "") + ".")
     post, stats = idata["posterior"], idata["sample_stats"]
     with np.errstate(divide="ignore", invalid="ignore"):  # constant entries (w with K = 1) have no r_hat
         summary = az.summary(idata, var_names=["w", "mu", "cov"], kind="diagnostics")
