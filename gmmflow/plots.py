@@ -148,17 +148,17 @@ def plot_em_convergence(idata, *, ax=None):
 # --------------------------------------------------------------------------
 # 2. Clusters
 # --------------------------------------------------------------------------
-def _draw_ellipses(ax, means2, covs2, colours, gid, **style):
+def _draw_ellipses(ax, means2, covs2, colours, gid, level, **style):
     for m, c, colour in zip(means2, covs2, colours):
-        width, height, angle = ellipse_geometry(c)
+        width, height, angle = ellipse_geometry(c, level)
         ax.add_patch(Ellipse(m, width, height, angle=angle, fill=False, edgecolor=colour, gid=gid, **style))
 
 
-def _clusters_panel(ax, X2, labels, em, draws, colours):
+def _clusters_panel(ax, X2, labels, em, draws, colours, level):
     ax.scatter(X2[:, 0], X2[:, 1], c=[colours[k] for k in labels], s=10, alpha=0.6, gid="data")
-    _draw_ellipses(ax, *em, colours, "em-ellipse", lw=2.0)
+    _draw_ellipses(ax, *em, colours, "em-ellipse", level, lw=2.0)
     for mu2, cov2 in draws:
-        _draw_ellipses(ax, mu2, cov2, colours, "posterior-ellipse", lw=0.5, alpha=0.25)
+        _draw_ellipses(ax, mu2, cov2, colours, "posterior-ellipse", level, lw=0.5, alpha=0.25)
     ax.autoscale_view()
 
 
@@ -201,7 +201,7 @@ def plot_clusters(idata, *, draws: int = 20, projection: str = "auto", level: fl
     Axes or ndarray of Axes
     """
     X = _observed(idata)
-    w, mu, cov, features = _em_arrays(idata)
+    _, mu, cov, features = _em_arrays(idata)
     K, d = mu.shape
     labels = hard_labels(idata)
     colours = _component_colours(K)
@@ -235,7 +235,7 @@ def plot_clusters(idata, *, draws: int = 20, projection: str = "auto", level: fl
             names = ["principal component 1", "principal component 2"]
         ax = ax if ax is not None else plt.subplots(figsize=(6, 5))[1]
         X2, em2, d2 = project(basis, centre)
-        _clusters_panel(ax, X2, labels, em2, d2, colours)
+        _clusters_panel(ax, X2, labels, em2, d2, colours, level)
         ax.set_xlabel(names[0])
         ax.set_ylabel(names[1])
         ax.set_title(f"Clusters: {K} components, {level:.0%} ellipses")
@@ -251,7 +251,7 @@ def plot_clusters(idata, *, draws: int = 20, projection: str = "auto", level: fl
     for i, j, basis in feature_pairs(d):
         panel = axes[i - 1, j]
         X2, em2, d2 = project(basis)
-        _clusters_panel(panel, X2, labels, em2, d2, colours)
+        _clusters_panel(panel, X2, labels, em2, d2, colours, level)
         panel.set_xlabel(features[j] if i == d - 1 else "")
         panel.set_ylabel(features[i] if j == 0 else "")
     fig.suptitle(f"Clusters: {K} components, {level:.0%} ellipses, feature pairs")

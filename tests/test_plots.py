@@ -94,6 +94,14 @@ def test_clusters_2d_ellipses_sit_at_the_em_estimate(posteriors):
         assert (ellipse.width, ellipse.height) == pytest.approx((width, height))
 
 
+def test_clusters_level_sets_the_ellipse_size(posteriors):
+    idata = posteriors[2]
+    small = _gid(plots.plot_clusters(idata, draws=0, level=0.5), "em-ellipse")[0]
+    large = _gid(plots.plot_clusters(idata, draws=0, level=0.99), "em-ellipse")[0]
+    ratio = np.sqrt(stats.chi2.ppf(0.99, 2) / stats.chi2.ppf(0.5, 2))
+    assert large.width / small.width == pytest.approx(ratio)
+
+
 def test_clusters_pca_projects_the_covariances(posteriors):
     idata = posteriors[4]
     ax = plots.plot_clusters(idata, draws=0, projection="pca")
