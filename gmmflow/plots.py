@@ -270,12 +270,12 @@ def _check_vars(idata, var_names) -> list[str]:
     return var_names
 
 
-def em_reference_lines(idata, var_names) -> list[tuple]:
-    """``(var, selection, value)`` for every entry of the EM estimate (ArviZ's ``lines``)."""
+def em_reference_lines(idata, var_names, coords=None) -> list[tuple]:
+    """``(var, selection, value)`` for every entry of the EM estimate (ArviZ's ``lines``), in C order."""
     est = idata["em_estimate"]
     lines = []
     for var in var_names:
-        da = est[var]
+        da = est[var].sel({k: v for k, v in (coords or {}).items() if k in est[var].dims})
         for index in np.ndindex(da.shape):
             sel = {dim: da[dim].values[i].item() for dim, i in zip(da.dims, index)}
             lines.append((var, sel, float(da.values[index])))
@@ -293,7 +293,7 @@ def plot_trace(idata, var_names=("w", "mu"), *, kind: str = "trace", **kwargs):
     var_names = _check_vars(idata, var_names)
     if kind not in ("trace", "rank_bars", "rank_vlines"):
         raise ValueError(f"kind must be 'trace', 'rank_bars' or 'rank_vlines'; got {kind!r}.")
-    lines = em_reference_lines(idata, var_names)
+    lines = em_reference_lines(idata, var_names, kwargs.get("coords"))
     if kind == "trace":
         axes = az.plot_trace(idata, var_names=var_names, kind=kind, compact=False, lines=lines, **kwargs)
     else:  # ArviZ would draw the lines across the rank axes too, where a value has no meaning
@@ -307,7 +307,7 @@ def plot_trace(idata, var_names=("w", "mu"), *, kind: str = "trace", **kwargs):
 
 
 def plot_pair(idata, var_names=("w", "mu"), *, coords=None, kind: str = "scatter", **kwargs):
-    """ArviZ pair plot of the posterior with the EM estimate marked (green dots)."""
+    """ArviZ pair plot of the posterior with the EM estimate marked (red crosses)."""
     _need(idata, "posterior", "em_estimate", hint="sample with gmmflow.sample_posterior first")
     var_names = _check_vars(idata, var_names)
     est = idata["em_estimate"]

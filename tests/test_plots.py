@@ -147,6 +147,15 @@ def test_rank_plot_reference_lines_on_the_marginals_only(posteriors, d):
         assert high - low < 2 * idata.posterior.sizes["chain"]  # rank axis not stretched by a value
 
 
+def test_rank_plot_with_coords_keeps_lines_aligned(posteriors):
+    idata = posteriors[2]
+    axes = plots.plot_trace(idata, var_names=["mu"], kind="rank_bars", coords={"component": [1]})
+    expected = idata.em_estimate.mu.values[1]
+    assert axes.shape[0] == 2
+    for row, value in zip(axes, expected):
+        assert [line.get_xdata()[0] for line in _gid(row[0], "em-reference")] == [value]
+
+
 @pytest.mark.parametrize("d", DIMS)
 def test_pair_marks_the_em_estimate(posteriors, d):
     idata = posteriors[d]
