@@ -262,7 +262,7 @@ def plot_clusters(idata, *, draws: int = 20, projection: str = "auto", level: fl
 # --------------------------------------------------------------------------
 # 3. Trace and rank, 4. pair: ArviZ with the EM estimate as reference
 # --------------------------------------------------------------------------
-def _check_vars(idata, var_names) -> list[str]:
+def _check_vars(var_names) -> list[str]:
     var_names = [var_names] if isinstance(var_names, str) else list(var_names)
     unknown = [v for v in var_names if v not in ("w", "mu", "cov")]
     if unknown:
@@ -290,7 +290,7 @@ def plot_trace(idata, var_names=("w", "mu"), *, kind: str = "trace", **kwargs):
     for ``"trace"``, horizontal lines on the traces.
     """
     _need(idata, "posterior", "em_estimate", hint="sample with gmmflow.sample_posterior first")
-    var_names = _check_vars(idata, var_names)
+    var_names = _check_vars(var_names)
     if kind not in ("trace", "rank_bars", "rank_vlines"):
         raise ValueError(f"kind must be 'trace', 'rank_bars' or 'rank_vlines'; got {kind!r}.")
     lines = em_reference_lines(idata, var_names, kwargs.get("coords"))
@@ -309,7 +309,7 @@ def plot_trace(idata, var_names=("w", "mu"), *, kind: str = "trace", **kwargs):
 def plot_pair(idata, var_names=("w", "mu"), *, coords=None, kind: str = "scatter", **kwargs):
     """ArviZ pair plot of the posterior with the EM estimate marked (red crosses)."""
     _need(idata, "posterior", "em_estimate", hint="sample with gmmflow.sample_posterior first")
-    var_names = _check_vars(idata, var_names)
+    var_names = _check_vars(var_names)
     est = idata["em_estimate"]
     reference = {v: (est[v].sel(coords) if coords else est[v]).values for v in var_names}
     kwargs.setdefault("scatter_kwargs", {"alpha": 0.35, "s": 8})

@@ -74,6 +74,7 @@ def fake_posterior(X, K, *, chains=2, draws=40, seed=0, predictive=True, feature
     assignment probabilities, predictive draws) is computed from the draws
     exactly as ``sample_posterior`` does.
     """
+    import pandas as pd
     import xarray as xr
 
     import gmmflow
@@ -84,7 +85,7 @@ def fake_posterior(X, K, *, chains=2, draws=40, seed=0, predictive=True, feature
     from gmmflow.workflows.mcmc import _draw_params, _pointwise
 
     model = GMM(K)
-    data = as_data_matrix(X if features is None else __import__("pandas").DataFrame(X, columns=features))
+    data = as_data_matrix(X if features is None else pd.DataFrame(X, columns=features))
     em = gmmflow.fit_em(model, data, n_init=3, seed=seed)
     w0, mu0, cov0 = (em["em_estimate"][v].values for v in ("w", "mu", "cov"))
     rng = np.random.default_rng(seed)

@@ -283,6 +283,7 @@ def _cli_grid():
          "argument --sampler: invalid choice: 'stan'"),
         ("run", ["run", "--k", "5:2", "--out", "{o}/run"], "the range '5:2' is empty"),
         ("run", ["run", "--k", "1:2:3", "--out", "{o}/run"], "expected K or LOW:HIGH such as 1:6"),
+        ("run", ["run", "--k", "1:x", "--out", "{o}/run"], "expected a whole number, got 'x'"),
         ("run", ["run", "--data", "galaxies", "--k", "90", "--out", "{o}/run"], "ks contains [90] but X has only 82 rows"),
         ("run", ["run", "--k", "1:6", "--draws", "100000000", "--out", "{o}/run"],
          "needs an estimated"),

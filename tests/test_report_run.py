@@ -96,53 +96,6 @@ def test_help_of_every_command_has_examples(capsys):
     assert capsys.readouterr().out.strip() == f"gmmflow {gmmflow.__version__}"
 
 
-RUN_BAD = [
-    (["--data", "missing.csv"], "is neither a bundled dataset"),
-    (["--data", "atlantis"], "is neither a bundled dataset (blobs, faithful, galaxies, geyser, iris)"),
-    (["--data", "{csv}"], "column 'b' is not numeric"),
-    (["--k", "0"], "argument --k: must be >= 1, got 0"),
-    (["--k", "5:2"], "the range '5:2' is empty; write LOW:HIGH with LOW <= HIGH"),
-    (["--k", "1:x"], "expected a whole number, got 'x'"),
-    (["--k", "1:2:3"], "expected K or LOW:HIGH such as 1:6"),
-    (["--out", "{existing}"], "already exists; pass --overwrite to replace it"),
-    (["--data", "galaxies", "--k", "90"], "ks contains [90] but X has only 82 rows"),
-]
-
-
-@pytest.mark.parametrize("args, message", RUN_BAD)
-def test_run_bad_input_one_line_nothing_written(tmp_path, capsys, monkeypatch, args, message):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "bad.csv").write_text("a,b\n1,x\n2,y\n")
-    (tmp_path / "existing").mkdir()
-    before = sorted(p.name for p in tmp_path.rglob("*"))
-    argv = ["run"] + [a.format(csv=tmp_path / "bad.csv", existing=tmp_path / "existing") for a in args]
-    assert main(argv + (["--out", str(tmp_path / "out")] if "--out" not in args else [])) == 2
-    err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1
-    assert sorted(p.name for p in tmp_path.rglob("*")) == before
-
-
-REPORT_BAD = [
-    (["{missing}", "--out", "{out}"], "No such result file"),
-    (["{foreign}", "--out", "{out}"], "is not a readable netCDF4/HDF5 file"),
-    (["{ok}", "--out", "{existing}"], "already exists; pass --overwrite to replace it"),
-]
-
-
-@pytest.mark.parametrize("args, message", REPORT_BAD)
-def test_report_bad_input(posteriors, tmp_path, capsys, args, message):
-    (tmp_path / "foreign.nc").write_text("not a netCDF file")
-    gmmflow.save(posteriors[2], tmp_path / "ok.nc")
-    (tmp_path / "existing").mkdir()
-    before = sorted(p.name for p in tmp_path.rglob("*"))
-    names = {k: str(tmp_path / v) for k, v in [("missing", "nope.nc"), ("foreign", "foreign.nc"),
-                                                ("ok", "ok.nc"), ("out", "out"), ("existing", "existing")]}
-    assert main(["report"] + [a.format(**names) for a in args]) == 2
-    err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1
-    assert sorted(p.name for p in tmp_path.rglob("*")) == before
-
-
 def test_run_interrupted_leaves_no_output(tmp_path, monkeypatch, capsys):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt

@@ -55,17 +55,16 @@ def check_comparable(idata) -> None:
 # --------------------------------------------------------------------------
 # Parameters
 # --------------------------------------------------------------------------
-def correlations(cov: xr.DataArray) -> xr.DataArray:
-    """Correlation matrices of covariance matrices over (``feature``, ``feature2``)."""
-    sd = np.sqrt(xr.apply_ufunc(np.diagonal, cov, input_core_dims=[["feature", "feature2"]],
-                                output_core_dims=[["feature"]], kwargs={"axis1": -2, "axis2": -1}))
-    return cov / (sd * sd.rename(feature="feature2"))
-
-
 def variances(cov: xr.DataArray) -> xr.DataArray:
     """Diagonals of covariance matrices, over ``feature``."""
     return xr.apply_ufunc(np.diagonal, cov, input_core_dims=[["feature", "feature2"]],
                           output_core_dims=[["feature"]], kwargs={"axis1": -2, "axis2": -1})
+
+
+def correlations(cov: xr.DataArray) -> xr.DataArray:
+    """Correlation matrices of covariance matrices over (``feature``, ``feature2``)."""
+    sd = np.sqrt(variances(cov))
+    return cov / (sd * sd.rename(feature="feature2"))
 
 
 def _parameter_views(ds: xr.Dataset) -> xr.Dataset:
@@ -162,10 +161,11 @@ def assignment_comparison(idata: az.InferenceData) -> pd.Series:
     em = _em_responsibilities(idata)
     post = idata["posterior_assignment"]["posterior_assignment"].values
     em_label, post_label = em.argmax(1), post.argmax(1)
+    difference = np.abs(em - post)
     return pd.Series({
         "n_obs": em.shape[0],
-        "mean_abs_difference": float(np.abs(em - post).mean()),
-        "max_abs_difference": float(np.abs(em - post).max()),
+        "mean_abs_difference": float(difference.mean()),
+        "max_abs_difference": float(difference.max()),
         "share_labels_differ": float(np.mean(em_label != post_label)),
         "adjusted_rand_index": adjusted_rand_index(em_label, post_label),
         "em_mean_uncertainty": float(np.mean(1 - em.max(1))),
