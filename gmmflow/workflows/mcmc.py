@@ -35,7 +35,8 @@ def available_sampler(sampler: str) -> str:
     if sampler == "auto":
         return "nutpie" if find_spec("nutpie") and find_spec("numba") else "pymc"
     if sampler == "nutpie" and not find_spec("nutpie"):
-        raise ImportError("sampler='nutpie' needs nutpie: pip install 'gmmflow[nutpie]', or use sampler='pymc'.")
+        raise ImportError("sampler='nutpie' needs nutpie (a gmmflow dependency): pip install nutpie, or use "
+                          "sampler='pymc'.")
     return sampler
 
 
