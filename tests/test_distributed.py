@@ -76,7 +76,11 @@ def test_local_cluster_with_two_processes_matches_threads():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None) as cluster, distributed.Client(cluster):
         remote = gmmflow.fit_em(gmmflow.GMM(3), da.from_array(X, chunks=250), init=init, seed=1)
-    np.testing.assert_array_equal(remote.em_trace.objective.values, threaded.em_trace.objective.values)
+    # Same kernels and block order, but other processes (and possibly another BLAS thread count or memory
+    # alignment): equal up to rounding, not necessarily bit for bit.
+    np.testing.assert_array_equal(remote.em_estimate.n_iter.values, threaded.em_estimate.n_iter.values)
+    np.testing.assert_allclose(remote.em_trace.objective.values, threaded.em_trace.objective.values,
+                               rtol=1e-12)
 
 
 def test_nan_in_one_chunk_is_named():

@@ -110,8 +110,25 @@ def test_same_seed_same_result_bit_for_bit_and_inputs_untouched():
     np.testing.assert_array_equal(X, X0)
     np.testing.assert_array_equal(sw, sw0)
     np.testing.assert_array_equal(init["means"], init0["means"])
-    c = gmmflow.fit_em(gmmflow.GMM(3), X, n_init=3, seed=12, sample_weight=sw)
-    assert not np.array_equal(a.em_restarts.objective.values, c.em_restarts.objective.values)
+
+
+def test_the_seed_drives_the_starting_points():
+    """A different seed must give different starting points (what the seed controls).
+
+    Not the optima: on well-separated data every start can reach (a labelling
+    of) the same optimum, bit for bit, so comparing optima across seeds tests
+    the data, not the seed. With ``init="random"`` the starting
+    responsibilities are continuous uniform draws, so the objective at the
+    start (``em_trace`` iteration 0) differs between any two distinct streams
+    with probability 1; this fails if ``fit_em`` ignored its seed.
+    """
+    X = mixture_data(seed=2, n_per=100, d=3, K=3)
+    fit = lambda seed: gmmflow.fit_em(gmmflow.GMM(3), X, n_init=3, init="random", seed=seed)  # noqa: E731
+    a, b, c = fit(11), fit(11), fit(12)
+    start_a, start_c = (f.em_trace.objective.isel(iteration=0).values for f in (a, c))
+    np.testing.assert_array_equal(start_a, b.em_trace.objective.isel(iteration=0).values)
+    assert len(set(start_a.tolist())) == 3  # each restart has its own stream
+    assert not set(start_a.tolist()) & set(start_c.tolist())  # and another seed gives other streams
 
 
 def test_unseeded_runs_record_their_seed_and_replay():
