@@ -20,8 +20,8 @@ import numpy as np
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
-from gmmflow.core.blocks import ArrayBlocks, default_chunk_size
-from gmmflow.core.em import Params, m_step
+from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size
+from gmmflow.core.em_steps import Params, m_step
 
 TARGET = {"full": 0.2, "tied": 0.2, "diag": 0.5, "spherical": 0.5}
 
@@ -68,7 +68,7 @@ def sklearn_trace(gm, X, iters):
 
 def run_gmmflow(p0, X, t, iters, threads, chunk):
     shift = X.mean(axis=0)
-    blocks = ArrayBlocks(X, shift, chunk_size=chunk, n_threads=threads)
+    blocks = ArrayBlocks(X, chunk_size=chunk, n_threads=threads, shift=shift)
     params = p0.shifted(-shift)
     tracemalloc.start()
     t0 = time.perf_counter()
@@ -85,7 +85,7 @@ def run_gmmflow(p0, X, t, iters, threads, chunk):
 
 def gmmflow_trace(p0, X, t, iters):
     shift = X.mean(axis=0)
-    blocks = ArrayBlocks(X, shift, chunk_size=default_chunk_size(p0.weights.size, X.shape[1]))
+    blocks = ArrayBlocks(X, chunk_size=default_chunk_size(p0.weights.size, X.shape[1]), shift=shift)
     params, lls = p0.shifted(-shift), []
     stats = blocks.e_step(params)
     for _ in range(iters):

@@ -1,11 +1,14 @@
 """gmmflow: Gaussian mixture models three ways on one PyMC model.
 
 EM (MAP or MLE), NUTS posterior sampling with label switching handled, and a
-comparison layer, every result an ArviZ ``InferenceData``.
+comparison layer, every result an ArviZ ``InferenceData``. ``gmmflow.plots``
+(matplotlib) is imported on first use.
 """
 
+from importlib import import_module
+
 from gmmflow._version import __version__
-from gmmflow.datasets import list_datasets, load_dataset, read_csv
+from gmmflow.core.hyperparameters import Hyperparameters
 from gmmflow.exceptions import (
     ConvergenceWarning,
     NotAGmmflowFileError,
@@ -13,25 +16,33 @@ from gmmflow.exceptions import (
     SamplingError,
     SamplingWarning,
 )
-from gmmflow.io import load, save
-from gmmflow.models.priors import Hyperparameters, Prior
+from gmmflow.inputs.csv_reader import read_csv
+from gmmflow.inputs.datasets import list_datasets, load_dataset
+from gmmflow.main_job import run
+from gmmflow.models.priors import Prior
 from gmmflow.models.spec import GMM
-from gmmflow.workflows.mcmc import diagnose, sample_posterior
-from gmmflow.workflows.compare import compare
-from gmmflow.workflows.report import write_report
-from gmmflow.workflows.run import run
-from gmmflow.workflows.select import select_components
-from gmmflow.workflows.simulate import simulate
-from gmmflow.workflows.em import (
-    aic,
-    bic,
-    fit_em,
-    icl,
-    predict,
-    predict_proba,
-    sample_em,
-    score_samples,
-)
+from gmmflow.report.page import write_report
+from gmmflow.results.files import load, save
+from gmmflow.workflows.compare import compare, compare_parameters
+from gmmflow.workflows.criteria import aic, bic, icl
+from gmmflow.workflows.diagnostics import diagnose
+from gmmflow.workflows.em_fit import fit_em
+from gmmflow.workflows.model_selection import SelectionTable, select_components
+from gmmflow.workflows.posterior_sampling import sample_posterior
+from gmmflow.workflows.prediction import predict, predict_proba, sample_em, score_samples
+from gmmflow.workflows.sampler_options import SamplerOptions
+from gmmflow.workflows.simulation import simulate
+
+_LAZY_MODULES = ("plots",)
+
+
+def __getattr__(name: str):
+    if name in _LAZY_MODULES:
+        module = import_module(f"gmmflow.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'gmmflow' has no attribute {name!r}")
+
 
 __all__ = [
     "GMM",
@@ -40,18 +51,22 @@ __all__ = [
     "NotAGmmflowFileError",
     "NotPositiveDefiniteError",
     "Prior",
+    "SamplerOptions",
     "SamplingError",
     "SamplingWarning",
+    "SelectionTable",
     "__version__",
     "aic",
     "bic",
     "compare",
+    "compare_parameters",
     "diagnose",
     "fit_em",
     "icl",
     "list_datasets",
     "load",
     "load_dataset",
+    "plots",
     "predict",
     "predict_proba",
     "read_csv",

@@ -11,7 +11,11 @@ import sys
 import warnings
 from pathlib import Path
 
+from gmmflow import defaults
+from gmmflow import schema as S
 from gmmflow._version import __version__
+from gmmflow.core.gaussian import COVARIANCE_TYPES
+from gmmflow.workflows.sampler_options import OPTION_HELP, SAMPLERS
 
 EXAMPLES = {
     "em": """examples:
@@ -89,6 +93,19 @@ def _add_output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 
+def _add_sampler_args(p: argparse.ArgumentParser) -> None:
+    """The sampling options (one declaration: ``SamplerOptions``); progress bars follow ``--quiet``."""
+    p.add_argument("--chains", type=_positive_int, default=defaults.CHAINS, help=OPTION_HELP["chains"])
+    p.add_argument("--draws", type=_positive_int, default=defaults.DRAWS, help=OPTION_HELP["draws"])
+    p.add_argument("--tune", type=_positive_int, default=defaults.TUNE, help=OPTION_HELP["tune"])
+    p.add_argument("--sampler", default="auto", choices=SAMPLERS, help=OPTION_HELP["sampler"])
+
+
+def _sampling(args) -> dict:
+    return dict(draws=args.draws, tune=args.tune, chains=args.chains, sampler=args.sampler,
+                progressbar=not args.quiet)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="gmmflow",
@@ -107,12 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
                         epilog=EXAMPLES["em"], formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_data_args(em)
     em.add_argument("--k", type=_positive_int, required=True, help="number of components")
-    em.add_argument("--covariance", default="full",
-                    choices=("full", "tied", "diag", "spherical"), help="covariance type")
-    em.add_argument("--no-prior", action="store_true", help="MLE (no prior; reg_covar 1e-6)")
-    em.add_argument("--n-init", type=_positive_int, default=10, help="restarts (default 10)")
-    em.add_argument("--max-iter", type=_positive_int, default=1000)
-    em.add_argument("--tol", type=float, default=1e-8)
+    em.add_argument("--covariance", default="full", choices=COVARIANCE_TYPES, help="covariance type")
+    em.add_argument("--no-prior", action="store_true", help=f"MLE (no prior; reg_covar {defaults.REG_COVAR})")
+    em.add_argument("--n-init", type=_positive_int, default=defaults.N_INIT,
+                    help=f"restarts (default {defaults.N_INIT})")
+    em.add_argument("--max-iter", type=_positive_int, default=defaults.MAX_ITER)
+    em.add_argument("--tol", type=float, default=defaults.TOL)
     em.add_argument("--seed", type=int, default=None)
     em.add_argument("--chunks", type=_positive_int, default=None,
                     help="rows per chunk (zarr input: dask chunk size)")
@@ -122,11 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
                         epilog=EXAMPLES["sample"], formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_data_args(sm)
     sm.add_argument("--k", type=_positive_int, required=True, help="number of components")
-    sm.add_argument("--covariance", default="full", choices=("full", "tied", "diag", "spherical"))
-    sm.add_argument("--chains", type=_positive_int, default=4)
-    sm.add_argument("--draws", type=_positive_int, default=1000)
-    sm.add_argument("--tune", type=_positive_int, default=1000)
-    sm.add_argument("--sampler", default="auto", choices=("auto", "pymc", "nutpie"))
+    sm.add_argument("--covariance", default="full", choices=COVARIANCE_TYPES)
+    _add_sampler_args(sm)
     sm.add_argument("--seed", type=int, default=None)
     sm.add_argument("--posterior-predictive", action="store_true", help="store replicate data sets")
     _add_output_args(sm)
@@ -139,14 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
                         epilog=EXAMPLES["run"], formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_data_args(rn, default="faithful")
     rn.add_argument("--k", type=k_range, default=[2], help="K or a range LOW:HIGH (default 2)")
-    rn.add_argument("--covariance", default="full", choices=("full", "tied", "diag", "spherical"))
+    rn.add_argument("--covariance", default="full", choices=COVARIANCE_TYPES)
     rn.add_argument("--criterion", default="bic", choices=("bic", "icl", "loo"),
                     help="how a K range is decided (default bic)")
-    rn.add_argument("--n-init", type=_positive_int, default=10, help="EM restarts (default 10)")
-    rn.add_argument("--chains", type=_positive_int, default=4)
-    rn.add_argument("--draws", type=_positive_int, default=1000)
-    rn.add_argument("--tune", type=_positive_int, default=1000)
-    rn.add_argument("--sampler", default="auto", choices=("auto", "pymc", "nutpie"))
+    rn.add_argument("--n-init", type=_positive_int, default=defaults.N_INIT,
+                    help=f"EM restarts (default {defaults.N_INIT})")
+    _add_sampler_args(rn)
     rn.add_argument("--seed", type=int, default=None)
     rn.add_argument("--out", type=Path, default=None,
                     help="output directory (default results/<data name>)")
@@ -161,27 +173,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_out(path: Path, overwrite: bool) -> None:
-    from gmmflow.io import check_destination
+    from gmmflow.results.files import check_destination
 
     check_destination(path, overwrite, overwrite_hint="--overwrite")
 
 
 def load_data(spec: str, columns=None, chunks=None):
     """Resolve ``--data``: a bundled name, a CSV file or a zarr store."""
-    from gmmflow.datasets import DATASETS, load_dataset, read_csv
+    from gmmflow.inputs.csv_reader import read_csv
+    from gmmflow.inputs.datasets import DATASETS, load_dataset
 
     if spec in DATASETS:
         data = load_dataset(spec)
         if columns:
-            features = [str(f) for f in data["feature"].values]
+            features = [str(f) for f in data[S.FEATURE].values]
             missing = [c for c in columns if c not in features]
             if missing:
                 raise CLIError(f"dataset {spec!r} has no column(s) {missing}; its columns are {features}.")
-            data = data.sel(feature=columns)
+            data = data.sel({S.FEATURE: columns})
         return data
     path = Path(spec)
     if path.suffix == ".zarr" or (path.is_dir() and (path / "zarr.json").exists()):
-        from gmmflow.distributed import open_zarr
+        from gmmflow.inputs.chunked import open_zarr
 
         return open_zarr(path, chunks=chunks)
     if not path.exists():
@@ -193,82 +206,84 @@ def load_data(spec: str, columns=None, chunks=None):
 
 
 def _print_em_summary(idata) -> None:
-    est = idata["em_estimate"]
+    est = idata[S.EM_ESTIMATE]
     print(f"objective      {float(est['objective']):.6f}")
     print(f"log-likelihood {float(est['log_likelihood']):.6f}")
     print(f"iterations     {int(est['n_iter'])}  converged: {bool(est['converged'])}")
-    feats = ", ".join(str(f) for f in est["feature"].values)
+    feats = ", ".join(str(f) for f in est[S.FEATURE].values)
     print(f"component  weight   mean ({feats})")
-    for k in est["component"].values:
-        mu = ", ".join(f"{v:.4g}" for v in est["mu"].sel(component=k).values)
-        print(f"{int(k):>9}  {float(est['w'].sel(component=k)):.4f}   [{mu}]")
+    for k, (w, mu) in enumerate(zip(est["w"].values, est["mu"].values)):
+        print(f"{k:>9}  {w:.4f}   [{', '.join(f'{v:.4g}' for v in mu)}]")
 
 
 def cmd_em(args) -> None:
-    import gmmflow
+    from gmmflow.models.spec import GMM
+    from gmmflow.results.files import save
+    from gmmflow.workflows.em_fit import fit_em
 
     _check_out(args.out, args.overwrite)
     X = load_data(args.data, args.columns, args.chunks)
-    model = gmmflow.GMM(args.k, args.covariance, prior=None if args.no_prior else "default")
-    idata = gmmflow.fit_em(model, X, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol,
-                           seed=args.seed, chunk_size=args.chunks)
-    gmmflow.save(idata, args.out, overwrite=args.overwrite)
+    model = GMM(args.k, args.covariance, prior=None if args.no_prior else "default")
+    idata = fit_em(model, X, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol,
+                   seed=args.seed, chunk_size=args.chunks)
+    save(idata, args.out, overwrite=args.overwrite)
     if not args.quiet:
         _print_em_summary(idata)
         print(f"wrote {args.out}")
 
 
 def cmd_sample(args) -> None:
-    import gmmflow
+    from gmmflow.exceptions import SamplingError
+    from gmmflow.models.spec import GMM
+    from gmmflow.results.files import save
+    from gmmflow.workflows.diagnostics import diagnose
+    from gmmflow.workflows.posterior_sampling import sample_posterior
 
     _check_out(args.out, args.overwrite)
     X = load_data(args.data, args.columns)
-    model = gmmflow.GMM(args.k, args.covariance)
     try:
-        idata = gmmflow.sample_posterior(model, X, draws=args.draws, tune=args.tune, chains=args.chains,
-                                         sampler=args.sampler, seed=args.seed, progressbar=not args.quiet,
-                                         posterior_predictive=args.posterior_predictive)
-    except gmmflow.SamplingError as err:  # keep what was computed: the EM result, marked as such
-        gmmflow.save(err.partial, args.out, overwrite=args.overwrite)
-        raise gmmflow.SamplingError(f"{err} Wrote the EM result only to {args.out}.") from err
-    gmmflow.save(idata, args.out, overwrite=args.overwrite)
+        idata = sample_posterior(GMM(args.k, args.covariance), X, seed=args.seed,
+                                 posterior_predictive=args.posterior_predictive, **_sampling(args))
+    except SamplingError as err:  # keep what was computed: the EM result, marked as such
+        save(err.partial, args.out, overwrite=args.overwrite)
+        raise SamplingError(f"{err} Wrote the EM result only to {args.out}.") from err
+    save(idata, args.out, overwrite=args.overwrite)
     if not args.quiet:
-        print(gmmflow.diagnose(idata).to_string())
+        print(diagnose(idata).to_string())
         print(f"wrote {args.out}")
 
 
 def _check_out_dir(path: Path, overwrite: bool) -> None:
-    from gmmflow.io import check_output_directory
+    from gmmflow.results.files import check_output_directory
 
     check_output_directory(path, overwrite, overwrite_hint="--overwrite")
 
 
 def cmd_run(args) -> None:
-    import gmmflow
+    from gmmflow.main_job import run
+    from gmmflow.workflows.diagnostics import diagnose
 
     out = args.out if args.out is not None else Path("results") / Path(args.data).stem
     _check_out_dir(out, args.overwrite)
     X = load_data(args.data, args.columns)
-    idata, table = gmmflow.run(X, out, ks=args.k, covariance_type=args.covariance, criterion=args.criterion,
-                               n_init=args.n_init, draws=args.draws, tune=args.tune, chains=args.chains,
-                               sampler=args.sampler, seed=args.seed, progressbar=not args.quiet,
-                               overwrite=args.overwrite)
+    idata, table = run(X, out, ks=args.k, covariance_type=args.covariance, criterion=args.criterion,
+                       n_init=args.n_init, seed=args.seed, overwrite=args.overwrite, **_sampling(args))
     if not args.quiet:
         if table is not None:
             shown = ["covariance_type", "k", "status", "bic", "icl"] + \
                     [c for c in ("elpd_loo", "elpd_loo_se") if c in table]
             print(table[shown].to_string(index=False))
             print(f"chosen by {args.criterion}: K = {int(idata.attrs['n_components'])}")
-        print(gmmflow.diagnose(idata).to_string())
+        print(diagnose(idata).to_string())
         print(f"wrote {out}/run.nc, {out}/report.html and the plots")
 
 
 def cmd_report(args) -> None:
-    import gmmflow
+    from gmmflow.report.page import write_report
+    from gmmflow.results.files import load
 
     _check_out_dir(args.out, args.overwrite)
-    idata = gmmflow.load(args.result)
-    page = gmmflow.write_report(idata, args.out, overwrite=args.overwrite)
+    page = write_report(load(args.result), args.out, overwrite=args.overwrite)
     if not args.quiet:
         print(f"wrote {page}")
 

@@ -1,7 +1,19 @@
-"""Warnings and errors gmmflow raises (re-exported at the top level)."""
+"""Every exception and warning gmmflow raises: the leaf module any layer may import.
 
-from gmmflow.core.gaussian import NotPositiveDefiniteError
-from gmmflow.io import NotAGmmflowFileError
+Re-exported at the top level (``gmmflow.SamplingError`` ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class NotPositiveDefiniteError(ValueError):
+    """A covariance matrix (or variance) is not symmetric positive definite."""
+
+
+class NotAGmmflowFileError(ValueError):
+    """The file is not a readable gmmflow result."""
 
 
 class ConvergenceWarning(UserWarning):
@@ -13,14 +25,14 @@ class SamplingWarning(UserWarning):
 
 
 class SamplingError(RuntimeError):
-    """NUTS could not run (e.g. it failed to initialise).
+    """The posterior sampler could not run (e.g. it failed to initialise).
 
     ``partial`` holds what was computed before the failure: the EM result
     the chains were to start from, with ``attrs["sampling_status"]``
     saying ``"failed: ..."``. It can be saved like any result.
     """
 
-    def __init__(self, message: str, partial=None):
+    def __init__(self, message: str, partial: Any = None):
         super().__init__(message)
         self.partial = partial
 

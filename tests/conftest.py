@@ -77,17 +77,19 @@ def fake_posterior(X, K, *, chains=2, draws=40, seed=0, predictive=True, feature
     import pandas as pd
     import xarray as xr
 
-    import gmmflow
-    from gmmflow import io
-    from gmmflow._validation import as_data_matrix
     from gmmflow.core.gaussian import sample_mixture
+    from gmmflow.inputs.matrix import as_data_matrix
     from gmmflow.models.spec import GMM
-    from gmmflow.workflows.mcmc import _draw_params, _pointwise
+    from gmmflow.results.records import PosteriorSample
+    from gmmflow.results.to_idata import em_groups, posterior_inference_data
+    from gmmflow.workflows.em_fit import fit_em_record
+    from gmmflow.workflows.posterior_sampling import _draw_params, _pointwise
 
     model = GMM(K)
     data = as_data_matrix(X if features is None else pd.DataFrame(X, columns=features))
-    em = gmmflow.fit_em(model, data, n_init=3, seed=seed)
-    w0, mu0, cov0 = (em["em_estimate"][v].values for v in ("w", "mu", "cov"))
+    em = fit_em_record(model, data, n_init=3, seed=seed)
+    w0, mu0 = em.params.weights, em.params.means
+    cov0 = em.params.cov
     rng = np.random.default_rng(seed)
     S, d = chains * draws, data.shape[1]
     w = rng.dirichlet(300 * w0 + 1, size=S)
@@ -100,11 +102,11 @@ def fake_posterior(X, K, *, chains=2, draws=40, seed=0, predictive=True, feature
     pred = np.stack([sample_mixture(rng, data.shape[0], p.weights, p.means, p.chol, "full")[0]
                      for p in params]) if predictive else None
     stats_ds = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((chains, draws), bool))})
-    return io.posterior_inference_data(
-        model=model, data=data, hyper=io.hyperparameters_from_idata(em), em=em, shape=(chains, draws),
-        w=w, mu=mu, cov=cov, permutation=np.broadcast_to(np.arange(K), (S, K)).copy(),
+    sample = PosteriorSample(
+        shape=(chains, draws), w=w, mu=mu, cov=cov, permutation=np.broadcast_to(np.arange(K), (S, K)).copy(),
         log_likelihood=loglik, assignment=assignment, sample_stats=stats_ds, predictive=pred,
         seed=seed, sampler="fake", draws=draws, tune=0, relabelled=True)
+    return posterior_inference_data(model, data, em.hyper, em_groups(em), em.seed, sample)
 
 
 @pytest.fixture(scope="session")

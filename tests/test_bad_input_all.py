@@ -87,8 +87,8 @@ def no_work(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("work started before the input was checked")
 
-    for target in ("gmmflow.workflows.em.run_restarts", "gmmflow.workflows.mcmc._run_nutpie",
-                   "gmmflow.workflows.mcmc._run_pymc", "gmmflow.workflows.select._fit_cell"):
+    for target in ("gmmflow.workflows.em_fit.fit_restarts", "gmmflow.workflows.nuts_backends.run_nutpie",
+                   "gmmflow.workflows.nuts_backends.run_pymc", "gmmflow.workflows.model_selection._fit_cell"):
         monkeypatch.setattr(target, forbidden)
 
 

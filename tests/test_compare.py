@@ -4,7 +4,9 @@ import re
 
 import arviz as az
 import numpy as np
+import pandas as pd
 import pytest
+import xarray as xr
 from sklearn.metrics import adjusted_rand_score
 
 import gmmflow
@@ -65,7 +67,7 @@ def test_parameter_columns_match_independent_route(posteriors, d):
 
 def test_xarray_form_holds_the_same_numbers(posteriors):
     idata = posteriors[2]
-    ds = gmmflow.compare(idata, fmt="xarray")
+    ds = gmmflow.compare_parameters(idata)
     table = gmmflow.compare(idata)
     assert list(ds.statistic.values) == ["em", "mean", "sd", "hdi_lower", "hdi_upper", "map_in_hdi", "z"]
     mu = table[table.parameter == "mu"]
@@ -84,7 +86,9 @@ def test_assignment_measures(posteriors):
     idata = posteriors[2]
     em = idata.em_estimate.responsibilities.values
     post = idata.posterior_assignment.posterior_assignment.values
-    result = gmmflow.compare(idata, "assignments")
+    table = gmmflow.compare(idata, "assignments")
+    assert list(table.index) == ["assignments"]  # one row, as every compare() result is a table
+    result = table.iloc[0]
     assert result["mean_abs_difference"] == pytest.approx(np.mean(np.abs(em - post)), rel=1e-12)
     assert result["share_labels_differ"] == np.mean(em.argmax(1) != post.argmax(1))
     assert result["adjusted_rand_index"] == pytest.approx(adjusted_rand_score(em.argmax(1), post.argmax(1)))
@@ -121,7 +125,7 @@ def test_em_leave_one_out_matches_refits_without_each_row(posteriors):
     """Independent route: delete row i, refit from the estimate with the full-data prior, score x_i."""
     idata = posteriors[1]
     X = idata.observed_data.x.values
-    hyper = gmmflow.io.hyperparameters_from_idata(idata)
+    hyper = gmmflow.results.from_idata.hyperparameters_from_idata(idata)
     prior = gmmflow.Prior(alpha=hyper.alpha, mean=hyper.mean, shrinkage=hyper.shrinkage, dof=hyper.dof,
                           scale=hyper.scale)
     est = idata.em_estimate
@@ -145,8 +149,6 @@ def test_em_leave_one_out_matches_refits_without_each_row(posteriors):
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"kind": "params"}, "kind must be one of 'parameters', 'assignments', 'predictive'; got 'params'."),
-    ({"fmt": "json"}, "fmt must be one of 'dataframe', 'xarray'; got 'json'."),
-    ({"kind": "predictive", "fmt": "xarray"}, "fmt='xarray' is available for kind='parameters' only."),
     ({"hdi_prob": 1.5}, "hdi_prob must be a number in (0, 1), e.g. 0.94; got 1.5."),
 ])
 def test_bad_arguments(posteriors, kwargs, message):
@@ -185,4 +187,11 @@ def test_real_posterior_covers_the_truth():
         value = truth[row.parameter][k] if row.parameter == "w" else truth[row.parameter][k, int(row.feature.lstrip("x"))]
         misses += not (row["hdi_3%"] <= value <= row["hdi_97%"])
     assert misses <= 2
-    assert gmmflow.compare(idata, "assignments")["adjusted_rand_index"] > 0.95
+    assert gmmflow.compare(idata, "assignments").loc["assignments", "adjusted_rand_index"] > 0.95
+
+
+@pytest.mark.parametrize("kind", ["parameters", "assignments", "predictive"])
+def test_every_kind_returns_a_dataframe(posteriors, kind):
+    """One return type for compare(); the labelled form is compare_parameters()."""
+    assert type(gmmflow.compare(posteriors[2], kind, em_loo_max_obs=0)) is pd.DataFrame
+    assert isinstance(gmmflow.compare_parameters(posteriors[2]), xr.Dataset)

@@ -112,7 +112,7 @@ def test_cli_em_on_zarr(tmp_path, capsys):
 
 def test_subsampled_init_is_shared_by_memory_and_dask(monkeypatch):
     """Above INIT_SAMPLE_ROWS both engines initialise on the same subsample: same seed, same fit."""
-    from gmmflow.core import init as init_module
+    from gmmflow.core import initialization as init_module
     monkeypatch.setattr(init_module, "INIT_SAMPLE_ROWS", 300)
     rows = init_module.init_sample_rows(X.shape[0], 5)
     assert rows.shape == (300,) and np.all(np.diff(rows) > 0)

@@ -8,8 +8,8 @@ from scipy import optimize
 from sklearn.mixture import GaussianMixture
 
 from conftest import COV_TYPES, full_cov, mixture_data, scipy_log_prior, scipy_log_prob
-from gmmflow.core.blocks import ArrayBlocks
-from gmmflow.core.em import Params, m_step, statistics_from_responsibilities
+from gmmflow.core.row_blocks import ArrayBlocks
+from gmmflow.core.em_steps import Params, m_step, statistics_from_responsibilities
 from gmmflow.models.priors import Prior, resolve_hyperparameters
 
 
@@ -25,7 +25,7 @@ def test_mle_iterations_match_sklearn(t):
         gm.fit(X)  # one sklearn iteration from its own init: our common start
         start = Params.from_cov(gm.weights_, gm.means_, gm.covariances_, t)
         shift = X.mean(axis=0)
-        blocks = ArrayBlocks(X, shift, chunk_size=97)  # ragged blocks on purpose
+        blocks = ArrayBlocks(X, chunk_size=97, shift=shift)  # ragged blocks on purpose
         ours = start.shifted(-shift)
         for _ in range(25):
             gm.fit(X)

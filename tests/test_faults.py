@@ -11,7 +11,9 @@ import pytest
 import xarray as xr
 
 import gmmflow
-from gmmflow import io, resources
+from gmmflow import resources
+from gmmflow.results import files
+from gmmflow.results.to_idata import root_attrs
 from gmmflow.cli import main
 from gmmflow.models.pymc_model import covariance_value_name
 from conftest import mixture_data
@@ -34,7 +36,7 @@ def _set_attrs(path, **attrs):
 def test_attrs_of_every_type_gmmflow_writes_round_trip(fitted, tmp_path):
     extra = {"flag": True, "nothing": None, "options": {"n_init": 2, "init": "kmeans++"},
              "ks": [1, 2, 3], "pair": (1, "a"), "ratio": 0.25, "count": 7, "text": "é ü"}
-    idata = az.InferenceData(attrs=io.root_attrs(gmmflow.GMM(2), None, 5, **extra),
+    idata = az.InferenceData(attrs=root_attrs(gmmflow.GMM(2), None, 5, **extra),
                              em_estimate=fitted.em_estimate)
     back = gmmflow.load(gmmflow.save(idata, tmp_path / "r.nc"))
     for key, value in idata.attrs.items():
@@ -75,7 +77,7 @@ def test_interrupted_directory_write_keeps_the_previous_directory(tmp_path):
     out.mkdir()
     (out / "old.txt").write_text("previous")
     with pytest.raises(KeyboardInterrupt):
-        with io.atomic_directory(out, overwrite=True) as tmp:
+        with files.atomic_directory(out, overwrite=True) as tmp:
             (tmp / "half.png").write_bytes(b"\x89PNG")
             raise KeyboardInterrupt
     assert [p.name for p in tmp_path.iterdir()] == ["rep"]
@@ -86,7 +88,7 @@ def test_overwriting_a_directory_replaces_it_whole(tmp_path):
     out = tmp_path / "rep"
     out.mkdir()
     (out / "old.txt").write_text("previous")
-    with io.atomic_directory(out, overwrite=True) as tmp:
+    with files.atomic_directory(out, overwrite=True) as tmp:
         (tmp / "new.txt").write_text("new")
     assert [p.name for p in out.iterdir()] == ["new.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["rep"]
@@ -110,7 +112,7 @@ def _raw_draws(em, chains=4, draws=50, diverging=0, seed=0):
 
 
 def test_a_diverging_run_warns_returns_and_is_marked(fitted, monkeypatch, tmp_path):
-    monkeypatch.setattr("gmmflow.workflows.mcmc._run_nutpie", lambda *a: _raw_draws(fitted, diverging=7))
+    monkeypatch.setattr("gmmflow.workflows.nuts_backends.run_nutpie", lambda *a: _raw_draws(fitted, diverging=7))
     with pytest.warns(gmmflow.SamplingWarning, match=re.escape("divergences = 7 (threshold 0.0)")):
         idata = gmmflow.sample_posterior(gmmflow.GMM(2), X, em=fitted, sampler="nutpie", seed=0)
     assert idata.attrs["sampling_status"].startswith("warnings: divergences")
@@ -120,7 +122,7 @@ def test_a_diverging_run_warns_returns_and_is_marked(fitted, monkeypatch, tmp_pa
 
 
 def test_a_clean_run_is_marked_ok(fitted, monkeypatch):
-    monkeypatch.setattr("gmmflow.workflows.mcmc._run_nutpie", lambda *a: _raw_draws(fitted, draws=400))
+    monkeypatch.setattr("gmmflow.workflows.nuts_backends.run_nutpie", lambda *a: _raw_draws(fitted, draws=400))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", gmmflow.SamplingWarning)  # ESS of the synthetic draws
         idata = gmmflow.sample_posterior(gmmflow.GMM(2), X, em=fitted, sampler="nutpie", seed=0)
@@ -134,7 +136,7 @@ def _failing_sampler(*args):
 
 
 def test_a_sampler_that_cannot_start_raises_and_keeps_the_em_result(fitted, monkeypatch, tmp_path):
-    monkeypatch.setattr("gmmflow.workflows.mcmc._run_nutpie", _failing_sampler)
+    monkeypatch.setattr("gmmflow.workflows.nuts_backends.run_nutpie", _failing_sampler)
     with pytest.raises(gmmflow.SamplingError, match=re.escape("NUTS (nutpie) failed: All initialization points "
                                                               "failed. The EM estimate")) as info:
         gmmflow.sample_posterior(gmmflow.GMM(2), X, em=fitted, sampler="nutpie", seed=0)
@@ -146,7 +148,7 @@ def test_a_sampler_that_cannot_start_raises_and_keeps_the_em_result(fitted, monk
 
 
 def test_cli_sample_failure_saves_the_em_result_marked(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr("gmmflow.workflows.mcmc._run_nutpie", _failing_sampler)
+    monkeypatch.setattr("gmmflow.workflows.nuts_backends.run_nutpie", _failing_sampler)
     out = tmp_path / "post.nc"
     code = main(["sample", "--data", "faithful", "--k", "2", "--sampler", "nutpie", "--seed", "0",
                  "--out", str(out)])
@@ -157,14 +159,14 @@ def test_cli_sample_failure_saves_the_em_result_marked(monkeypatch, tmp_path, ca
 
 
 def test_cli_run_interrupted_during_the_report_leaves_nothing(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr("gmmflow.workflows.mcmc._run_nutpie",
+    monkeypatch.setattr("gmmflow.workflows.nuts_backends.run_nutpie",
                         lambda *a: _raw_draws(gmmflow.fit_em(gmmflow.GMM(2), gmmflow.load_dataset("faithful"),
                                                              seed=0)))
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("gmmflow.workflows.run.write_report_into", interrupt)
+    monkeypatch.setattr("gmmflow.main_job.write_report_into", interrupt)
     monkeypatch.chdir(tmp_path)
     assert main(["run", "--sampler", "nutpie", "--seed", "0", "--quiet"]) == 130
     assert list(tmp_path.iterdir()) == []
@@ -201,7 +203,7 @@ def test_cli_run_without_a_seed_draws_one(monkeypatch, tmp_path):
     (EM's restarts do too, but on Old Faithful every k-means++ start converges to the same point.)
     """
     em = gmmflow.fit_em(gmmflow.GMM(2), gmmflow.load_dataset("faithful"), seed=0)
-    monkeypatch.setattr("gmmflow.workflows.mcmc._run_nutpie", lambda *a: _raw_draws(em))
+    monkeypatch.setattr("gmmflow.workflows.nuts_backends.run_nutpie", lambda *a: _raw_draws(em))
     for name in ("a", "b"):
         assert main(["--quiet", "run", "--sampler", "nutpie", "--n-init", "2", "--out", str(tmp_path / name)]) == 0
     a, b = (gmmflow.load(tmp_path / name / "run.nc") for name in ("a", "b"))
@@ -220,8 +222,8 @@ def test_select_components_seeded_identical_unseeded_differs():
     a = gmmflow.select_components(X, ks=[1, 2, 3], seed=3, n_init=2, em_kwargs={"init": "random"})
     b = gmmflow.select_components(X, ks=[1, 2, 3], seed=3, n_init=2, em_kwargs={"init": "random"})
     assert a.equals(b)
-    _, f1 = gmmflow.select_components(X, ks=[3], n_init=1, em_kwargs={"init": "random"}, return_fits=True)
-    _, f2 = gmmflow.select_components(X, ks=[3], n_init=1, em_kwargs={"init": "random"}, return_fits=True)
+    f1 = gmmflow.select_components(X, ks=[3], n_init=1, em_kwargs={"init": "random"}, keep_fits=True).fits
+    f2 = gmmflow.select_components(X, ks=[3], n_init=1, em_kwargs={"init": "random"}, keep_fits=True).fits
     assert f1[("full", 3)].attrs["seed"] != f2[("full", 3)].attrs["seed"]
 
 
@@ -246,8 +248,8 @@ def test_cli_sample_with_a_seed_is_bit_identical(tmp_path):
 ], ids=["fit_em", "sample_posterior", "select_components", "run"])
 def test_work_that_would_not_fit_in_memory_is_refused_up_front(call, monkeypatch):
     monkeypatch.setattr(resources, "available_memory", lambda: 1024.0)
-    for target in ("gmmflow.workflows.em.run_restarts", "gmmflow.workflows.mcmc._run_nutpie",
-                   "gmmflow.workflows.select._fit_cell"):
+    for target in ("gmmflow.workflows.em_fit.fit_restarts", "gmmflow.workflows.nuts_backends.run_nutpie",
+                   "gmmflow.workflows.model_selection._fit_cell"):
         monkeypatch.setattr(target, lambda *a, **k: pytest.fail("work started"))
     with pytest.raises(MemoryError, match=r"needs an estimated \d+\.\d GiB of memory but only 0\.0 GiB is "
                                           r"available; "):

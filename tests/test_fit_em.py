@@ -15,7 +15,7 @@ from sklearn.mixture import GaussianMixture
 import gmmflow
 from conftest import COV_TYPES, mixture_data, scipy_log_prior, scipy_log_prob
 from gmmflow.core.gaussian import compact_covariances
-from gmmflow.io import hyperparameters_from_idata
+from gmmflow.results.from_idata import hyperparameters_from_idata
 
 BLOBS_OPTIMUM = -677.7786242238456  # sklearn, n_init=5, tol=1e-10: the global optimum
 

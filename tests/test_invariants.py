@@ -16,8 +16,8 @@ from hypothesis.extra import numpy as hnp
 
 import gmmflow
 from gmmflow.core.gaussian import cholesky, log_mixture_density
-from gmmflow.io import hyperparameters_from_idata
-from gmmflow.models.priors import log_prior
+from gmmflow.results.from_idata import hyperparameters_from_idata
+from gmmflow.core.prior_density import log_prior
 from conftest import COV_TYPES, full_cov
 
 PRIORS = ("default", None)

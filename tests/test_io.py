@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 import gmmflow
-from gmmflow import io
+from gmmflow.results import files as io
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,10 @@ from scipy.special import logsumexp
 
 import gmmflow
 from conftest import COV_TYPES, full_cov
-from gmmflow.core.blocks import ArrayBlocks, data_moments
-from gmmflow.core.em import Params
-from gmmflow.models.priors import log_prior, resolve_hyperparameters
+from gmmflow.core.row_blocks import ArrayBlocks, data_moments
+from gmmflow.core.em_steps import Params
+from gmmflow.core.prior_density import log_prior
+from gmmflow.models.priors import resolve_hyperparameters
 from gmmflow.models.pymc_model import (
     CholeskyCovTransform,
     covariance_value_name,
@@ -32,7 +33,7 @@ FAITHFUL = gmmflow.load_dataset("faithful")
 
 def em_objective(X, w, mu, cov, t, hyper):
     p = Params.from_cov(w, mu, cov, t)
-    ll = ArrayBlocks(np.asarray(X), np.zeros(np.shape(X)[1])).e_step(p).log_likelihood
+    ll = ArrayBlocks(np.asarray(X)).e_step(p).log_likelihood
     return ll + log_prior(w, mu, cov, p.chol, hyper)
 
 
@@ -172,7 +173,7 @@ def test_user_prior_identical_in_both_engines():
     prior = gmmflow.Prior(alpha=3.0, shrinkage=0.5, dof=6.0, scale=[[0.5, 0.1], [0.1, 40.0]], mean=[3.0, 70.0])
     spec = gmmflow.GMM(2, "full", prior=prior)
     idata = gmmflow.fit_em(spec, FAITHFUL, n_init=2, seed=0)
-    from gmmflow.io import hyperparameters_from_idata
+    from gmmflow.results.from_idata import hyperparameters_from_idata
     hyper = hyperparameters_from_idata(idata)
     assert hyper.alpha == 3.0 and hyper.dof == 6.0 and hyper.shrinkage == 0.5
     np.testing.assert_array_equal(hyper.scale, np.array(prior.scale))

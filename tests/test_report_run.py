@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import gmmflow
-from gmmflow import io
+from gmmflow.results.from_idata import selection_from_idata
+from gmmflow.results.to_idata import with_selection
 from gmmflow.cli import main
 from conftest import mixture_data
 
@@ -65,7 +66,7 @@ def test_report_failure_leaves_no_directory(posteriors, tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("gmmflow.workflows.report.html_report", boom)
+    monkeypatch.setattr("gmmflow.report.page.html_report", boom)
     with pytest.raises(KeyboardInterrupt):
         gmmflow.write_report(posteriors[2], tmp_path / "deep" / "rep")
     assert list(tmp_path.iterdir()) == []  # neither rep, nor its parent, nor a temporary directory
@@ -73,9 +74,9 @@ def test_report_failure_leaves_no_directory(posteriors, tmp_path, monkeypatch):
 
 def test_selection_table_round_trips_through_the_file(posteriors, tmp_path):
     table = gmmflow.select_components(posteriors[2].observed_data.x.values, ks=[1, 2], seed=0, n_init=2)
-    idata = io.with_selection(posteriors[2], table)
+    idata = with_selection(posteriors[2], table)
     gmmflow.save(idata, tmp_path / "r.nc")
-    back = io.selection_from_idata(gmmflow.load(tmp_path / "r.nc"))
+    back = selection_from_idata(gmmflow.load(tmp_path / "r.nc"))
     assert back[["k", "bic", "icl"]].equals(table[["k", "bic", "icl"]])
     assert back["best_bic"].dtype == bool and back["best_bic"].tolist() == table["best_bic"].tolist()
 
@@ -100,7 +101,7 @@ def test_run_interrupted_leaves_no_output(tmp_path, monkeypatch, capsys):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("gmmflow.workflows.run.sample_posterior", interrupt)
+    monkeypatch.setattr("gmmflow.main_job.sample_posterior", interrupt)
     assert main(["run", "--data", "blobs", "--out", str(tmp_path / "results" / "blobs")]) == 130
     assert "interrupted" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []

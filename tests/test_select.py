@@ -51,9 +51,11 @@ def test_a_failed_fit_is_a_row_not_a_crash():
     assert table["best_bic"].sum() == 1 and not bool(failed["best_bic"].iloc[0])
 
 
-def test_return_fits():
+def test_keep_fits():
     X = mixture_data(seed=2, n_per=30, K=2)
-    table, fits = gmmflow.select_components(X, ks=[1, 2], seed=0, n_init=2, return_fits=True)
+    table = gmmflow.select_components(X, ks=[1, 2], seed=0, n_init=2, keep_fits=True)
+    fits = table.fits
+    assert table[table.k == 2].fits is fits  # selections of the table keep its fits
     assert set(fits) == {("full", 1), ("full", 2)}
     assert float(fits[("full", 2)].em_estimate.objective) == table.set_index("k").loc[2, "objective"]
 
@@ -68,14 +70,14 @@ def test_return_fits():
     ({"n_init": 0}, ValueError, "n_init must be >= 1, got 0."),
 ])
 def test_bad_arguments_fail_before_any_fit(monkeypatch, kwargs, error, message):
-    monkeypatch.setattr("gmmflow.workflows.select._fit_cell", lambda *a: pytest.fail("fitted"))
+    monkeypatch.setattr("gmmflow.workflows.model_selection._fit_cell", lambda *a: pytest.fail("fitted"))
     with pytest.raises(error, match=re.escape(message)):
         gmmflow.select_components(mixture_data(n_per=30, K=2), **kwargs)
 
 
 def test_memory_estimate_refuses_up_front(monkeypatch):
     monkeypatch.setattr(resources, "available_memory", lambda: 1e6)
-    monkeypatch.setattr("gmmflow.workflows.select._fit_cell", lambda *a: pytest.fail("fitted"))
+    monkeypatch.setattr("gmmflow.workflows.model_selection._fit_cell", lambda *a: pytest.fail("fitted"))
     with pytest.raises(MemoryError, match=r"needs an estimated 0\.\d GiB of memory but only 0\.0 GiB is "
                                           r"available; use fewer K values"):
         gmmflow.select_components(mixture_data(n_per=30, K=2), ks=[1, 2], mcmc=True, draws=10000, chains=4)

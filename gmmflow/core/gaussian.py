@@ -25,12 +25,10 @@ import numpy as np
 from scipy import linalg
 from scipy.special import logsumexp
 
+from gmmflow.exceptions import NotPositiveDefiniteError
+
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 LOG_2PI = np.log(2.0 * np.pi)
-
-
-class NotPositiveDefiniteError(ValueError):
-    """A covariance matrix (or variance) is not symmetric positive definite."""
 
 
 # --------------------------------------------------------------------------

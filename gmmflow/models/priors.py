@@ -1,6 +1,6 @@
 """Prior families, default hyper-parameters and log-densities (numpy).
 
-The prior of DESIGN.md, for K components in d dimensions::
+The prior of docs/architecture.md, for K components in d dimensions::
 
     w            ~ Dirichlet(alpha * 1_K)
     Sigma_k      ~ InverseWishart(nu_P, Lambda_P)          full (one per k), tied (one)
@@ -21,24 +21,24 @@ variance is below the round-off of its own values (sd < ``ROUNDOFF`` x
 |mean|, e.g. a constant 132.49581465 whose computed variance is 1e-27) counts
 as constant. A user-given scale is never altered.
 
-This module is the only place these numbers live; the EM (``core.em``) and the
-PyMC model (``models.pymc_model``) both read them from :class:`Hyperparameters`.
-Densities are evaluated on Cholesky factors; nothing is inverted.
+This module is the only place these defaults live; it resolves a
+:class:`Prior` against data into concrete
+:class:`~gmmflow.core.hyperparameters.Hyperparameters`, which the EM, the
+PyMC model and the samplers all read. The prior's log-density is in
+``core.prior_density``.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import linalg
-from scipy.special import gammaln, multigammaln
 
-from gmmflow._validation import numeric_array
-from gmmflow.core.gaussian import LOG_2PI, log_det_cholesky
+from gmmflow.checks import numeric_array
+from gmmflow.core.hyperparameters import Hyperparameters
 
 DEFAULT_ALPHA = 1.0
 DEFAULT_SHRINKAGE = 0.01
@@ -155,52 +155,6 @@ class Prior:
         }
 
 
-@dataclass(frozen=True, eq=False)
-class Hyperparameters:
-    """Concrete prior hyper-parameters for one covariance type and dimension.
-
-    ``scale`` has shape (d, d) for full/tied, (d,) for diag and () for
-    spherical; ``scale_chol`` is its Cholesky factor (full/tied only).
-    """
-
-    covariance_type: str
-    n_components: int
-    alpha: float
-    mean: np.ndarray
-    shrinkage: float
-    dof: float
-    scale: np.ndarray
-    scale_chol: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def n_features(self) -> int:
-        return self.mean.shape[0]
-
-    def to_dict(self) -> dict:
-        return {
-            "covariance_type": self.covariance_type,
-            "n_components": self.n_components,
-            "alpha": self.alpha,
-            "mean": self.mean.tolist(),
-            "shrinkage": self.shrinkage,
-            "dof": self.dof,
-            "scale": np.asarray(self.scale).tolist(),
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict())
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Hyperparameters:
-        prior = Prior(alpha=d["alpha"], mean=d["mean"], shrinkage=d["shrinkage"],
-                      dof=d["dof"], scale=d["scale"])
-        n_features = len(d["mean"])
-        return resolve_hyperparameters(
-            prior, d["covariance_type"], d["n_components"],
-            data_mean=np.zeros(n_features), data_cov=np.eye(n_features),
-        )
-
-
 def resolve_hyperparameters(
     prior: Prior,
     covariance_type: str,
@@ -281,89 +235,4 @@ def resolve_hyperparameters(
         dof=dof,
         scale=np.asarray(scale, float),
         scale_chol=scale_chol,
-    )
-
-
-# --------------------------------------------------------------------------
-# Log-densities (numpy; every normalising constant included)
-# --------------------------------------------------------------------------
-def log_dirichlet(weights: np.ndarray, alpha: float) -> float:
-    """log Dirichlet(w | alpha 1_K), density on the simplex."""
-    K = weights.shape[-1]
-    return float(gammaln(K * alpha) - K * gammaln(alpha) + (alpha - 1.0) * np.sum(np.log(weights)))
-
-
-def log_inverse_wishart(chol: np.ndarray, dof: float, scale_chol: np.ndarray) -> np.ndarray:
-    """log InverseWishart(Sigma | nu, Lambda) from Cholesky factors of both.
-
-    ``chol`` may be (d, d) or a stack (K, d, d). ``tr(Lambda Sigma^{-1}) =
-    ||L_Sigma^{-1} L_Lambda||_F^2`` by a triangular solve.
-    """
-    d = scale_chol.shape[-1]
-    chol = np.asarray(chol)
-    stack = chol.reshape(-1, d, d)
-    tr = np.array([
-        np.sum(np.square(linalg.solve_triangular(c, scale_chol, lower=True, check_finite=False)))
-        for c in stack
-    ])
-    log_det_sigma = log_det_cholesky(stack, "full", d)
-    log_det_scale = log_det_cholesky(scale_chol, "tied", d)
-    out = (
-        0.5 * dof * log_det_scale
-        - 0.5 * dof * d * np.log(2.0)
-        - multigammaln(0.5 * dof, d)
-        - 0.5 * (dof + d + 1) * log_det_sigma
-        - 0.5 * tr
-    )
-    return out.reshape(chol.shape[:-2])
-
-
-def log_inverse_gamma(var: np.ndarray, shape: float, rate: np.ndarray) -> np.ndarray:
-    """log InverseGamma(var | a, b) = a log b - lgamma(a) - (a+1) log var - b / var."""
-    return shape * np.log(rate) - gammaln(shape) - (shape + 1.0) * np.log(var) - rate / var
-
-
-def _log_mean_prior(means, chol, hyper: Hyperparameters, covariance_type) -> float:
-    """sum_k log N(mu_k | mu_P, Sigma_k / kappa_P)."""
-    d = hyper.n_features
-    kappa = hyper.shrinkage
-    diff = means - hyper.mean
-    if covariance_type in ("full", "tied"):
-        chols = chol if covariance_type == "full" else np.broadcast_to(chol, (means.shape[0], d, d))
-        maha = np.array([
-            np.sum(np.square(linalg.solve_triangular(c, r, lower=True, check_finite=False)))
-            for c, r in zip(chols, diff)
-        ])
-        log_det = log_det_cholesky(chols, "full", d)
-    elif covariance_type == "diag":
-        maha = np.sum(np.square(diff / chol), axis=1)
-        log_det = log_det_cholesky(chol, "diag", d)
-    else:
-        maha = np.sum(np.square(diff), axis=1) / np.square(chol)
-        log_det = log_det_cholesky(chol, "spherical", d)
-    return float(np.sum(-0.5 * d * LOG_2PI + 0.5 * d * np.log(kappa) - 0.5 * log_det - 0.5 * kappa * maha))
-
-
-def _log_cov_prior(cov, chol, hyper: Hyperparameters, covariance_type) -> float:
-    if covariance_type in ("full", "tied"):
-        return float(np.sum(log_inverse_wishart(chol, hyper.dof, hyper.scale_chol)))
-    # diag: scale (d,) broadcasts over (K, d); spherical: scalar over (K,)
-    return float(np.sum(log_inverse_gamma(cov, 0.5 * hyper.dof, 0.5 * hyper.scale)))
-
-
-def log_prior(
-    weights: np.ndarray,
-    means: np.ndarray,
-    cov: np.ndarray,
-    chol: np.ndarray,
-    hyper: Hyperparameters | None,
-) -> float:
-    """Full log prior density log p(w) + log p(Sigma) + log p(mu | Sigma); 0 if no prior."""
-    if hyper is None:
-        return 0.0
-    t = hyper.covariance_type
-    return (
-        log_dirichlet(weights, hyper.alpha)
-        + _log_cov_prior(cov, chol, hyper, t)
-        + _log_mean_prior(means, chol, hyper, t)
     )

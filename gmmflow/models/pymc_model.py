@@ -1,4 +1,4 @@
-"""The generative GMM of DESIGN.md, declared in PyMC.
+"""The generative GMM of docs/architecture.md, declared in PyMC.
 
 One function, :func:`build_pymc_model`, turns a :class:`~gmmflow.GMM` spec
 into a ``pm.Model`` whose free variables are ``w`` (Dirichlet), ``mu`` and
@@ -23,7 +23,7 @@ The likelihood has two forms:
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import pymc as pm
@@ -31,13 +31,18 @@ import pytensor.tensor as pt
 from pymc.logprob.transforms import Transform
 from scipy import stats
 
-from gmmflow._validation import FEATURE_DIM, OBS_DIM, as_data_matrix
-from gmmflow.core.blocks import data_moments
 from gmmflow.core.gaussian import sample_mixture
-from gmmflow.models.priors import Hyperparameters, resolve_hyperparameters
+from gmmflow.core.hyperparameters import Hyperparameters
+from gmmflow.core.row_blocks import data_moments
+from gmmflow.inputs.matrix import as_data_matrix
+from gmmflow.models.priors import resolve_hyperparameters
+from gmmflow.schema import COMPONENT, FEATURE2, OBS
+from gmmflow.schema import FEATURE as FEATURE_DIM
 
-if TYPE_CHECKING:  # pragma: no cover
-    from gmmflow.models.spec import GMM
+OBS_DIM = OBS
+# ``spec`` arguments below are :class:`gmmflow.GMM` objects (models.spec imports this
+# module, not the other way round)
+GMMSpec = Any
 
 LOG_2PI = float(np.log(2 * np.pi))
 
@@ -188,7 +193,7 @@ def full_cholesky(cov_var, covariance_type: str, n_components: int, n_features: 
     return sd[:, None, None] * eye[None]
 
 
-def gmm_prior(spec: GMM, hyper: Hyperparameters):
+def gmm_prior(spec: GMMSpec, hyper: Hyperparameters):
     """Declare the GMM's prior in the current ``pm.Model`` context.
 
     The building block for reusing the definition in a larger model: it adds
@@ -212,23 +217,23 @@ def gmm_prior(spec: GMM, hyper: Hyperparameters):
     """
     K, d, t = spec.n_components, hyper.n_features, spec.covariance_type
     kappa = hyper.shrinkage
-    w = pm.Dirichlet("w", a=np.full(K, hyper.alpha), dims="component")
+    w = pm.Dirichlet("w", a=np.full(K, hyper.alpha), dims=COMPONENT)
     if t in ("full", "tied"):
-        dims = ("component", FEATURE_DIM, "feature2") if t == "full" else (FEATURE_DIM, "feature2")
+        dims = (COMPONENT, FEATURE_DIM, FEATURE2) if t == "full" else (FEATURE_DIM, FEATURE2)
         cov = inverse_wishart("cov", hyper.dof, hyper.scale_chol, dims=dims)
         chol = full_cholesky(cov, t, K, d)
-        mu = pm.MvNormal("mu", mu=hyper.mean, chol=chol / np.sqrt(kappa), dims=("component", FEATURE_DIM))
+        mu = pm.MvNormal("mu", mu=hyper.mean, chol=chol / np.sqrt(kappa), dims=(COMPONENT, FEATURE_DIM))
     else:
-        dims = ("component", FEATURE_DIM) if t == "diag" else ("component",)
+        dims = (COMPONENT, FEATURE_DIM) if t == "diag" else (COMPONENT,)
         cov = pm.InverseGamma("var", alpha=hyper.dof / 2, beta=np.asarray(hyper.scale) / 2, dims=dims)
         sd = pt.sqrt(cov / kappa)
         mu = pm.Normal("mu", mu=hyper.mean, sigma=sd if t == "diag" else sd[:, None],
-                       dims=("component", FEATURE_DIM))
+                       dims=(COMPONENT, FEATURE_DIM))
         chol = full_cholesky(cov, t, K, d)
     return w, mu, cov, chol
 
 
-def resolve_model_hyperparameters(spec: GMM, data, hyperparameters) -> Hyperparameters:
+def resolve_model_hyperparameters(spec: GMMSpec, data, hyperparameters) -> Hyperparameters:
     if hyperparameters is not None:
         return hyperparameters
     if spec.prior is None:
@@ -250,7 +255,7 @@ def resolve_model_hyperparameters(spec: GMM, data, hyperparameters) -> Hyperpara
 
 
 def build_pymc_model(
-    spec: GMM,
+    spec: GMMSpec,
     X=None,
     *,
     marginalized: bool = True,
@@ -289,7 +294,7 @@ def build_pymc_model(
     if data is not None and data.shape[1] != d:
         raise ValueError(f"X has {data.shape[1]} feature(s) but the hyperparameters are for {d}.")
     features = data.features if data is not None else [f"x{j}" for j in range(d)]
-    model_coords = {"component": np.arange(K), FEATURE_DIM: features, "feature2": features}
+    model_coords = {COMPONENT: np.arange(K), FEATURE_DIM: features, FEATURE2: features}
     if data is not None:
         model_coords[OBS_DIM] = data.obs_id
     elif n_obs is not None:

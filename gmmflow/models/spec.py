@@ -1,7 +1,7 @@
 """The model definition: ``GMM(n_components, covariance_type, prior)``.
 
 A ``GMM`` is a frozen, validated description of the generative model of
-DESIGN.md. It holds no data and no fitted values; EM (``gmmflow.fit_em``),
+docs/architecture.md. It holds no data and no fitted values; EM (``gmmflow.fit_em``),
 NUTS (``gmmflow.sample_posterior``) and the PyMC model
 (``GMM.pymc_model``) all read it.
 """
@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from gmmflow.core.gaussian import COVARIANCE_TYPES
-from gmmflow.models.priors import Hyperparameters, Prior, resolve_hyperparameters
-
-if TYPE_CHECKING:  # pragma: no cover
-    import pymc as pm
+from gmmflow.core.hyperparameters import Hyperparameters
+from gmmflow.models.priors import Prior, resolve_hyperparameters
 
 # sklearn's and mclust's names for the same structure
 MCLUST_NAMES = {"full": "VVV", "tied": "EEE", "diag": "VVI", "spherical": "VII"}
@@ -128,9 +126,9 @@ class GMM:
         coords: dict | None = None,
         n_obs: int | None = None,
         hyperparameters: Hyperparameters | None = None,
-    ) -> pm.Model:
-        """Declare this GMM as a PyMC model (see :mod:`gmmflow.models.pymc_model`)."""
-        from gmmflow.models.pymc_model import build_pymc_model
+    ) -> Any:
+        """Declare this GMM as a PyMC model (see :mod:`gmmflow.models.pymc_model`); a ``pymc.Model``."""
+        from gmmflow.models.pymc_model import build_pymc_model  # imports PyMC: on first use only
 
         return build_pymc_model(
             self, X, marginalized=marginalized, coords=coords, n_obs=n_obs,

@@ -24,32 +24,36 @@ import pandas as pd
 import xarray as xr
 from scipy.special import comb, logsumexp
 
-from gmmflow import io
-from gmmflow._validation import check_int
-from gmmflow.core.blocks import ArrayBlocks
+from gmmflow import defaults
+from gmmflow import schema as S
+from gmmflow.checks import check_int, check_probability
 from gmmflow.exceptions import ConvergenceWarning
 from gmmflow.models.priors import Prior
 from gmmflow.models.spec import GMM
-from gmmflow.workflows.em import fit_em, score_samples
+from gmmflow.results.from_idata import (
+    em_params,
+    hyperparameters_from_idata,
+    model_from_idata,
+    observed_values,
+    pointwise_log_likelihood,
+    posterior_assignment,
+    stored_responsibilities,
+)
+from gmmflow.workflows.em_fit import fit_em_record
+from gmmflow.workflows.prediction import log_resp_and_norm
 
 KINDS = ("parameters", "assignments", "predictive")
-FORMATS = ("dataframe", "xarray")
 STATISTICS = ("em", "mean", "sd", "hdi_lower", "hdi_upper", "map_in_hdi", "z")
-EM_LOO_MAX_OBS = 2000
-NEEDED = ("posterior", "em_estimate", "observed_data", "log_likelihood", "posterior_assignment")
+NEEDED = (S.POSTERIOR, S.EM_ESTIMATE, S.OBSERVED_DATA, S.LOG_LIKELIHOOD, S.POSTERIOR_ASSIGNMENT)
 
 
 def check_comparable(idata) -> None:
     """Raise unless ``idata`` holds both a posterior and the EM estimate it started from."""
     if not isinstance(idata, az.InferenceData):
         raise TypeError(f"compare needs an arviz.InferenceData, got {type(idata).__name__}.")
-    missing = [g for g in NEEDED if g not in idata.groups()]
-    if missing:
-        raise ValueError(
-            f"This result has no {', '.join(missing)} group(s); compare needs a "
-            "gmmflow.sample_posterior result (it holds the posterior and its EM start)."
-        )
-    io.model_from_idata(idata)
+    S.require_groups(idata, *NEEDED, hint="compare needs a gmmflow.sample_posterior result (it holds the "
+                                          "posterior and its EM start)")
+    model_from_idata(idata)
 
 
 # --------------------------------------------------------------------------
@@ -57,14 +61,14 @@ def check_comparable(idata) -> None:
 # --------------------------------------------------------------------------
 def variances(cov: xr.DataArray) -> xr.DataArray:
     """Diagonals of covariance matrices, over ``feature``."""
-    return xr.apply_ufunc(np.diagonal, cov, input_core_dims=[["feature", "feature2"]],
-                          output_core_dims=[["feature"]], kwargs={"axis1": -2, "axis2": -1})
+    return xr.apply_ufunc(np.diagonal, cov, input_core_dims=[[S.FEATURE, S.FEATURE2]],
+                          output_core_dims=[[S.FEATURE]], kwargs={"axis1": -2, "axis2": -1})
 
 
 def correlations(cov: xr.DataArray) -> xr.DataArray:
     """Correlation matrices of covariance matrices over (``feature``, ``feature2``)."""
     sd = np.sqrt(variances(cov))
-    return cov / (sd * sd.rename(feature="feature2"))
+    return cov / (sd * sd.rename({S.FEATURE: S.FEATURE2}))
 
 
 def _parameter_views(ds: xr.Dataset) -> xr.Dataset:
@@ -74,8 +78,8 @@ def _parameter_views(ds: xr.Dataset) -> xr.Dataset:
 
 
 def _statistics(draws: xr.DataArray, em: xr.DataArray, hdi_prob: float) -> xr.DataArray:
-    mean = draws.mean(("chain", "draw"))
-    sd = draws.std(("chain", "draw"), ddof=1)
+    mean = draws.mean(S.SAMPLE_DIMS)
+    sd = draws.std(S.SAMPLE_DIMS, ddof=1)
     hdi = az.hdi(draws.to_dataset(name="v"), hdi_prob=hdi_prob)["v"]
     lower, upper = hdi.sel(hdi="lower", drop=True), hdi.sel(hdi="higher", drop=True)
     inside = ((em >= lower) & (em <= upper)).astype(float)
@@ -86,10 +90,18 @@ def _statistics(draws: xr.DataArray, em: xr.DataArray, hdi_prob: float) -> xr.Da
                      dim=xr.DataArray(list(STATISTICS), dims="statistic", name="statistic"))
 
 
-def parameter_comparison(idata: az.InferenceData, hdi_prob: float = 0.94) -> xr.Dataset:
-    """Labelled form of the parameter table: each parameter with a ``statistic`` dim."""
-    posterior = _parameter_views(idata["posterior"])
-    em = _parameter_views(idata["em_estimate"])
+def compare_parameters(idata: az.InferenceData, *, hdi_prob: float = defaults.INTERVAL_PROB) -> xr.Dataset:
+    """The parameter comparison in labelled form: each parameter with a ``statistic`` dim.
+
+    Variables ``w``, ``mu``, ``var``, ``corr`` (every entry, constant ones
+    included); ``statistic`` runs over ``em``, ``mean``, ``sd``,
+    ``hdi_lower``, ``hdi_upper``, ``map_in_hdi`` (0/1) and ``z``. The flat
+    table of :func:`compare` keeps one row per free parameter.
+    """
+    hdi_prob = check_probability(hdi_prob, "hdi_prob")
+    check_comparable(idata)
+    posterior = _parameter_views(idata[S.POSTERIOR])
+    em = _parameter_views(idata[S.EM_ESTIMATE])
     return xr.Dataset({name: _statistics(posterior[name], em[name], hdi_prob) for name in posterior})
 
 
@@ -108,13 +120,13 @@ def _kept_entries(name: str, covariance_type: str, n_features: int):
 
 
 def parameter_table(ds: xr.Dataset, covariance_type: str, hdi_prob: float) -> pd.DataFrame:
-    """Flatten :func:`parameter_comparison` to one row per free parameter.
+    """Flatten :func:`compare_parameters` to one row per free parameter.
 
     A tied covariance is reported once (under component 0), a spherical
     variance once (under the first feature); constant zero correlations of
     diag/spherical models are left out.
     """
-    features = list(ds["feature"].values)
+    features = list(ds[S.FEATURE].values)
     pos = {f: i for i, f in enumerate(features)}
     rows = []
     for name in ("w", "mu", "var", "corr"):
@@ -122,14 +134,14 @@ def parameter_table(ds: xr.Dataset, covariance_type: str, hdi_prob: float) -> pd
         if keep is None:
             continue
         frame = ds[name].to_dataframe().reset_index().pivot_table(
-            index=[c for c in ("component", "feature", "feature2") if c in ds[name].dims],
+            index=[c for c in (S.COMPONENT, S.FEATURE, S.FEATURE2) if c in ds[name].dims],
             columns="statistic", values=name, dropna=False, sort=False)
         for index, values in frame.iterrows():
             index = index if isinstance(index, tuple) else (index,)
             k, f, g = (list(index) + [None, None])[:3]
             if not keep(*([k] + [pos[x] for x in (f, g) if x is not None])):
                 continue
-            rows.append({"parameter": name, "component": int(k), "feature": f, "feature2": g,
+            rows.append({"parameter": name, S.COMPONENT: int(k), S.FEATURE: f, S.FEATURE2: g,
                          **{s: values[s] for s in STATISTICS}})
     table = pd.DataFrame(rows)
     table["map_in_hdi"] = table["map_in_hdi"].astype(bool)
@@ -156,13 +168,13 @@ def adjusted_rand_index(a: np.ndarray, b: np.ndarray) -> float:
     return float((pairs - expected) / (maximum - expected))
 
 
-def assignment_comparison(idata: az.InferenceData) -> pd.Series:
-    """EM responsibilities vs posterior assignment probabilities, one value per measure."""
+def assignment_comparison(idata: az.InferenceData) -> pd.DataFrame:
+    """EM responsibilities vs posterior assignment probabilities: one row, one column per measure."""
     em = _em_responsibilities(idata)
-    post = idata["posterior_assignment"]["posterior_assignment"].values
+    post = posterior_assignment(idata)
     em_label, post_label = em.argmax(1), post.argmax(1)
     difference = np.abs(em - post)
-    return pd.Series({
+    return pd.DataFrame({
         "n_obs": em.shape[0],
         "mean_abs_difference": float(difference.mean()),
         "max_abs_difference": float(difference.max()),
@@ -170,20 +182,16 @@ def assignment_comparison(idata: az.InferenceData) -> pd.Series:
         "adjusted_rand_index": adjusted_rand_index(em_label, post_label),
         "em_mean_uncertainty": float(np.mean(1 - em.max(1))),
         "posterior_mean_uncertainty": float(np.mean(1 - post.max(1))),
-    }, name="assignments")
+    }, index=pd.Index(["assignments"], name="comparison"))
 
 
 def _em_responsibilities(idata) -> np.ndarray:
-    est = idata["em_estimate"]
-    if "responsibilities" in est:
-        return est["responsibilities"].values
-    return np.exp(_em_log_resp_and_norm(idata)[0])
+    stored = stored_responsibilities(idata)
+    return stored if stored is not None else np.exp(_em_log_resp_and_norm(idata)[0])
 
 
 def _em_log_resp_and_norm(idata):
-    _, params, _ = io.em_params(idata)
-    X = idata["observed_data"]["x"].values
-    return ArrayBlocks(X, np.zeros(X.shape[1])).log_resp_and_norm(params)
+    return log_resp_and_norm(em_params(idata)[1], observed_values(idata))
 
 
 # --------------------------------------------------------------------------
@@ -203,27 +211,27 @@ def fixed_prior_model(idata: az.InferenceData) -> GMM:
     Refitting on a subset (leave-one-out) must not move data-dependent
     defaults such as the prior mean.
     """
-    model = io.model_from_idata(idata)
-    hyper = io.hyperparameters_from_idata(idata)
+    model = model_from_idata(idata)
+    hyper = hyperparameters_from_idata(idata)
     if hyper is None:
         return model
     prior = Prior(alpha=hyper.alpha, mean=hyper.mean, shrinkage=hyper.shrinkage, dof=hyper.dof, scale=hyper.scale)
     return GMM(model.n_components, model.covariance_type, prior=prior, reg_covar=model.reg_covar)
 
 
-def em_loo_pointwise(idata: az.InferenceData, max_obs: int = EM_LOO_MAX_OBS) -> np.ndarray | None:
+def em_loo_pointwise(idata: az.InferenceData, max_obs: int = defaults.EM_LOO_MAX_OBS) -> np.ndarray | None:
     """Exact leave-one-out plug-in log scores of EM: ``log p(x_i | theta_MAP(-i))`` for every i.
 
     Each of the n refits drops one observation (weight 0) and restarts EM
     from the full-data estimate, which sits next to the leave-one-out one,
     so a refit takes a few iterations. ``None`` above ``max_obs`` rows.
     """
-    X = idata["observed_data"]["x"].values
+    X = observed_values(idata)
     n = X.shape[0]
     if n > max_obs:
         return None
     model = fixed_prior_model(idata)
-    _, params, _ = io.em_params(idata)
+    params = em_params(idata)[1]
     start = {"weights": params.weights, "means": params.means, "covariances": params.cov}
     scores = np.empty(n)
     weights = np.ones(n)
@@ -231,8 +239,8 @@ def em_loo_pointwise(idata: az.InferenceData, max_obs: int = EM_LOO_MAX_OBS) -> 
         warnings.simplefilter("ignore", ConvergenceWarning)
         for i in range(n):
             weights[i] = 0.0
-            fit = fit_em(model, X, init=start, sample_weight=weights, seed=0)
-            scores[i] = score_samples(fit, X[i : i + 1])[0]
+            fit = fit_em_record(model, X, n_init=1, init=start, sample_weight=weights, seed=0)
+            scores[i] = log_resp_and_norm(fit.params, X[i: i + 1])[1][0]
             weights[i] = 1.0
     return scores
 
@@ -242,19 +250,17 @@ def _elpd(pointwise: np.ndarray) -> tuple[float, float]:
     return float(pointwise.sum()), float(np.sqrt(pointwise.size * pointwise.var(ddof=1)))
 
 
-def predictive_comparison(idata: az.InferenceData, em_loo_max_obs: int = EM_LOO_MAX_OBS) -> pd.DataFrame:
+def predictive_comparison(idata: az.InferenceData, em_loo_max_obs: int = defaults.EM_LOO_MAX_OBS) -> pd.DataFrame:
     """EM plug-in log score and posterior lppd on the data; EM's exact LOO and the posterior's PSIS-LOO."""
-    model = io.model_from_idata(idata)
+    model = model_from_idata(idata)
     em_pointwise = _em_log_resp_and_norm(idata)[1]
     em_loo = em_loo_pointwise(idata, em_loo_max_obs)
     em_elpd, em_se = _elpd(em_loo) if em_loo is not None else (np.nan, np.nan)
-    ll = idata["log_likelihood"]["x"]
-    post_pointwise = lppd_pointwise(ll.stack(s=("chain", "draw")).transpose("s", "obs_id").values)
+    post_pointwise = lppd_pointwise(pointwise_log_likelihood(idata))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Pareto.*")
         loo = az.loo(idata, pointwise=True)
-    n = em_pointwise.shape[0]
-    d = idata["observed_data"].sizes["feature"]
+    n, d = em_pointwise.shape[0], len(idata[S.OBSERVED_DATA][S.FEATURE])
     rows = {
         "em_plugin": {"log_score": em_pointwise.sum(), "log_score_per_obs": em_pointwise.sum() / n,
                       "elpd_loo": em_elpd, "elpd_loo_se": em_se, "p_loo": em_pointwise.sum() - em_elpd,
@@ -271,9 +277,9 @@ def predictive_comparison(idata: az.InferenceData, em_loo_max_obs: int = EM_LOO_
 # --------------------------------------------------------------------------
 # Public entry point
 # --------------------------------------------------------------------------
-def compare(idata: az.InferenceData, kind: str = "parameters", *, hdi_prob: float = 0.94,
-            fmt: str = "dataframe", em_loo_max_obs: int = EM_LOO_MAX_OBS) -> pd.DataFrame | pd.Series | xr.Dataset:
-    """Set the EM estimate beside the posterior of the same model and data.
+def compare(idata: az.InferenceData, kind: str = "parameters", *, hdi_prob: float = defaults.INTERVAL_PROB,
+            em_loo_max_obs: int = defaults.EM_LOO_MAX_OBS) -> pd.DataFrame:
+    """Set the EM estimate beside the posterior of the same model and data, as a table.
 
     Parameters
     ----------
@@ -283,8 +289,9 @@ def compare(idata: az.InferenceData, kind: str = "parameters", *, hdi_prob: floa
         ``"parameters"``: one row per free parameter (``w``, ``mu``, ``var``,
         ``corr``) with columns ``em`` (the MAP), ``mean``, ``sd`` (ddof=1),
         the HDI bounds (``hdi_3%``, ``hdi_97%`` for 0.94), ``map_in_hdi`` and
-        ``z = (em - mean) / sd``.
-        ``"assignments"``: a Series of agreement measures between EM
+        ``z = (em - mean) / sd``. (:func:`compare_parameters` gives the same
+        numbers as a labelled ``xarray.Dataset``.)
+        ``"assignments"``: one row of agreement measures between EM
         responsibilities and posterior assignment probabilities.
         ``"predictive"``: rows ``em_plugin`` and ``posterior``; in-sample
         ``log_score`` (sum over observations of log p(x_i | MAP), resp.
@@ -296,30 +303,18 @@ def compare(idata: az.InferenceData, kind: str = "parameters", *, hdi_prob: floa
     hdi_prob : float, default 0.94
     em_loo_max_obs : int, default 2000
         Largest data set on which EM's exact leave-one-out is run (n refits).
-    fmt : {"dataframe", "xarray"}
-        ``"xarray"`` (parameters only) returns an ``xarray.Dataset`` with one
-        variable per parameter (``w``, ``mu``, ``var``, ``corr``) and a
-        ``statistic`` dim (``em``, ``mean``, ``sd``, ``hdi_lower``,
-        ``hdi_upper``, ``map_in_hdi`` as 0/1, ``z``).
 
     Returns
     -------
-    pandas.DataFrame, pandas.Series or xarray.Dataset
+    pandas.DataFrame
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(map(repr, KINDS))}; got {kind!r}.")
-    if fmt not in FORMATS:
-        raise ValueError(f"fmt must be one of {', '.join(map(repr, FORMATS))}; got {fmt!r}.")
-    if fmt == "xarray" and kind != "parameters":
-        raise ValueError("fmt='xarray' is available for kind='parameters' only.")
-    if not (isinstance(hdi_prob, float | int) and 0 < hdi_prob < 1):
-        raise ValueError(f"hdi_prob must be a number in (0, 1), e.g. 0.94; got {hdi_prob!r}.")
+    hdi_prob = check_probability(hdi_prob, "hdi_prob")
     check_comparable(idata)
     if kind == "assignments":
         return assignment_comparison(idata)
     if kind == "predictive":
         return predictive_comparison(idata, check_int(em_loo_max_obs, "em_loo_max_obs", 0))
-    ds = parameter_comparison(idata, float(hdi_prob))
-    if fmt == "xarray":
-        return ds
-    return parameter_table(ds, io.model_from_idata(idata).covariance_type, float(hdi_prob))
+    ds = compare_parameters(idata, hdi_prob=hdi_prob)
+    return parameter_table(ds, model_from_idata(idata).covariance_type, hdi_prob)

@@ -15,14 +15,48 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-from gmmflow._validation import as_data_matrix, check_int, check_seed
+from gmmflow import defaults
+from gmmflow import schema as S
+from gmmflow.checks import check_int, check_seed
+from gmmflow.core.gaussian import COVARIANCE_TYPES
 from gmmflow.exceptions import ConvergenceWarning, SamplingWarning
-from gmmflow.models.spec import COVARIANCE_TYPES, GMM
+from gmmflow.inputs.matrix import as_data_matrix
+from gmmflow.models.spec import GMM
 from gmmflow.resources import check_memory, em_bytes, posterior_bytes
-from gmmflow.workflows.em import aic, bic, fit_em, icl
-from gmmflow.workflows.mcmc import available_sampler, diagnose, sample_posterior
+from gmmflow.workflows.criteria import aic, bic, icl
+from gmmflow.workflows.diagnostics import diagnose
+from gmmflow.workflows.em_fit import fit_em
+from gmmflow.workflows.nuts_backends import available_sampler
+from gmmflow.workflows.posterior_sampling import sample_posterior
+from gmmflow.workflows.sampler_options import SamplerOptions
 
 CRITERIA = ("bic", "icl", "loo")
+
+
+class SelectionTable(pd.DataFrame):
+    """The table of :func:`select_components`: a DataFrame with the fits it was made from.
+
+    ``fits`` maps ``(covariance_type, k)`` to the cell's ``InferenceData``;
+    it is filled when the fits were kept (``keep_fits=True``, always with
+    ``mcmc=True``) and empty otherwise. Rows and columns selected from the
+    table keep the same ``fits``.
+    """
+
+    _metadata = ["fits"]
+
+    @property
+    def _constructor(self):
+        return SelectionTable
+
+    def chosen(self, criterion: str) -> tuple[str, int]:
+        """(covariance_type, k) marked ``best_<criterion>``."""
+        flag = f"best_{criterion}"
+        best = self[self[flag]] if flag in self else self.iloc[0:0]
+        if best.empty:
+            errors = "; ".join(f"K={r.k}: {r.error}" for r in self.itertuples() if r.status != "ok")
+            raise RuntimeError(f"no K could be chosen by {criterion}: every fit failed ({errors}).")
+        row = best.iloc[0]
+        return row["covariance_type"], int(row["k"])
 
 
 def check_ks(ks, n_rows: int) -> list[int]:
@@ -56,7 +90,7 @@ def _cell_seeds(seed: int, n: int) -> list[int]:
 
 
 def _em_row(idata) -> dict:
-    est = idata["em_estimate"]
+    est = idata[S.EM_ESTIMATE]
     return {
         "objective": float(est["objective"]), "log_likelihood": float(est["log_likelihood"]),
         "converged": bool(est["converged"]),
@@ -74,12 +108,17 @@ def _loo_row(idata) -> dict:
     }
 
 
-def _fit_cell(data, model, seed, mcmc, em_kwargs, mcmc_kwargs):
-    """One grid cell: (row, fit). Exceptions propagate to the caller, which records them."""
+def _fit_cell(data, model, seed, sampling: SamplerOptions | None, posterior_predictive, em_kwargs):
+    """One grid cell: (row, fit). Exceptions propagate to the caller, which records them.
+
+    ``sampling`` None: EM only; else also the posterior with these options.
+    """
+    mcmc = sampling is not None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if mcmc:
-            fit = sample_posterior(model, data, seed=seed, em_kwargs=em_kwargs, **mcmc_kwargs)
+            fit = sample_posterior(model, data, seed=seed, em_kwargs=em_kwargs,
+                                   posterior_predictive=posterior_predictive, **vars(sampling))
         else:
             fit = fit_em(model, data, seed=seed, **em_kwargs)
     row = {"n_parameters": model.n_parameters(data.shape[1]), **_em_row(fit)}
@@ -132,19 +171,15 @@ def select_components(
     covariance_types: Iterable[str] = ("full",),
     *,
     prior="default",
-    reg_covar: float = 1e-6,
+    reg_covar: float = defaults.REG_COVAR,
     mcmc: bool = False,
-    n_init: int = 10,
+    n_init: int = defaults.N_INIT,
     seed: int | None = None,
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 4,
-    sampler: str = "auto",
-    progressbar: bool = False,
     posterior_predictive: bool = False,
-    return_fits: bool = False,
+    keep_fits: bool = False,
     em_kwargs: dict | None = None,
-):
+    **sampling,
+) -> SelectionTable:
     """Fit every (covariance type, K) and tabulate BIC, ICL and, with ``mcmc``, ELPD-LOO.
 
     Parameters
@@ -163,25 +198,30 @@ def select_components(
         EM restarts per cell.
     seed : int, optional
         Each cell gets its own seed spawned from this one (same seed, same table).
-    draws, tune, chains, sampler, progressbar, posterior_predictive
+    posterior_predictive : bool, default False
         Passed to :func:`gmmflow.sample_posterior` when ``mcmc=True``.
-    return_fits : bool, default False
-        Also return a dict ``{(covariance_type, k): InferenceData}`` of the successful fits.
+    keep_fits : bool, default False
+        Keep every successful cell's InferenceData in the table's ``fits``
+        (always kept with ``mcmc=True``).
     em_kwargs : dict, optional
         More ``fit_em`` options (``max_iter``, ``tol``, ``init``...).
+    **sampling
+        With ``mcmc=True``: the sampling options of ``sample_posterior``
+        (``draws``, ``tune``, ``chains``, ``sampler``, ``progressbar``;
+        ``progressbar`` defaults to False here).
 
     Returns
     -------
-    table : pandas.DataFrame
-        One row per cell: ``covariance_type``, ``k``, ``status`` ("ok" or
-        "failed"), ``error``, ``n_parameters``, ``objective``,
-        ``log_likelihood``, ``bic``, ``icl``, ``aic`` (lower is better),
-        ``converged``, ``warnings``; with ``mcmc`` also ``elpd_loo``,
-        ``elpd_loo_se``, ``p_loo``, ``n_pareto_k_above_0.7``, ``max_r_hat``,
-        ``divergences``, ``elpd_diff``, ``dse``, ``loo_weight``. Boolean
-        columns ``best_bic``, ``best_icl`` (and ``best_loo``, see
-        :func:`mark_best`) mark the choice of each criterion.
-    fits : dict, only if ``return_fits``
+    SelectionTable
+        A DataFrame with one row per cell: ``covariance_type``, ``k``,
+        ``status`` ("ok" or "failed"), ``error``, ``n_parameters``,
+        ``objective``, ``log_likelihood``, ``bic``, ``icl``, ``aic`` (lower is
+        better), ``converged``, ``warnings``; with ``mcmc`` also
+        ``elpd_loo``, ``elpd_loo_se``, ``p_loo``, ``n_pareto_k_above_0.7``,
+        ``max_r_hat``, ``divergences``, ``elpd_diff``, ``dse``,
+        ``loo_weight``. Boolean columns ``best_bic``, ``best_icl`` (and
+        ``best_loo``, see :func:`mark_best`) mark the choice of each
+        criterion; ``table.fits`` holds the kept fits.
     """
     data = as_data_matrix(X)
     ks = check_ks(ks, data.shape[0])
@@ -192,14 +232,12 @@ def select_components(
     n_init = check_int(n_init, "n_init", 1)
     seed = check_seed(seed)
     em_kwargs = {"n_init": n_init} | dict(em_kwargs or {})
-    mcmc_kwargs = {}
+    options = SamplerOptions.from_kwargs("select_components", {"progressbar": False} | sampling)
+    sampling_options = options.with_sampler(available_sampler(options.sampler)) if mcmc else None
     n, d = data.shape
-    if mcmc:
-        mcmc_kwargs = {"draws": check_int(draws, "draws", 1), "tune": check_int(tune, "tune", 0),
-                       "chains": check_int(chains, "chains", 1), "sampler": available_sampler(sampler),
-                       "progressbar": progressbar, "posterior_predictive": bool(posterior_predictive)}
-    per_cell = [posterior_bytes(n, d, k, chains, draws, posterior_predictive) if mcmc else em_bytes(n, d, k) for k in ks]
-    needed = len(types) * sum(per_cell) if return_fits or mcmc else max(per_cell)
+    per_cell = [posterior_bytes(n, d, k, options.chains, options.draws, posterior_predictive) if mcmc
+                else em_bytes(n, d, k) for k in ks]
+    needed = len(types) * sum(per_cell) if keep_fits or mcmc else max(per_cell)
     check_memory(needed, f"select_components over K={ks} x {types}",
                  "use fewer K values, fewer draws, or fewer rows")
 
@@ -209,15 +247,16 @@ def select_components(
         base = {"covariance_type": t, "k": k}
         try:
             model = GMM(k, t, prior=prior, reg_covar=reg_covar)
-            row, fit = _fit_cell(data, model, cell_seed, mcmc, em_kwargs, mcmc_kwargs)
+            row, fit = _fit_cell(data, model, cell_seed, sampling_options, posterior_predictive, em_kwargs)
         except (ValueError, ArithmeticError, RuntimeError, np.linalg.LinAlgError) as err:
             rows.append({**base, "status": "failed", "error": f"{type(err).__name__}: {err}"})
             continue
         rows.append({**base, "status": "ok", "error": "", **row})
-        if return_fits or mcmc:
+        if keep_fits or mcmc:
             fits[(t, k)] = fit
     table = pd.DataFrame(rows)
     if mcmc and fits:
         table = table.merge(_compare_loo(fits), on=["covariance_type", "k"], how="left")
-    table = mark_best(table)
-    return (table, fits) if return_fits else table
+    table = SelectionTable(mark_best(table))
+    table.fits = fits
+    return table

@@ -1,8 +1,25 @@
 """Row blocks of an in-memory array: the E-step as a reduction over chunks.
 
-Each block is shifted by a fixed offset (the data mean) on the fly, so the
-caller's array is never copied or modified and working memory is
-O(chunk_size * K * d) whatever n is.
+A *blocks* object is what the EM driver (``core.em_driver``) iterates on. Two
+backends share one protocol: :class:`ArrayBlocks` (this module, a numpy array)
+and :class:`~gmmflow.core.dask_blocks.DaskBlocks` (a dask array, any scheduler):
+
+``n_rows``, ``n_features``, ``shift``
+    Size, and the offset subtracted from every row (parameters live in the
+    shifted frame; the data mean keeps second moments free of the data's offset).
+``moments() -> (mean (d,), cov (d, d))``
+    Weighted data mean and covariance (denominator ``sum(w) - 1``).
+``with_shift(shift) -> blocks``
+    The same rows seen from another origin.
+``e_step(params) -> SuffStats``
+    Summed sufficient statistics of all rows at ``params`` (shifted frame).
+``log_resp_and_norm(params) -> ((n, K), (n,))``
+    Log-responsibilities and log mixture densities of every row.
+``sample(rows) -> (X (m, d), weights (m,) or None)``
+    Shifted rows (all when ``rows`` is None) for initialisation.
+
+Each block is shifted on the fly, so the caller's array is never copied or
+modified and working memory is O(chunk_size * K * d) whatever n is.
 """
 
 from __future__ import annotations
@@ -13,7 +30,7 @@ from operator import add
 
 import numpy as np
 
-from gmmflow.core.em import Params, SuffStats, chunk_statistics, log_resp_and_norm
+from gmmflow.core.em_steps import Params, SuffStats, chunk_statistics, log_resp_and_norm
 
 # rows per block: the (K*d, rows) whitened differences (2 MiB) stay in cache
 _BLOCK_ELEMENTS = 1 << 18
@@ -23,37 +40,46 @@ def default_chunk_size(n_components: int, n_features: int) -> int:
     return max(256, _BLOCK_ELEMENTS // max(1, n_components * n_features))
 
 
+def default_n_threads(n_rows: int, chunk_size: int, cpu_count: int) -> int:
+    """Threads for the E-step: one for fewer than four blocks, else up to two."""
+    return 1 if -(-n_rows // chunk_size) < 4 else min(2, cpu_count)
+
+
 class ArrayBlocks:
     """An (n, d) array seen as row blocks, shifted by ``shift``.
 
     Parameters
     ----------
     X : ndarray (n, d), float64
-    shift : ndarray (d,)
-        Subtracted from every block (parameters live in the shifted frame).
     sample_weight : ndarray (n,), optional
     chunk_size : int, optional
+        Rows per block (default: all rows in one block).
     n_threads : int, default 1
         Blocks are reduced in a fixed order whatever the thread count, so
         results are bit-identical for the same inputs.
+    shift : ndarray (d,), optional
+        Subtracted from every block (default: no shift).
     """
 
-    def __init__(self, X, shift, sample_weight=None, chunk_size=None, n_threads=1):
+    def __init__(self, X, sample_weight=None, chunk_size=None, n_threads=1, shift=None):
         self.X = X
-        self.shift = shift
         self.sample_weight = sample_weight
-        self.n_rows = X.shape[0]
+        self.n_rows, self.n_features = X.shape
         self.chunk_size = int(chunk_size) if chunk_size else self.n_rows
         self.n_threads = max(1, int(n_threads))
+        self.shift = np.zeros(self.n_features) if shift is None else np.asarray(shift, dtype=np.float64)
         self.bounds = [
             (a, min(a + self.chunk_size, self.n_rows))
             for a in range(0, self.n_rows, self.chunk_size)
         ]
 
+    def with_shift(self, shift) -> ArrayBlocks:
+        return ArrayBlocks(self.X, self.sample_weight, self.chunk_size, self.n_threads, shift)
+
     def block(self, a: int, b: int):
         """Rows a:b, shifted and transposed to (d, m), and their weights."""
         sw = None if self.sample_weight is None else self.sample_weight[a:b]
-        XT = np.empty((self.X.shape[1], b - a))
+        XT = np.empty((self.n_features, b - a))
         np.subtract(self.X[a:b].T, self.shift[:, None], out=XT)
         return XT, sw
 
@@ -62,6 +88,15 @@ class ArrayBlocks:
             return [fn(a, b) for a, b in self.bounds]
         with ThreadPoolExecutor(self.n_threads) as pool:
             return list(pool.map(lambda ab: fn(*ab), self.bounds))
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        return data_moments(self.X, self.sample_weight, self.chunk_size)
+
+    def sample(self, rows: np.ndarray | None):
+        """Shifted rows (a copy; all rows when ``rows`` is None) and their weights."""
+        X = self.X if rows is None else self.X[rows]
+        sw = self.sample_weight if self.sample_weight is None or rows is None else self.sample_weight[rows]
+        return X - self.shift, sw
 
     def e_step(self, params: Params) -> SuffStats:
         """Summed sufficient statistics of all rows at ``params``."""

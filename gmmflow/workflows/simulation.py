@@ -5,9 +5,10 @@ from __future__ import annotations
 import pymc as pm
 import xarray as xr
 
-from gmmflow._validation import check_int, check_seed
+from gmmflow import schema as S
+from gmmflow.checks import check_int, check_seed
 from gmmflow.core.gaussian import full_covariances
-from gmmflow.models.priors import Hyperparameters
+from gmmflow.core.hyperparameters import Hyperparameters
 from gmmflow.models.pymc_model import covariance_value_name
 from gmmflow.models.spec import GMM
 
@@ -42,16 +43,16 @@ def simulate(model: GMM, n: int, seed: int | None = None,
         draw = pm.sample_prior_predictive(draws=1, random_seed=seed, compile_kwargs={}).prior
     first = draw.isel(chain=0, draw=0)
     t = model.covariance_type
-    d = first["x"].sizes["feature"]
+    d = first["x"].sizes[S.FEATURE]
     cov = full_covariances(first[covariance_value_name(t)].values, t, model.n_components, d)
     out = xr.Dataset(
         {
-            "x": first["x"].drop_vars(["chain", "draw"], errors="ignore"),
-            "z": first["z"].drop_vars(["chain", "draw"], errors="ignore"),
-            "w": first["w"].drop_vars(["chain", "draw"], errors="ignore"),
-            "mu": first["mu"].drop_vars(["chain", "draw"], errors="ignore"),
-            "cov": (("component", "feature", "feature2"), cov),
+            "x": first["x"].drop_vars(list(S.SAMPLE_DIMS), errors="ignore"),
+            "z": first["z"].drop_vars(list(S.SAMPLE_DIMS), errors="ignore"),
+            "w": first["w"].drop_vars(list(S.SAMPLE_DIMS), errors="ignore"),
+            "mu": first["mu"].drop_vars(list(S.SAMPLE_DIMS), errors="ignore"),
+            "cov": ((S.COMPONENT, S.FEATURE, S.FEATURE2), cov),
         },
         attrs={"seed": seed, "model": model.to_json()},
     )
-    return out.assign_coords(feature2=out["feature"].values)
+    return out.assign_coords({S.FEATURE2: out[S.FEATURE].values})

@@ -1,4 +1,4 @@
-r"""EM for Gaussian mixtures: E-step statistics, closed-form M-steps, the loop.
+r"""EM steps for Gaussian mixtures: E-step statistics and closed-form M-steps.
 
 Pure numpy. The E-step reduces a chunk of rows to sufficient statistics
 (:class:`SuffStats`); statistics of chunks add, so the same code runs over
@@ -31,7 +31,7 @@ collect into the matrix (no division by ``n_k``, stable for empty components)
     B_k = \sum_i r_{ik}(x_i-\mu_k)(x_i-\mu_k)^T + \kappa(\mu_k-m)(\mu_k-m)^T
         = S_k + \kappa m m^T - (n_k + \kappa)\mu_k\mu_k^T ,
 
-which equals ``W_k + kappa n_k/(kappa+n_k) (xbar_k - m)(xbar_k - m)^T`` of DESIGN.md.
+which equals ``W_k + kappa n_k/(kappa+n_k) (xbar_k - m)(xbar_k - m)^T`` of the usual textbook form.
 
 *Weights*: maximise ``sum_k (n_k + alpha - 1) log w_k`` on the simplex
 (Lagrange multiplier): ``w_k = (n_k + alpha - 1) / (n + K(alpha - 1))``.
@@ -64,18 +64,14 @@ diagonal) plus ``reg_covar`` on the diagonal; ``n_k`` carries sklearn's
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from gmmflow.core.gaussian import (
-    NotPositiveDefiniteError,
-    cholesky,
-    log_gaussian_prob_T,
-    precision_cholesky,
-)
-from gmmflow.models.priors import Hyperparameters, log_prior
+from gmmflow.core.gaussian import cholesky, log_gaussian_prob_T, precision_cholesky
+from gmmflow.core.hyperparameters import Hyperparameters
+from gmmflow.core.prior_density import log_prior
+from gmmflow.exceptions import NotPositiveDefiniteError
 
 EPS = 10 * np.finfo(np.float64).eps
 # Joint probabilities below exp(-600) (relative to the row's largest) are set to
@@ -300,61 +296,6 @@ def m_step(
         ) from err
 
 
-# --------------------------------------------------------------------------
-# The loop
-# --------------------------------------------------------------------------
-@dataclass(eq=False)
-class EMResult:
-    """One EM run: final parameters, objective parts and the objective trace.
-
-    ``trace[0]`` is the objective at the initial parameters, ``trace[t]`` after
-    the t-th M-step; ``n_iter = len(trace) - 1``.
-    """
-
-    params: Params
-    objective: float
-    log_likelihood: float
-    log_prior: float
-    converged: bool
-    n_iter: int
-    trace: np.ndarray = field(repr=False)
-
-
-def objective_parts(stats: SuffStats, params: Params, hyper) -> tuple[float, float]:
-    lp = log_prior(params.weights, params.means, params.cov, params.chol, hyper)
-    return stats.log_likelihood, lp
-
-
-def run_em(
-    e_step: Callable[[Params], SuffStats],
-    init: Params,
-    hyper: Hyperparameters | None,
-    reg_covar: float,
-    max_iter: int,
-    tol: float,
-) -> EMResult:
-    """Iterate E- and M-steps from ``init`` until the objective settles.
-
-    Convergence: ``|f_t - f_{t-1}| <= tol * |f_t|`` (relative change of the
-    objective). ``e_step`` maps parameters to summed statistics of all rows.
-    """
-    t = init.covariance_type
-    params = init
-    stats = e_step(params)
-    ll, lp = objective_parts(stats, params, hyper)
-    trace = [ll + lp]
-    converged = False
-    for _ in range(max_iter):
-        params = m_step(stats, t, hyper, reg_covar)
-        stats = e_step(params)
-        ll, lp = objective_parts(stats, params, hyper)
-        trace.append(ll + lp)
-        if not np.isfinite(trace[-1]):
-            raise FloatingPointError(
-                f"The EM objective became {trace[-1]!r} after {len(trace) - 1} iterations. "
-                "Scale the input data or use the default prior."
-            )
-        if abs(trace[-1] - trace[-2]) <= tol * abs(trace[-1]):
-            converged = True
-            break
-    return EMResult(params, trace[-1], ll, lp, converged, len(trace) - 1, np.asarray(trace))
+def log_objective_parts(stats: SuffStats, params: Params, hyper: Hyperparameters | None) -> tuple[float, float]:
+    """(log-likelihood, log-prior) of ``params``; ``stats`` from an E-step at ``params``."""
+    return stats.log_likelihood, log_prior(params.weights, params.means, params.cov, params.chol, hyper)

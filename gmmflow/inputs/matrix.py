@@ -1,18 +1,19 @@
-"""Input checks shared by every entry point, run before any work starts.
+"""In-memory data: user input checked and turned into a :class:`DataMatrix`.
 
-Messages name what was wrong, the value seen, and how to fix it.
+Run before any work starts; messages name what was wrong, the value seen,
+and how to fix it.
 """
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-OBS_DIM, FEATURE_DIM = "obs_id", "feature"
+from gmmflow.checks import as_array
+from gmmflow.schema import FEATURE as FEATURE_DIM
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,7 +112,7 @@ def as_data_matrix(X, what: str = "X") -> DataMatrix:
     else:
         if hasattr(X, "dask") or type(X).__module__.startswith("dask"):
             raise TypeError(f"{what} is a dask collection; this entry point needs in-memory data.")
-        arr = _as_array(X, what)
+        arr = as_array(X, what)
         _check_dtype(arr.dtype, what)
         _check_shape(arr.shape, what)
         values = arr.astype(np.float64, copy=False)
@@ -121,57 +122,3 @@ def as_data_matrix(X, what: str = "X") -> DataMatrix:
     if len(set(features)) != len(features):
         raise ValueError(f"{what} has duplicate feature names: {features}.")
     return DataMatrix(np.ascontiguousarray(values), features, obs_id, name)
-
-
-def check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__} {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
-    return int(value)
-
-
-def check_float(value, name: str, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise TypeError(f"{name} must be a finite number >= {minimum}, got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
-    return float(value)
-
-
-def _as_array(value, what: str) -> np.ndarray:
-    try:
-        return np.asarray(value)
-    except ValueError as err:  # ragged nested lists
-        raise ValueError(f"{what} could not be read as a numeric 2-D array: rows of different lengths? "
-                         f"({err}) Give a rectangular array.") from None
-
-
-def numeric_array(value, what: str) -> np.ndarray:
-    """``value`` as a float64 array; a TypeError naming ``what`` if not numeric."""
-    arr = _as_array(value, what)
-    if arr.dtype.kind not in "iuf":
-        raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}.")
-    return arr.astype(np.float64)
-
-
-def check_sample_weight(sample_weight, n_rows: int) -> np.ndarray | None:
-    if sample_weight is None:
-        return None
-    sw = numeric_array(sample_weight, "sample_weight")
-    if sw.shape != (n_rows,):
-        raise ValueError(f"sample_weight must have shape ({n_rows},) (one weight per row), got {sw.shape}.")
-    if not np.all(np.isfinite(sw)) or np.any(sw < 0):
-        raise ValueError("sample_weight must be finite and >= 0.")
-    if sw.sum() <= 0:
-        raise ValueError("sample_weight sums to 0; at least one row needs a positive weight.")
-    return sw
-
-
-def check_seed(seed) -> int:
-    """A concrete non-negative seed; ``None`` draws a fresh one (recorded in attrs)."""
-    if seed is None:
-        return int(np.random.SeedSequence().entropy) % (1 << 62)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise TypeError(f"seed must be a non-negative integer or None, got {seed!r}.")
-    return int(seed)

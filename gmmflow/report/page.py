@@ -2,8 +2,9 @@
 
 The HTML embeds every image (base64 data URIs) and uses no external style
 sheet or script, so it opens offline. Which plots and tables appear depends
-on what the result holds: EM only, a posterior, posterior predictive draws,
-a model-selection table.
+on what the result holds (the plot registry, ``plots.registry``, says what
+each plot needs): EM only, a posterior, posterior predictive draws, a
+model-selection table.
 """
 
 from __future__ import annotations
@@ -21,68 +22,40 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-from gmmflow import io
+from gmmflow import schema as S
+from gmmflow.plots.registry import plots_for
+from gmmflow.results.files import atomic_directory, check_output_directory, load
+from gmmflow.results.from_idata import model_from_idata, selection_from_idata
 from gmmflow.workflows.compare import compare
-from gmmflow.workflows.mcmc import diagnose
+from gmmflow.workflows.diagnostics import diagnose
 
 PACKAGES = ("gmmflow", "numpy", "scipy", "pandas", "xarray", "pymc", "pytensor", "arviz", "nutpie",
             "matplotlib", "dask")
-
-CAPTIONS = {
-    "em_convergence": "EM convergence: objective gap to the best restart, every restart.",
-    "clusters": "Data coloured by assignment; EM covariance ellipses (thick) and posterior draws (thin).",
-    "density": "Data density with the EM plug-in density and the posterior predictive band.",
-    "trace": "Posterior traces (relabelled) with the EM MAP as reference lines.",
-    "rank": "Rank plots per chain (uniform when chains agree), EM MAP on the marginals.",
-    "pair": "Posterior pair plot with the EM MAP marked.",
-    "forest": "Posterior HDI of every parameter with the EM MAP, in posterior sds.",
-    "assignments": "EM responsibilities against posterior assignment probabilities; assignment uncertainty.",
-    "ppc": "Posterior predictive check, one panel per feature.",
-    "selection": "Choice of the number of components: BIC / ICL and ELPD-LOO against K.",
-}
-
-
-def plan(idata: az.InferenceData, selection: pd.DataFrame | None) -> list[str]:
-    """The plots a result supports, in report order."""
-    groups = set(idata.groups())
-    names = ["em_convergence"]
-    if "observed_data" in groups:
-        names += ["clusters", "density"]
-    if "posterior" in groups:
-        names += ["trace", "rank", "pair", "forest", "assignments"]
-    if "posterior_predictive" in groups:
-        names.append("ppc")
-    if selection is not None:
-        names.append("selection")
-    return names
+REPORT_FILE = "report.html"
 
 
 def _figure(result):
     return np.ravel(result)[0].figure
 
 
-def render_plots(idata, selection, directory: Path, dpi: int = 110) -> dict[str, str]:
-    """Write one PNG per supported plot; returns {name: file name or error message}.
+def render_plots(idata, selection, directory: Path, dpi: int = 110) -> dict[str, tuple[str, str]]:
+    """Write one PNG per supported plot; returns {name: (file name or error message, caption)}.
 
     A plot that fails is reported (and warned about) instead of stopping the others.
     """
     import matplotlib.pyplot as plt
 
-    from gmmflow import plots
-
     written = {}
-    for name in plan(idata, selection):
-        draw = (lambda: plots.plot_selection(selection)) if name == "selection" else \
-            (lambda f=plots.PLOTS[name]: f(idata))
+    for spec in plots_for(idata, selection):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # ArviZ: subplot limits, KDE bandwidth
-                fig = _figure(draw())
-            fig.savefig(directory / f"{name}.png", dpi=dpi, bbox_inches="tight")
-            written[name] = f"{name}.png"
+                fig = _figure(spec.draw(idata, selection))
+            fig.savefig(directory / f"{spec.name}.png", dpi=dpi, bbox_inches="tight")
+            written[spec.name] = (f"{spec.name}.png", spec.caption)
         except Exception as err:  # noqa: BLE001 - one broken plot must not lose the report
-            warnings.warn(f"plot {name!r} failed: {err}", RuntimeWarning, stacklevel=2)
-            written[name] = f"error: {type(err).__name__}: {err}"
+            warnings.warn(f"plot {spec.name!r} failed: {err}", RuntimeWarning, stacklevel=2)
+            written[spec.name] = (f"error: {type(err).__name__}: {err}", spec.caption)
         finally:
             plt.close("all")
     return written
@@ -115,19 +88,19 @@ def _image(directory: Path, file: str, caption: str) -> str:
 
 
 def _summary(idata) -> pd.Series:
-    est = idata["em_estimate"]
+    est = idata[S.EM_ESTIMATE]
     attrs = idata.attrs
     return pd.Series({
         "method": attrs.get("method", ""),
         "observations": attrs.get("n_obs", ""),
-        "features": ", ".join(str(f) for f in est["feature"].values),
-        "components": int(est.sizes["component"]),
+        "features": ", ".join(str(f) for f in est[S.FEATURE].values),
+        "components": int(est.sizes[S.COMPONENT]),
         "covariance type": attrs.get("covariance_type", ""),
         "EM objective": float(est["objective"]),
         "EM log-likelihood": float(est["log_likelihood"]),
         "EM converged": bool(est["converged"]),
         "EM iterations": int(est["n_iter"]),
-        "EM restarts": int(idata["em_restarts"].sizes["restart"]),
+        "EM restarts": int(idata[S.EM_RESTARTS].sizes[S.RESTART]),
         "seed": attrs.get("seed", ""),
         "sampler": attrs.get("sampler", "(not sampled)"),
         "created": attrs.get("created_at", ""),
@@ -142,27 +115,27 @@ figcaption{color:#555;font-size:.9em}pre{background:#f6f6f6;padding:.8em;overflo
 .bad{color:#b00}"""
 
 
-def html_report(idata, selection, images: dict[str, str], directory: Path) -> str:
+def html_report(idata, selection, images: dict[str, tuple[str, str]], directory: Path) -> str:
     """The report page; images are read from ``directory`` and embedded."""
-    model = io.model_from_idata(idata)
+    model = model_from_idata(idata)
     parts = [_section("Run", _table(_summary(idata)))]
     if selection is not None:
         shown = selection.drop(columns=[c for c in ("warnings",) if c in selection])
         parts.append(_section("Number of components", _table(shown.set_index(["covariance_type", "k"]))))
-    if "posterior" in idata.groups():
+    if S.has_groups(idata, S.POSTERIOR):
         parts.append(_section("Sampling diagnostics", _table(diagnose(idata))))
         parts.append(_section("Parameters: EM MAP against the posterior", _table(compare(idata))))
         parts.append(_section("Assignments", _table(compare(idata, "assignments"))))
         parts.append(_section("Predictive fit", _table(compare(idata, "predictive"))))
     figures = []
-    for name, file in images.items():
+    for name, (file, caption) in images.items():
         if file.startswith("error:"):
             figures.append(f'<p class="bad">{html.escape(name)}: {html.escape(file)}</p>')
         else:
-            figures.append(_image(directory, file, CAPTIONS[name]))
+            figures.append(_image(directory, file, caption))
     parts.append(_section("Plots", "\n".join(figures)))
-    spec = json.dumps(json.loads(idata.attrs["model"]), indent=2)
-    hyper = idata.attrs.get("hyperparameters", "null")
+    spec = json.dumps(json.loads(idata.attrs[S.MODEL_ATTR]), indent=2)
+    hyper = idata.attrs.get(S.HYPERPARAMETERS_ATTR, "null")
     prior = "none (MLE)" if hyper == "null" else json.dumps(json.loads(hyper), indent=2)
     parts.append(_section("Model", f"<h3>Specification</h3><pre>{html.escape(spec)}</pre>"
                                    f"<h3>Resolved prior</h3><pre>{html.escape(prior)}</pre>"))
@@ -173,11 +146,11 @@ def html_report(idata, selection, images: dict[str, str], directory: Path) -> st
             + "\n</body></html>\n")
 
 
-def write_report_into(idata, directory: Path, selection: pd.DataFrame | None = None) -> dict[str, str]:
+def write_report_into(idata, directory: Path, selection: pd.DataFrame | None = None) -> dict[str, tuple[str, str]]:
     """Write the PNGs and ``report.html`` into an existing directory; returns the plot index."""
     images = render_plots(idata, selection, directory)
     page = html_report(idata, selection, images, directory)
-    (directory / "report.html").write_text(page, encoding="utf-8")
+    (directory / REPORT_FILE).write_text(page, encoding="utf-8")
     return images
 
 
@@ -200,11 +173,11 @@ def write_report(idata: az.InferenceData | str | os.PathLike, out_dir: str | os.
         ``out_dir / "report.html"``.
     """
     out_dir = Path(out_dir)
-    io.check_output_directory(out_dir, overwrite)
+    check_output_directory(out_dir, overwrite)
     if not isinstance(idata, az.InferenceData):
-        idata = io.load(idata)
-    io.model_from_idata(idata)
-    selection = io.selection_from_idata(idata)
-    with io.atomic_directory(out_dir, overwrite) as tmp:
+        idata = load(idata)
+    model_from_idata(idata)
+    selection = selection_from_idata(idata)
+    with atomic_directory(out_dir, overwrite) as tmp:
         write_report_into(idata, tmp, selection)
-    return out_dir / "report.html"
+    return out_dir / REPORT_FILE

@@ -20,9 +20,12 @@ alike, so initialisation costs O(100k) whatever n is.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from gmmflow.core.em import Params, m_step, statistics_from_responsibilities
+from gmmflow.core.em_steps import Params, m_step, statistics_from_responsibilities
+from gmmflow.core.hyperparameters import Hyperparameters
 
 INIT_METHODS = ("kmeans++", "random", "random_from_data")
 LLOYD_STEPS = 10
@@ -122,7 +125,7 @@ def initial_parameters(
     covariance_type: str,
     method: str,
     rng: np.random.Generator,
-    hyper,
+    hyper: Hyperparameters | None,
     reg_covar: float,
     sample_weight=None,
     given: dict | None = None,
@@ -146,3 +149,42 @@ def initial_parameters(
         given.get("covariances", params.cov),
         covariance_type,
     )
+
+
+@dataclass(frozen=True, eq=False)
+class StartingPoints:
+    """Where every EM restart starts: one shared sample of rows and a method.
+
+    Built once per fit by :meth:`from_blocks`, in the frame of the blocks
+    (shifted by their ``shift``); :meth:`draw` gives one restart's initial
+    parameters from its own random stream.
+    """
+
+    sample: np.ndarray
+    sample_weight: np.ndarray | None
+    n_components: int
+    covariance_type: str
+    method: str
+    hyper: Hyperparameters | None
+    reg_covar: float
+    given: dict | None
+
+    @classmethod
+    def from_blocks(cls, blocks, seed: int, n_components: int, covariance_type: str, method: str,
+                    hyper: Hyperparameters | None, reg_covar: float, given: dict | None) -> StartingPoints:
+        """Starting points on the uniform subsample of :func:`init_sample_rows` of ``blocks``.
+
+        ``hyper`` and the user's ``given`` values are in the data's frame and
+        are moved to the blocks' frame here.
+        """
+        sample, sample_weight = blocks.sample(init_sample_rows(blocks.n_rows, seed))
+        shift = blocks.shift
+        if given and "means" in given:
+            given = given | {"means": given["means"] - shift}
+        return cls(sample, sample_weight, n_components, covariance_type, method,
+                   None if hyper is None else hyper.shifted(shift), reg_covar, given)
+
+    def draw(self, rng: np.random.Generator) -> Params:
+        """One restart's initial parameters (blocks' frame)."""
+        return initial_parameters(self.sample, self.n_components, self.covariance_type, self.method, rng,
+                                  self.hyper, self.reg_covar, self.sample_weight, self.given)

@@ -1,0 +1,77 @@
+"""Row blocks of a dask array: the E-step over dask chunks, any scheduler.
+
+:class:`DaskBlocks` has the protocol of :class:`~gmmflow.core.row_blocks.ArrayBlocks`
+(see that module). Every dask chunk is reduced by the same in-memory kernel
+(``ArrayBlocks.e_step`` on the chunk, in cache-sized sub-blocks), the
+statistics are summed on the client in chunk order (deterministic), and only
+the small parameter arrays travel to the workers. Whatever dask scheduler is
+active runs it: the threaded scheduler by default, or a
+``dask.distributed.Client`` (local or remote) if one has been created.
+
+dask is imported when a ``DaskBlocks`` is used, not when gmmflow is.
+"""
+
+from __future__ import annotations
+
+from functools import reduce
+from operator import add
+
+import numpy as np
+
+from gmmflow.core.em_steps import Params, SuffStats
+from gmmflow.core.row_blocks import ArrayBlocks
+
+
+def _chunk_statistics(chunk, params: Params, shift: np.ndarray, inner: int) -> SuffStats:
+    return ArrayBlocks(np.asarray(chunk, dtype=np.float64), chunk_size=inner, shift=shift).e_step(params)
+
+
+def _chunk_log_resp_and_norm(chunk, params: Params, shift: np.ndarray, inner: int):
+    return ArrayBlocks(np.asarray(chunk, dtype=np.float64), chunk_size=inner, shift=shift).log_resp_and_norm(params)
+
+
+class DaskBlocks:
+    """A dask array (n, d) of float64, chunked by rows only, seen as row blocks.
+
+    Parameters
+    ----------
+    X : dask.array.Array (n, d)
+    inner_chunk : int
+        Rows per in-memory sub-block inside each dask chunk.
+    shift : ndarray (d,), optional
+    """
+
+    sample_weight = None  # chunked data carry no observation weights
+
+    def __init__(self, X, inner_chunk: int, shift=None):
+        self.X = X
+        self.n_rows, self.n_features = (int(s) for s in X.shape)
+        self.inner_chunk = int(inner_chunk)
+        self.shift = np.zeros(self.n_features) if shift is None else np.asarray(shift, dtype=np.float64)
+        self.chunks = X.to_delayed().ravel()
+
+    def with_shift(self, shift) -> DaskBlocks:
+        return DaskBlocks(self.X, self.inner_chunk, shift)
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and covariance (denominator n - 1), two passes over the chunks."""
+        mean = self.X.mean(axis=0).compute()
+        centred = self.X - mean
+        cov = (centred.T @ centred).compute() / max(self.n_rows - 1, 1)
+        return mean, cov
+
+    def sample(self, rows: np.ndarray | None):
+        X = (self.X if rows is None else self.X[rows]).compute()
+        return X - self.shift, None
+
+    def _map(self, fn, params):
+        import dask
+
+        return dask.compute(*[dask.delayed(fn)(c, params, self.shift, self.inner_chunk) for c in self.chunks])
+
+    def e_step(self, params: Params) -> SuffStats:
+        return reduce(add, self._map(_chunk_statistics, params))
+
+    def log_resp_and_norm(self, params: Params):
+        parts = self._map(_chunk_log_resp_and_norm, params)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

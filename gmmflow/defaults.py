@@ -1,0 +1,11 @@
+"""One default per concept, shared by the Python API, the CLI and the report."""
+
+N_INIT = 10  # EM restarts
+MAX_ITER = 1000  # EM iterations per restart
+TOL = 1e-8  # relative change of the EM objective at convergence
+REG_COVAR = 1e-6  # MLE only: added to the covariance diagonal, as sklearn
+INTERVAL_PROB = 0.94  # probability mass of posterior intervals (ArviZ's HDI default)
+DRAWS = 1000  # posterior draws per chain
+TUNE = 1000  # tuning (warm-up) steps per chain
+CHAINS = 4
+EM_LOO_MAX_OBS = 2000  # largest data set on which EM's exact leave-one-out is run

@@ -1,0 +1,56 @@
+"""What the plots read from a result: data, EM estimate, posterior draws, labels.
+
+Thin wrappers over ``results.from_idata`` that say, when a group is
+missing, which plot needs it and how to get it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gmmflow import schema as S
+from gmmflow.core.gaussian import cholesky, log_mixture_density
+from gmmflow.results.from_idata import (
+    em_arrays,
+    em_params,
+    observed_values,
+    posterior_arrays,
+    posterior_assignment,
+    stored_responsibilities,
+)
+from gmmflow.workflows.prediction import log_resp_and_norm
+
+OBSERVED_HINT = ("the plot draws the data, and this result did not store them "
+                 "(fit_em stores them unless the data exceeded its storage limit)")
+
+
+def observed(idata) -> np.ndarray:
+    """The fitted data (n, d)."""
+    S.require_groups(idata, S.OBSERVED_DATA, hint=OBSERVED_HINT)
+    return observed_values(idata)
+
+
+def em_estimate(idata):
+    """(weights (K,), means (K, d), full covariances (K, d, d), feature names) of the EM estimate."""
+    S.require_groups(idata, S.EM_ESTIMATE)
+    return em_arrays(idata)
+
+
+def posterior_draws(idata, n_draws: int | None = None):
+    """Stacked posterior draws (S, K), (S, K, d), (S, K, d, d), thinned evenly to ``n_draws``."""
+    return posterior_arrays(idata, n_draws)
+
+
+def hard_labels(idata) -> np.ndarray:
+    """Each observation's most probable component: posterior if sampled, else EM."""
+    if S.has_groups(idata, S.POSTERIOR_ASSIGNMENT):
+        return posterior_assignment(idata).argmax(1)
+    stored = stored_responsibilities(idata)
+    if stored is not None:
+        return stored.argmax(1)
+    return log_resp_and_norm(em_params(idata)[1], observed(idata))[0].argmax(1)
+
+
+def mixture_density(points: np.ndarray, w, mu, cov) -> np.ndarray:
+    """Mixture density at ``points`` (m, d) for full covariances (K, d, d)."""
+    return np.exp(log_mixture_density(points, w, mu, cholesky(cov, "full"), "full"))

@@ -1,0 +1,111 @@
+"""The result schema: every group, dim and attr name gmmflow writes, in one place.
+
+A result is an ArviZ ``InferenceData``; this module owns its names and the
+checks "does this result hold group X" that every reader shares. It imports
+nothing from gmmflow, so any layer may use it.
+
+Dims: ``obs_id``, ``feature``, ``feature2`` (second covariance axis),
+``component``, ``chain``, ``draw``, ``restart``, ``iteration``, ``candidate``
+(rows of a model-selection table). Covariances are always stored as full
+(feature, feature2) matrices whatever the covariance type.
+
+=========================  ==========================================================
+group                      contents
+=========================  ==========================================================
+``observed_data``          ``x (obs_id, feature)``
+``constant_data``          ``sample_weight (obs_id)`` when the fit was weighted
+``em_estimate``            ``w``, ``mu``, ``cov``, ``responsibilities (obs_id, component)``,
+                           ``objective``, ``log_likelihood``, ``log_prior``, ``converged``,
+                           ``n_iter``, ``best_restart``
+``em_restarts``            the same parameters and scalars with a leading ``restart`` dim
+``em_trace``               ``objective (restart, iteration)``, NaN after a restart stopped
+``posterior``              ``w (chain, draw, component)``, ``mu``, ``cov``; relabelled
+``sample_stats``           the sampler's own, plus ``relabel_permutation (chain, draw, component)``
+``log_likelihood``         ``x (chain, draw, obs_id)``: pointwise marginal, for LOO
+``posterior_assignment``   ``posterior_assignment (obs_id, component)``
+``posterior_predictive``   ``x (chain, draw, obs_id, feature)`` when asked
+``model_selection``        the ``select_components`` table along ``candidate``
+=========================  ==========================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# dims
+OBS = "obs_id"
+FEATURE = "feature"
+FEATURE2 = "feature2"
+COMPONENT = "component"
+CHAIN = "chain"
+DRAW = "draw"
+RESTART = "restart"
+ITERATION = "iteration"
+CANDIDATE = "candidate"
+SAMPLE_DIMS = (CHAIN, DRAW)
+
+# groups
+OBSERVED_DATA = "observed_data"
+CONSTANT_DATA = "constant_data"
+EM_ESTIMATE = "em_estimate"
+EM_RESTARTS = "em_restarts"
+EM_TRACE = "em_trace"
+POSTERIOR = "posterior"
+SAMPLE_STATS = "sample_stats"
+LOG_LIKELIHOOD = "log_likelihood"
+POSTERIOR_ASSIGNMENT = "posterior_assignment"
+POSTERIOR_PREDICTIVE = "posterior_predictive"
+MODEL_SELECTION = "model_selection"
+EM_GROUPS = (EM_ESTIMATE, EM_RESTARTS, EM_TRACE)
+
+# variables
+X = "x"  # the data, in observed_data, log_likelihood and posterior_predictive
+PARAMETERS = ("w", "mu", "cov")
+RESPONSIBILITIES = "responsibilities"
+SAMPLE_WEIGHT = "sample_weight"
+RELABEL_PERMUTATION = "relabel_permutation"
+
+# root attrs
+VERSION_ATTR = "gmmflow_version"
+MODEL_ATTR = "model"
+HYPERPARAMETERS_ATTR = "hyperparameters"
+SAMPLING_STATUS_ATTR = "sampling_status"
+
+# what a reader is told to do when a group is missing
+HINTS = {
+    EM_ESTIMATE: "fit with gmmflow.fit_em or gmmflow.sample_posterior",
+    EM_TRACE: "fit with gmmflow.fit_em first",
+    POSTERIOR: "sample with gmmflow.sample_posterior first",
+    POSTERIOR_PREDICTIVE: "sample with gmmflow.sample_posterior(..., posterior_predictive=True)",
+    OBSERVED_DATA: "the data were not stored (fit_em stores them unless they exceeded its storage limit)",
+}
+
+
+def groups(idata: Any) -> set[str]:
+    """The group names of a result (empty for anything that is not an InferenceData)."""
+    list_groups = getattr(idata, "groups", None)
+    return set(list_groups()) if callable(list_groups) else set()
+
+
+def has_groups(idata: Any, *names: str) -> bool:
+    """True when ``idata`` holds every group in ``names``."""
+    return set(names) <= groups(idata)
+
+
+def require_groups(idata: Any, *names: str, hint: str | None = None) -> None:
+    """Raise a message naming the missing groups and what to do, before any work.
+
+    Raises
+    ------
+    TypeError
+        ``idata`` is not an InferenceData.
+    ValueError
+        Some groups are missing; ``hint`` (or the group's standard hint) says how to get them.
+    """
+    if not callable(getattr(idata, "groups", None)):
+        raise TypeError(f"expected a gmmflow result (arviz.InferenceData), got {type(idata).__name__}.")
+    missing = [g for g in names if g not in groups(idata)]
+    if missing:
+        advice = hint or "; ".join(dict.fromkeys(HINTS.get(g, "") for g in missing if g in HINTS)) \
+            or "use a result of gmmflow.sample_posterior"
+        raise ValueError(f"This result has no {', '.join(missing)} group(s); {advice}.")

@@ -1,0 +1,237 @@
+"""``fit_em``: the EM estimate of a model on in-memory or chunked data, with restarts.
+
+One body for every backend: the data become a blocks object (numpy
+``ArrayBlocks`` or dask ``DaskBlocks``), the one EM driver of ``core``
+runs the restarts on it, and the fit record becomes an ``InferenceData``
+at the end.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+
+import arviz as az
+import numpy as np
+
+from gmmflow import defaults
+from gmmflow.checks import check_float, check_int, check_sample_weight, check_seed, numeric_array
+from gmmflow.core.dask_blocks import DaskBlocks
+from gmmflow.core.em_driver import best_restart, fit_restarts
+from gmmflow.core.gaussian import cholesky, covariance_shape
+from gmmflow.core.initialization import INIT_METHODS, StartingPoints
+from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size, default_n_threads
+from gmmflow.exceptions import NotPositiveDefiniteError
+from gmmflow.inputs.chunked import as_chunked_matrix, is_chunked
+from gmmflow.inputs.matrix import DataMatrix, as_data_matrix
+from gmmflow.models.spec import GMM
+from gmmflow.resources import check_memory, em_bytes
+from gmmflow.results.records import EMFit
+from gmmflow.results.to_idata import em_inference_data
+
+INIT_KEYS = ("weights", "means", "covariances")
+# chunked input: observed data and responsibilities are stored in the result only up to this many rows
+STORE_MAX_ROWS = 1_000_000
+
+
+def check_model(model) -> GMM:
+    if not isinstance(model, GMM):
+        raise TypeError(
+            f"model must be a gmmflow.GMM, got {type(model).__name__}; e.g. gmmflow.GMM(2)."
+        )
+    return model
+
+
+def check_rows(data_shape, model: GMM) -> None:
+    n = data_shape[0]
+    if n < model.n_components:
+        raise ValueError(
+            f"X has {n} row(s) but n_components={model.n_components}; a mixture needs at "
+            "least as many rows as components. Use fewer components or more data."
+        )
+
+
+def check_init(init, model: GMM, n_features: int):
+    """Validate ``init``: a method name or a dict of initial values (returned as arrays)."""
+    if isinstance(init, str):
+        if init not in INIT_METHODS:
+            raise ValueError(
+                f"init must be one of {', '.join(map(repr, INIT_METHODS))} or a dict with "
+                f"keys among {INIT_KEYS}; got {init!r}."
+            )
+        return init, None
+    if not isinstance(init, dict):
+        raise TypeError(f"init must be a string or a dict, got {type(init).__name__}.")
+    unknown = set(init) - set(INIT_KEYS)
+    if unknown:
+        raise ValueError(f"init has unknown key(s) {sorted(unknown)}; allowed: {INIT_KEYS}.")
+    K, d, t = model.n_components, n_features, model.covariance_type
+    want = {
+        "weights": (K,),
+        "means": (K, d),
+        "covariances": covariance_shape(t, K, d),
+    }
+    given = {}
+    for key, value in init.items():
+        arr = numeric_array(value, f"init[{key!r}]")
+        if arr.shape != want[key]:
+            raise ValueError(
+                f"init[{key!r}] must have shape {want[key]} for n_components={K}, "
+                f"{d} feature(s) and covariance_type={t!r}; got {arr.shape}."
+            )
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"init[{key!r}] contains NaN or inf.")
+        given[key] = arr
+    if "weights" in given:
+        w = given["weights"]
+        if np.any(w <= 0) or abs(w.sum() - 1.0) > 1e-6:
+            raise ValueError(
+                f"init['weights'] must be positive and sum to 1, got {w.tolist()} (sum {w.sum():.6g})."
+            )
+        given["weights"] = w / w.sum()
+    if "covariances" in given:
+        try:
+            cholesky(given["covariances"], t)
+        except NotPositiveDefiniteError as err:
+            raise ValueError(f"init['covariances']: {err} Give symmetric positive definite covariances.") from err
+    return "kmeans++", given
+
+
+def fit_em(
+    model: GMM,
+    X,
+    *,
+    n_init: int = defaults.N_INIT,
+    init: str | dict = "kmeans++",
+    max_iter: int = defaults.MAX_ITER,
+    tol: float = defaults.TOL,
+    seed: int | None = None,
+    sample_weight=None,
+    chunk_size: int | None = None,
+) -> az.InferenceData:
+    """Fit a Gaussian mixture by EM: the MAP under ``model.prior``, or the MLE.
+
+    Parameters
+    ----------
+    model : GMM
+        The model definition (``prior=None`` for the MLE).
+    X : array_like (n, d), pandas.DataFrame or xarray.DataArray
+        Data; feature names flow into the result's coordinates. A dask array
+        (or dask-backed DataArray, or a zarr path) runs the same EM on its
+        chunks under the active dask scheduler.
+    n_init : int, default 10
+        Number of restarts, each from its own seeded start. All are kept; the
+        one with the highest objective is the estimate.
+    init : {"kmeans++", "random", "random_from_data"} or dict, default "kmeans++"
+        Start method, or a dict with any of ``"weights"`` (K,), ``"means"``
+        (K, d) and ``"covariances"`` (the type's shape: full (K, d, d), tied
+        (d, d), diag (K, d), spherical (K,)). What is not given is derived from
+        the data's assignment to the given (or k-means++) means.
+    max_iter : int, default 1000
+        Maximum number of EM iterations per restart.
+    tol : float, default 1e-8
+        Stop when the relative change of the objective is at most ``tol``.
+    seed : int, optional
+        Seed of all randomness; ``None`` draws one, recorded in the attrs.
+    sample_weight : array_like (n,), optional
+        Non-negative observation weights (as mclust's), counted as frequencies.
+        In-memory data only.
+    chunk_size : int, optional
+        Rows per E-step block (chunked input: rows per dask chunk); the
+        default keeps each block's work in cache.
+
+    Returns
+    -------
+    arviz.InferenceData
+        Groups ``observed_data``, ``em_estimate``, ``em_restarts``,
+        ``em_trace`` (and ``constant_data`` with weights). Chunked input
+        above 1,000,000 rows omits ``observed_data`` and ``responsibilities``
+        (attrs: ``observed_data_stored = 0``).
+
+    Warns
+    -----
+    ConvergenceWarning
+        If the best restart stopped at ``max_iter``.
+    """
+    return em_inference_data(_fit(model, X, n_init, init, max_iter, tol, seed, sample_weight, chunk_size))
+
+
+def _blocks(model: GMM, X, sample_weight, chunk_size):
+    """(data record, blocks) for in-memory or chunked ``X``, all checked."""
+    K = model.n_components
+    if is_chunked(X):
+        if sample_weight is not None:
+            raise ValueError("sample_weight is not supported with chunked input; repeat rows or use "
+                             "in-memory data.")
+        chunked = as_chunked_matrix(X, chunk_size)
+        n, d = chunked.shape
+        check_rows((n, d), model)
+        return chunked, DaskBlocks(chunked.values, default_chunk_size(K, d))
+    data = as_data_matrix(X)
+    n, d = data.shape
+    check_rows(data.shape, model)
+    sw = check_sample_weight(sample_weight, n)
+    check_memory(em_bytes(n, d, K), f"fit_em on {n} x {d} data with K={K}",
+                 "pass a dask array or a zarr store to run EM out of core")
+    chunk = chunk_size or default_chunk_size(K, d)
+    return data, ArrayBlocks(data.values, sw, chunk, default_n_threads(n, chunk, os.cpu_count() or 1))
+
+
+def fit_em_record(model: GMM, X, **options) -> EMFit:
+    """:func:`fit_em` as an in-memory record (what the other workflows build on).
+
+    ``options`` are :func:`fit_em`'s keyword arguments, with its defaults.
+    """
+    unknown = sorted(set(options) - set(FIT_OPTIONS))
+    if unknown:
+        raise TypeError(f"fit_em() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; "
+                        f"its options are {', '.join(FIT_OPTIONS)}.")
+    return _fit(model, X, **(FIT_OPTIONS | options))
+
+
+def _fit(model: GMM, X, n_init, init, max_iter, tol, seed, sample_weight, chunk_size) -> EMFit:
+    """Check everything, turn the data into blocks, run the restarts, keep the best."""
+    check_model(model)
+    if chunk_size is not None:
+        chunk_size = check_int(chunk_size, "chunk_size", 1)
+    n_init, max_iter, tol, seed = check_fit_options(n_init, max_iter, tol, seed)
+    data, blocks = _blocks(model, X, sample_weight, chunk_size)
+    n, d = data.shape
+    method, given = check_init(init, model, d)
+
+    mean, cov = blocks.moments()
+    hyper = model.hyperparameters(mean, cov)
+    blocks = blocks.with_shift(mean)
+    starts = StartingPoints.from_blocks(blocks, seed, model.n_components, model.covariance_type, method,
+                                        hyper, model.reg_covar, given)
+    restarts = fit_restarts(blocks, starts, hyper, model.reg_covar, n_init, max_iter, tol, seed)
+    best = best_restart(restarts)
+
+    store = isinstance(data, DataMatrix) or n <= STORE_MAX_ROWS
+    responsibilities = None
+    if store:
+        log_resp, _ = blocks.log_resp_and_norm(restarts[best].params.shifted(-mean))
+        responsibilities = np.exp(log_resp, out=log_resp)
+    options = fit_options(n_init, init, max_iter, tol)
+    if not isinstance(data, DataMatrix):
+        values = data.values.compute() if store else np.empty((0, d))
+        data = DataMatrix(values, data.features, np.arange(values.shape[0]))
+        options |= dict(chunked=1, init_sample_rows=int(starts.sample.shape[0]), n_chunks=len(blocks.chunks))
+    return EMFit(model=model, data=data, hyper=hyper, restarts=restarts, best=best,
+                 responsibilities=responsibilities, seed=seed, n_obs=n, sample_weight=blocks.sample_weight,
+                 store_observed=store, options=options)
+
+
+# fit_em's keyword arguments and their defaults: the one declaration is fit_em's signature
+FIT_OPTIONS = {name: p.default for name, p in inspect.signature(fit_em).parameters.items()
+               if p.kind is p.KEYWORD_ONLY}
+
+
+def fit_options(n_init, init, max_iter, tol) -> dict:
+    """The fit settings recorded in a result's attrs."""
+    return dict(n_init=n_init, init=init if isinstance(init, str) else "user", max_iter=max_iter, tol=tol)
+
+
+def check_fit_options(n_init, max_iter, tol, seed):
+    return (check_int(n_init, "n_init", 1), check_int(max_iter, "max_iter", 1),
+            check_float(tol, "tol", 0.0), check_seed(seed))
