@@ -23,6 +23,8 @@
 #                        away from the fixed point on faithful, MLE).
 #     each with pro, mean, sigma, loglik, bic, n.par, iterations, the final
 #     relative change, mclust's returnCode and WARNING;
+#   * mclust's qclass() partitions of the 1-D galaxies data (what Mclust starts
+#     from when d = 1), K = 2..6;
 #   * defaultPrior's hyper-parameters (shrinkage, mean, dof, scale) per model and K;
 #   * timings of whole Mclust() calls (hc + EM), median of repeated runs.
 # Numbers are written with 17 significant digits (round-trip exact).
@@ -202,6 +204,13 @@ for (name in names(datasets)) {
   }
   out$datasets[[name]] <- entry
 }
+
+# one-dimensional data: Mclust() does not call hc() but cuts at quantiles (qclass)
+galaxies <- read.csv(file.path("data", "galaxies.csv"))$velocity
+check_same(galaxies, MASS::galaxies, "galaxies")
+out$qclass <- list(dataset = "galaxies", partitions = list())
+for (K in 2:6)
+  out$qclass$partitions[[as.character(K)]] <- jarray(as.integer(mclust:::qclass(galaxies, K)))
 
 # ---------------------------------------------------------------------------
 # timings of whole Mclust() calls (hc + EM), tol 1e-13

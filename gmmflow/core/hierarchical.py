@@ -71,6 +71,8 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
+from gmmflow.core.em import m_step, statistics_from_responsibilities
+
 MAX_HC_ROWS = 2000  # mclust.options("subset")
 EPS = np.finfo(np.float64).eps
 RTHALF = 0.7071067811865476  # the constant of mclust's Fortran
@@ -459,3 +461,33 @@ def partition_responsibilities(labels: ArrayLike, n_components: int) -> np.ndarr
     R = np.zeros((labels.size, n_components))
     R[np.arange(labels.size), labels] = 1.0
     return R
+
+
+def partition_parameters(X: ArrayLike, labels: ArrayLike, n_components: int, covariance_type: str,
+                         hyper=None, reg_covar: float = 0.0) -> dict:
+    """One M-step on a hard partition: the start mclust's ``me()`` makes from ``unmap(cl)``.
+
+    Parameters
+    ----------
+    X : array_like of shape (n, d)
+        The rows the labels belong to.
+    labels : array_like of int, shape (n,)
+        Values in ``0..n_components-1``.
+    n_components : int
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    hyper : gmmflow.Hyperparameters, optional
+        The prior (MAP M-step); ``None`` for the MLE M-step with ``reg_covar``.
+    reg_covar : float, default 0.0
+
+    Returns
+    -------
+    dict
+        ``weights`` (K,), ``means`` (K, d), ``covariances`` (the type's shape): the
+        ``init`` dict of ``gmmflow.fit_em``.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    R = partition_responsibilities(labels, n_components)
+    stats = statistics_from_responsibilities(np.ascontiguousarray(X.T), np.ascontiguousarray(R.T),
+                                             covariance_type)
+    params = m_step(stats, covariance_type, hyper, reg_covar)
+    return {"weights": params.weights, "means": params.means, "covariances": params.cov}
