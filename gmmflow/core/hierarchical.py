@@ -12,13 +12,15 @@ defaults in pure numpy:
   ``Z = Xs V S^{-1/2}`` (note the square root: the columns of ``Z`` have sums of
   squares ``S``, not 1). The criterion below is invariant to the signs of ``V``'s
   columns, so LAPACK's sign conventions do not matter.
-- ``hcModelName = "VVV"`` for d > 1 (``"EII"`` when n <= d, as ``mclustBIC`` does);
+- ``hcModelName = "VVV"`` for d > 1 (``"EII"`` when n <= d, as ``mclustBIC`` does;
+  EII here is Ward's criterion computed directly, not yet checked against mclust);
   for d = 1 ``Mclust`` does not call ``hc`` at all but cuts the data at quantiles
   (``qclass``), reproduced by :func:`quantile_partition`.
 - Above ``mclust.options("subset") = 2000`` rows, ``mclustBIC`` runs ``hc`` on a
   random subset of 2000 rows, does one M-step on that subset and one E-step on all
   rows; :data:`MAX_HC_ROWS` is the same threshold (the cost here is
-  O(n^2 d^2) time and O(n^2) memory: 2000 rows take a few seconds and 32 MB).
+  O(n^2 d^2) time and O(n^2) memory: 2000 rows took 0.8-1.2 s and 32 MB here;
+  faithful takes 0.09 s against 0.008 s for mclust's Fortran).
 
 The VVV criterion
 -----------------
