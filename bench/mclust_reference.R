@@ -23,6 +23,8 @@
 #                        away from the fixed point on faithful, MLE).
 #     each with pro, mean, sigma, loglik, bic, n.par, iterations, the final
 #     relative change, mclust's returnCode and WARNING;
+#   * hc(X, "EII", use = "SVD") partitions (mclust's choice when n <= d) for iris
+#     and wine's first 10 rows;
 #   * mclust's qclass() partitions of the 1-D galaxies data (what Mclust starts
 #     from when d = 1), K = 2..6;
 #   * defaultPrior's hyper-parameters (shrinkage, mean, dof, scale) per model and K;
@@ -203,6 +205,20 @@ for (name in names(datasets)) {
     }
   }
   out$datasets[[name]] <- entry
+}
+
+# hc with modelName "EII" (what mclustBIC uses when n <= d): iris, and wine's first 10 rows
+out$hc_eii <- list()
+for (case in list(list("iris", NULL), list("wine", 1:10))) {
+  X <- datasets[[case[[1]]]]
+  if (!is.null(case[[2]])) X <- X[case[[2]], , drop = FALSE]
+  h <- hc(X, modelName = "EII", use = mclust.options("hcUse"))
+  ks <- 2:min(5, nrow(X) - 1)
+  cls <- hclass(h, ks)
+  parts <- list()
+  for (K in ks) parts[[as.character(K)]] <- jarray(as.integer(cls[, as.character(K)]))
+  out$hc_eii[[length(out$hc_eii) + 1]] <- list(dataset = case[[1]], n_rows = nrow(X),
+                                               partitions = parts)
 }
 
 # one-dimensional data: Mclust() does not call hc() but cuts at quantiles (qclass)

@@ -299,3 +299,16 @@ def test_vanishing_component_where_mclust_aborts(name, key):
 def test_vanishing_cases_are_the_known_ones():
     assert sorted(VANISHING) == [("faithful", "VVI_K3_prior"), ("wine", "VVI_K2_prior"),
                                  ("wine", "VVI_K3_prior")]
+
+
+@pytest.mark.parametrize("case", range(len(REF["hc_eii"])))
+def test_hc_eii_partitions_equal_mclust(case):
+    """modelName "EII" (Ward's criterion; mclust's choice when n <= d)."""
+    ref = REF["hc_eii"][case]
+    X = load(ref["dataset"])[: ref["n_rows"]]
+    ours = hierarchical_partitions(X, [int(k) for k in ref["partitions"]], model="EII")
+    for K, labels in ref["partitions"].items():
+        np.testing.assert_array_equal(ours.labels[int(K)], np.asarray(labels) - 1, err_msg=f"K={K}")
+    if X.shape[0] <= X.shape[1]:  # the default picks EII there, as mclustBIC does
+        default = hierarchical_partitions(X, [2])
+        np.testing.assert_array_equal(default.labels[2], ours.labels[2])
