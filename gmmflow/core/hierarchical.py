@@ -74,7 +74,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
-from gmmflow.core.em import m_step, statistics_from_responsibilities
+from gmmflow.core.em_steps import m_step, statistics_from_responsibilities
 
 MAX_HC_ROWS = 2000  # mclust.options("subset")
 EPS = np.finfo(np.float64).eps

@@ -63,7 +63,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from gmmflow.models.priors import Hyperparameters, Prior, resolve_hyperparameters
+from gmmflow.core.hyperparameters import Hyperparameters
+from gmmflow.models.priors import Prior, resolve_hyperparameters
 
 MCLUST_SHRINKAGE = 0.01
 MCLUST_MODEL_NAMES = {"full": "VVV", "tied": "EEE", "diag": "VVI", "spherical": "VII"}
