@@ -93,7 +93,9 @@ class Browser:
             self.console_errors.append(" ".join(str(a.get("value", a.get("description", "")))
                                                 for a in params.get("args", [])))
         elif method == "Runtime.exceptionThrown":
-            self.console_errors.append(params["exceptionDetails"].get("text", "exception"))
+            details = params["exceptionDetails"]
+            self.console_errors.append(f"{details.get('text', 'exception')} "
+                                       f"{details.get('exception', {}).get('description', '')}".strip())
         elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
             self.console_errors.append(f"{params['entry'].get('source')}: {params['entry'].get('text')}")
         if method:

@@ -106,8 +106,8 @@ def test_selection_table_flags_the_shown_k_failed_fits_and_failed_checks():
 
 def test_restarts_and_components_tables():
     table = restarts_table(restarts([-1130.5123, -1135.0], converged=[True, False], n_iter=[23, 1000]))
-    assert texts(table) == [["restart 0", "-1130.51", "0", "\u2713 yes", "23", "\u2713 chosen"],
-                            ["restart 1", "-1135.00", "4.5", "\u2717 no", "1000", ""]]
+    assert texts(table) == [["restart 0", "-1130.51", "0.00", "\u2713 yes", "23", "\u2713 chosen"],
+                            ["restart 1", "-1135.00", "4.49", "\u2717 no", "1000", ""]]
     assert table.row_flags == ("chosen", "")
     cov = np.array([[[4.0, 1.2], [1.2, 1.0]], [[1.0, -0.3], [-0.3, 0.25]]])
     comp = components_table([0.25, 0.75], [[1.0, 2.0], [3.0, 4.0]], cov, ["a", "b"], "full")
@@ -203,7 +203,7 @@ def test_page_opens_with_contents_then_the_verdict_and_every_section_is_linked(p
     body = text[text.index("<body>"):]
     assert body.index('<nav') < body.index('id="verdict"') < body.index('id="selection"')
     verdict = body[body.index('id="verdict"'):body.index('id="selection"')]
-    assert "is shown, chosen by BIC: K = " in verdict and "Sampling" in verdict and "EM converged" in verdict
+    assert "is shown, chosen by BIC: it has the lowest BIC" in verdict and "Sampling" in verdict and "EM converged" in verdict
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in text
 
 
@@ -251,3 +251,10 @@ def test_em_only_page_says_what_em_found(tmp_path):
     assert re.search(r"EM converged in \d+ iterations?; 4 of 4 restarts reached the best objective", text)
     assert "The component weights are 0.500 (component 0), 0.500 (component 1)." in text
     assert "init kmeans++, max_iter 1000, tol 1e-08" in text
+
+
+def test_every_plot_caption_says_what_to_look_for():
+    from gmmflow.plots import registered
+
+    for spec in registered():
+        assert "Look for" in spec.caption, spec.name

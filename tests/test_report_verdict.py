@@ -302,7 +302,7 @@ def test_bic_choice_by_how_much_and_who_agrees():
     table = selection_table(bic=[1650.0, 1560.0, 1532.3, 1544.8], icl=[1650.0, 1575.0, 1560.0, 1580.0],
                             elpd_diff=[60.0, 12.0, 0.0, 1.5], dse=[9.0, 4.0, 0.0, 2.0])
     assert selection_findings(table, 3, "bic") == [Finding(
-        INFO, "K = 3 is shown, chosen by BIC: K = 3 has the lowest BIC, 12.5 below K = 4 (very strong evidence on "
+        INFO, "K = 3 is shown, chosen by BIC: it has the lowest BIC, 12.5 below K = 4 (very strong evidence on "
               "Kass and Raftery's scale); ICL and LOO agree.", outline.SELECTION)]
 
 
@@ -310,7 +310,7 @@ def test_criteria_that_disagree_are_named():
     table = selection_table(bic=[1650.0, 1560.0, 1557.0, 1570.0], icl=[1650.0, 1562.0, 1575.0, 1590.0],
                             elpd_diff=[60.0, 5.0, 0.3, 0.0], dse=[9.0, 3.0, 1.0, 0.0])
     found = selection_findings(table, 3, "bic")
-    assert found[0].text == ("K = 3 is shown, chosen by BIC: K = 3 has the lowest BIC, 3.0 below K = 2 (positive "
+    assert found[0].text == ("K = 3 is shown, chosen by BIC: it has the lowest BIC, 3.0 below K = 2 (positive "
                              "evidence on Kass and Raftery's scale); LOO agrees; ICL prefers K = 2.")
 
 
@@ -318,16 +318,16 @@ def test_loo_choice_one_standard_error_rule_and_criterion_inferred():
     table = selection_table(bic=[1650.0, 1560.0, 1557.0, 1570.0], icl=[1650.0, 1562.0, 1575.0, 1590.0],
                             elpd_diff=[60.0, 5.0, 0.3, 0.0], dse=[9.0, 3.0, 1.0, 0.0])
     found = selection_findings(table, 3, "loo")
-    assert found[0].text == ("K = 3 is shown, chosen by LOO: K = 3 is the simplest model within one standard error "
+    assert found[0].text == ("K = 3 is shown, chosen by LOO: it is the simplest model within one standard error "
                              "of the highest ELPD-LOO (K = 4: 0.3 lower, se 1.0); BIC agrees; ICL prefers K = 2.")
-    assert selection_findings(table, 2, None)[0].text.startswith("K = 2 is shown, chosen by ICL: K = 2 has the "
+    assert selection_findings(table, 2, None)[0].text.startswith("K = 2 is shown, chosen by ICL: it has the "
                                                                  "lowest ICL, 13.0 below K = 3;")
 
 
 def test_loo_winner_at_the_top():
     table = selection_table(bic=[1650.0, 1560.0], icl=[1650.0, 1562.0], elpd_diff=[8.0, 0.0], dse=[3.0, 0.0])
     assert selection_findings(table, 2, "loo")[0].text.startswith(
-        "K = 2 is shown, chosen by LOO: K = 2 has the highest ELPD-LOO, 8.0 above K = 1 (se of the difference 3.0)")
+        "K = 2 is shown, chosen by LOO: it has the highest ELPD-LOO, 8.0 above K = 1 (se of the difference 3.0)")
 
 
 def test_failed_cells_and_unclean_posteriors_are_warnings():

@@ -16,8 +16,10 @@ from gmmflow.workflows.compare import check_comparable, compare, parameter_label
 
 
 @register("forest", order=70, needs=(S.POSTERIOR,),
-          caption="Posterior HDI of every parameter with the EM MAP, in posterior sds: crosses outside their "
-                  "bar are MAPs outside the interval.")
+          caption="Every parameter's 94% posterior interval (bar) and mean (dot) with EM's MAP (cross), in posterior "
+                  "sds from the mean so that all share one axis. Look for crosses near 0. Variances' crosses sit "
+                  "left of 0 (the mode of a right-skewed posterior lies below its mean); a cross outside its bar is "
+                  "a MAP outside the interval.")
 def plot_forest(idata, *, hdi_prob: float = defaults.INTERVAL_PROB, ax=None):
     """Every parameter's posterior HDI with the EM MAP, in posterior sds from the posterior mean.
 

@@ -260,7 +260,7 @@ def restarts_table(restarts: pd.DataFrame) -> Table:
     return build(frame, [
         ("name", "restart", label),
         ("objective", "objective", dec(DIGITS["objective"])),
-        ("gap", "below the best", sig(DIGITS["sd"])),
+        ("gap", "below the best", dec(DIGITS["objective"])),
         ("converged", "converged", mark("yes", "no")),
         ("n_iter", "iterations", number(whole)),
         ("chosen", "chosen", lambda x: Cell(f"{YES} chosen", "text", "ok") if x else Cell("")),

@@ -301,25 +301,23 @@ def _names(table: pd.DataFrame):
 
 
 def _criterion_reason(ok: pd.DataFrame, criterion: str, name) -> str:
+    """Why ``criterion`` chose its row, as a predicate (``"has the lowest BIC, 12.5 below K = 4"``)."""
     best = ok[ok[f"best_{criterion}"].astype(bool)].iloc[0]
+    others = ok.drop(best.name)
+    if others.empty:
+        return "is the only candidate fitted"
     if criterion == "loo":
         top = ok.loc[ok["elpd_diff"].idxmin()]
         if top.name == best.name:
-            if len(ok) == 1:
-                return f"{name(best)} is the only candidate with an ELPD-LOO"
-            second = ok.drop(best.name).sort_values("elpd_diff").iloc[0]
-            return (f"{name(best)} has the highest ELPD-LOO, {fixed(second['elpd_diff'], 1)} above "
-                    f"{name(second)} (se of the difference {fixed(second['dse'], 1)})")
-        return (f"{name(best)} is the simplest model within one standard error of the highest ELPD-LOO "
-                f"({name(top)}: {fixed(best['elpd_diff'], 1)} lower, se {fixed(best['dse'], 1)})")
-    label = CRITERION_NAMES[criterion]
-    others = ok.drop(best.name)
-    if others.empty:
-        return f"{name(best)} is the only candidate fitted"
+            second = others.sort_values("elpd_diff").iloc[0]
+            return (f"has the highest ELPD-LOO, {fixed(second['elpd_diff'], 1)} above {name(second)} (se of the "
+                    f"difference {fixed(second['dse'], 1)})")
+        return (f"is the simplest model within one standard error of the highest ELPD-LOO ({name(top)}: "
+                f"{fixed(best['elpd_diff'], 1)} lower, se {fixed(best['dse'], 1)})")
     second = others.loc[others[criterion].idxmin()]
     gap = second[criterion] - best[criterion]
     evidence = f" ({bic_evidence(gap)} on Kass and Raftery's scale)" if criterion == "bic" else ""
-    return f"{name(best)} has the lowest {label}, {fixed(gap, 1)} below {name(second)}{evidence}"
+    return f"has the lowest {CRITERION_NAMES[criterion]}, {fixed(gap, 1)} below {name(second)}{evidence}"
 
 
 def selection_findings(table: pd.DataFrame, shown_k: int, criterion: str | None = None) -> list[Finding]:
@@ -344,7 +342,7 @@ def selection_findings(table: pd.DataFrame, shown_k: int, criterion: str | None 
     if agree:
         tail.insert(0, f"{' and '.join(agree)} {'agrees' if len(agree) == 1 else 'agree'}")
     found.insert(0, Finding(INFO, f"{name(choice[criterion])} is shown, chosen by {CRITERION_NAMES[criterion]}: "
-                                  f"{_criterion_reason(ok, criterion, name)}"
+                                  f"it {_criterion_reason(ok, criterion, name)}"
                                   + (f"; {'; '.join(tail)}." if tail else "."), outline.SELECTION))
     if "max_r_hat" in ok:
         for _, r in ok.iterrows():
