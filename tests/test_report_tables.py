@@ -9,7 +9,6 @@ import re
 from html.parser import HTMLParser
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import gmmflow

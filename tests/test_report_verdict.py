@@ -306,17 +306,20 @@ def test_bic_choice_by_how_much_and_who_agrees():
               "Kass and Raftery's scale); ICL and LOO agree.", outline.SELECTION)]
 
 
+def split_choice():
+    """BIC and LOO pick K = 3 (LOO: the simplest within one se of K = 4), ICL picks K = 2."""
+    return selection_table(bic=[1650.0, 1560.0, 1557.0, 1570.0], icl=[1650.0, 1562.0, 1575.0, 1590.0],
+                           elpd_diff=[60.0, 5.0, 0.3, 0.0], dse=[9.0, 3.0, 1.0, 0.0])
+
+
 def test_criteria_that_disagree_are_named():
-    table = selection_table(bic=[1650.0, 1560.0, 1557.0, 1570.0], icl=[1650.0, 1562.0, 1575.0, 1590.0],
-                            elpd_diff=[60.0, 5.0, 0.3, 0.0], dse=[9.0, 3.0, 1.0, 0.0])
-    found = selection_findings(table, 3, "bic")
+    found = selection_findings(split_choice(), 3, "bic")
     assert found[0].text == ("K = 3 is shown, chosen by BIC: it has the lowest BIC, 3.0 below K = 2 (positive "
                              "evidence on Kass and Raftery's scale); LOO agrees; ICL prefers K = 2.")
 
 
 def test_loo_choice_one_standard_error_rule_and_criterion_inferred():
-    table = selection_table(bic=[1650.0, 1560.0, 1557.0, 1570.0], icl=[1650.0, 1562.0, 1575.0, 1590.0],
-                            elpd_diff=[60.0, 5.0, 0.3, 0.0], dse=[9.0, 3.0, 1.0, 0.0])
+    table = split_choice()
     found = selection_findings(table, 3, "loo")
     assert found[0].text == ("K = 3 is shown, chosen by LOO: it is the simplest model within one standard error "
                              "of the highest ELPD-LOO (K = 4: 0.3 lower, se 1.0); BIC agrees; ICL prefers K = 2.")

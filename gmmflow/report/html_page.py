@@ -47,7 +47,9 @@ nav ol{columns:2 12em;margin:.3em 0;padding-left:1.4em}
 .scroll{overflow-x:auto;max-width:100%;margin:.4em 0 1em}
 table{border-collapse:collapse;font-size:.88em}
 th,td{padding:.25em .65em;border-bottom:1px solid #e4e7eb;white-space:nowrap;text-align:left;vertical-align:top}
-thead th{border-bottom:2px solid #bcc3cb;background:#f6f8fa}
+thead th{border-bottom:2px solid #bcc3cb;background:#f6f8fa;white-space:normal;vertical-align:bottom;
+min-width:4em}
+tbody th{white-space:normal;min-width:7em;max-width:18em}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.ok{color:#1a7f37}
 td.fail,tr.fail td,tr.fail th{background:#ffebe9;color:#a40e26}

@@ -111,45 +111,32 @@ def em_findings(restarts: pd.DataFrame, weights: Sequence[float], n_obs: int, n_
 # --------------------------------------------------------------------------
 # Sampling
 # --------------------------------------------------------------------------
-def _divergences(value, threshold, draws):
-    return (f"Sampling: {plural(int(value), 'divergent transition')} ({percent(value / draws)} of draws). NUTS "
-            "could not follow the posterior's curvature somewhere, so intervals there may be wrong. The pair "
-            "plot shows where they sit; fewer components or a stronger prior usually removes them.")
-
-
-def _rhat(value, threshold, draws):
-    v, th = beside(value, threshold)
-    return (f"Sampling: the chains disagree (r_hat {v} > {th}), so the posterior summaries are not reliable "
-            "yet. Run longer (tune=, draws=; --tune, --draws) and look in the trace plot for chains stuck in "
-            "different modes.")
-
-
-def _ess(kind, what):
-    def sentence(value, threshold, draws):
-        return (f"Sampling: {kind} ESS {whole(value)} < {whole(threshold)}: too few effective draws for "
-                f"{what}. Draw more (draws=, --draws).")
-    return sentence
-
-
-def _tree_depth(value, threshold, draws):
-    return (f"Sampling: {count_of(value, draws)} draws hit NUTS's maximum tree depth: the posterior is badly "
-            "scaled or strongly correlated, so sampling is slow and may not have explored it all. Look for "
-            "strongly correlated parameters in the pair plot; standardising the data often helps.")
-
-
-def _chains(value, threshold, draws):
-    return (f"Sampling: only {plural(int(value), 'chain')} (at least {whole(threshold)} recommended): r_hat "
-            f"cannot tell reliably whether chains agree. Run {whole(threshold)} chains (chains=, --chains).")
-
-
-FAILED_CHECK = {
-    "divergences": _divergences,
-    "max r_hat": _rhat,
-    "min ess_bulk": _ess("bulk", "stable means and sds"),
-    "min ess_tail": _ess("tail", "stable interval ends"),
-    "tree depth saturated": _tree_depth,
-    "chains": _chains,
+FAILED_CHECK = {  # diagnose()'s failed checks: what the number means and what to do
+    "divergences": "{divergences} ({share} of draws). NUTS could not follow the posterior's curvature somewhere, "
+                   "so intervals there may be wrong. The pair plot shows where they sit; fewer components or a "
+                   "stronger prior usually removes them.",
+    "max r_hat": "the chains disagree (r_hat {value} > {threshold}), so the posterior summaries are not reliable "
+                 "yet. Run longer (tune=, draws=; --tune, --draws) and look in the trace plot for chains stuck in "
+                 "different modes.",
+    "min ess_bulk": "bulk ESS {value} < {threshold}: too few effective draws for stable means and sds. Draw more "
+                    "(draws=, --draws).",
+    "min ess_tail": "tail ESS {value} < {threshold}: too few effective draws for stable interval ends. Draw more "
+                    "(draws=, --draws).",
+    "tree depth saturated": "{of_draws} draws hit NUTS's maximum tree depth: the posterior is badly scaled or "
+                            "strongly correlated, so sampling is slow and may not have explored it all. Look for "
+                            "strongly correlated parameters in the pair plot; standardising the data often helps.",
+    "chains": "only {chains} (at least {threshold} recommended): r_hat cannot tell reliably whether chains agree. "
+              "Run {threshold} chains (chains=, --chains).",
 }
+
+
+def failed_check_sentence(check: str, value: float, threshold: float, draws: float) -> str:
+    """The warning for one failed check of :func:`diagnose` (``draws``: chains x draws)."""
+    shown = beside(value, threshold) if check == "max r_hat" else (whole(value), whole(threshold))
+    numbers = {"value": shown[0], "threshold": shown[1], "share": percent(value / draws),
+               "of_draws": count_of(value, draws), "divergences": plural(int(value), "divergent transition"),
+               "chains": plural(int(value), "chain")}
+    return "Sampling: " + FAILED_CHECK[check].format(**numbers)
 
 
 def sampling_findings(checks: pd.DataFrame) -> list[Finding]:
@@ -161,7 +148,7 @@ def sampling_findings(checks: pd.DataFrame) -> list[Finding]:
     value = checks["value"]
     draws = float(checks.loc["draws relabelled", "threshold"]) if "draws relabelled" in checks.index else math.nan
     failed = [name for name in checks.index if name not in INFORMATION and not checks.loc[name, "ok"]]
-    found = [Finding(WARNING, FAILED_CHECK[name](value[name], checks.loc[name, "threshold"], draws),
+    found = [Finding(WARNING, failed_check_sentence(name, value[name], checks.loc[name, "threshold"], draws),
                      outline.SAMPLING) for name in failed if name in FAILED_CHECK]
     if not failed:
         ess = min(value["min ess_bulk"], value["min ess_tail"])
