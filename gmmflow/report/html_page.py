@@ -38,7 +38,7 @@ STYLE = """
 *{box-sizing:border-box}
 html{-webkit-text-size-adjust:100%}
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;line-height:1.45;color:#1f2328;
-max-width:1100px;margin:0 auto;padding:1em;overflow-wrap:break-word}
+max-width:1200px;margin:0 auto;padding:1em;overflow-wrap:break-word}
 h1{font-size:1.45em;margin:.3em 0 .6em}
 h2{font-size:1.2em;border-bottom:1px solid #d0d7de;padding-bottom:.2em;margin-top:2em}
 h3{font-size:1em;margin-top:1.4em}
@@ -49,7 +49,7 @@ table{border-collapse:collapse;font-size:.88em}
 th,td{padding:.25em .65em;border-bottom:1px solid #e4e7eb;white-space:nowrap;text-align:left;vertical-align:top}
 thead th{border-bottom:2px solid #bcc3cb;background:#f6f8fa;white-space:normal;vertical-align:bottom;
 min-width:4em}
-tbody th{white-space:normal;min-width:7em;max-width:18em}
+tbody th{white-space:normal;min-width:5em;max-width:18em}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.ok{color:#1a7f37}
 td.fail,tr.fail td,tr.fail th{background:#ffebe9;color:#a40e26}

@@ -93,6 +93,11 @@ def label(x) -> Cell:
     return Cell(str(x), "label")
 
 
+def numeric_text(x: str) -> Cell:
+    """Numbers already written as text (``"-809.3 \u00b1 10.0"``), aligned as numbers."""
+    return Cell(x, "num")
+
+
 def text(x) -> Cell:
     return Cell(MISSING if x is None or x == "" else str(x))
 
@@ -215,6 +220,12 @@ def predictive_table(predictive: pd.DataFrame) -> Table:
     ])
 
 
+def plus_minus(values, errors, decimals: int = DIGITS["log score"]) -> list[str]:
+    """``"-809.3 \u00b1 10.0"`` per row (a dash when the value is missing)."""
+    return [MISSING if pd.isna(v) else f"{fixed(v, decimals)} \u00b1 {fixed(e, decimals)}"
+            for v, e in zip(values, errors)]
+
+
 def _chosen_by(table: pd.DataFrame) -> list[str]:
     flags = [c for c in ("bic", "icl", "loo") if f"best_{c}" in table]
     return [", ".join(c.upper() for c in flags if bool(row[f"best_{c}"])) for _, row in table.iterrows()]
@@ -229,6 +240,9 @@ def selection_table(table: pd.DataFrame, shown: tuple[str, int]) -> Table:
         chosen_by=_chosen_by(table),
         state=["ok" if s == "ok" else f"failed: {e}" for s, e in zip(table["status"], table["error"])],
     )
+    if "elpd_loo" in table:
+        frame = frame.assign(elpd=plus_minus(table["elpd_loo"], table["elpd_loo_se"]),
+                             below=plus_minus(table["elpd_diff"], table["dse"]))
     score = dec(DIGITS["log score"])
     columns: list[Column] = [("name", "K", label)]
     if table["covariance_type"].nunique() > 1:
@@ -236,15 +250,17 @@ def selection_table(table: pd.DataFrame, shown: tuple[str, int]) -> Table:
     columns += [("n_parameters", "parameters", number(whole)), ("bic", "BIC", score),
                 ("delta_bic", "BIC \u2212 lowest", score), ("icl", "ICL", score)]
     if "elpd_loo" in table:
-        columns += [("elpd_loo", "ELPD-LOO", score), ("elpd_loo_se", "se", score),
-                    ("elpd_diff", "below the best ELPD", score), ("dse", "se of the difference", score),
+        columns += [("elpd", "ELPD-LOO \u00b1 se", numeric_text),
+                    ("below", "below the best ELPD \u00b1 se", numeric_text),
                     ("p_loo", "p_loo", score),
                     ("n_pareto_k_above_0.7", "Pareto k > 0.7", number(whole, fail=lambda k: k > 0)),
                     ("max_r_hat", "largest r_hat", dec(DIGITS["z"], fail=lambda r: r > RHAT_MAX)),
                     ("divergences", "divergences", number(whole, fail=lambda n: n > 0))]
     if "converged" in table:
         columns.append(("converged", "EM converged", lambda x: text(x) if pd.isna(x) else mark("yes", "no")(x)))
-    columns += [("chosen_by", "lowest / best by", text), ("state", "status", text)]
+    columns.append(("chosen_by", "chosen by", text))
+    if not ok.all():
+        columns.append(("state", "status", text))
 
     def flag(row) -> str:
         if row["status"] != "ok":

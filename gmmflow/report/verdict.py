@@ -214,8 +214,9 @@ def parameter_findings(params: pd.DataFrame) -> list[Finding]:
     if abs(worst["z"]) < 0.05:
         return [Finding(OK, f"EM's MAP lies inside every {pct} posterior interval and within 0.05 posterior sds "
                             f"of the posterior mean for all {len(finite)} parameters.", outline.PARAMETERS)]
-    return [Finding(OK, f"EM's MAP lies inside every {pct} posterior interval ({plural(len(finite), 'parameter')}); the "
-                        f"largest gap is {describe(worst)} ({parameter_label(worst)}), {fixed(abs(worst['z']), 2)} "
+    counted = plural(len(finite), "parameter")
+    return [Finding(OK, f"EM's MAP lies inside every {pct} posterior interval ({counted}); the largest gap is "
+                        f"{describe(worst)} ({parameter_label(worst)}), {fixed(abs(worst['z']), 2)} "
                         f"posterior sds {_side(worst['z'])} the posterior mean{_skew_note(worst)}.",
                     outline.PARAMETERS)]
 
