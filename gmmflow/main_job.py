@@ -9,6 +9,7 @@ import arviz as az
 import pandas as pd
 
 from gmmflow import defaults
+from gmmflow import schema as S
 from gmmflow.checks import check_int, check_seed
 from gmmflow.inputs.matrix import as_data_matrix
 from gmmflow.models.spec import GMM
@@ -80,6 +81,7 @@ def run(
             table = select_components(data, ks, [covariance_type], mcmc=True, n_init=n_init, seed=seed,
                                       posterior_predictive=True, **vars(options))
             idata = with_selection(table.fits[table.chosen(criterion)], table)
+            idata.attrs[S.SELECTION_CRITERION_ATTR] = criterion
         save(idata, tmp / RESULT_FILE)
         write_report_into(idata, tmp, table)
     return idata, table

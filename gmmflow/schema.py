@@ -70,6 +70,7 @@ VERSION_ATTR = "gmmflow_version"
 MODEL_ATTR = "model"
 HYPERPARAMETERS_ATTR = "hyperparameters"
 SAMPLING_STATUS_ATTR = "sampling_status"
+SELECTION_CRITERION_ATTR = "selection_criterion"  # gmmflow run --k LOW:HIGH: the criterion K was chosen by
 
 # what a reader is told to do when a group is missing
 HINTS = {

@@ -31,3 +31,10 @@ def test_gmmflow_plots_is_reachable_after_import_gmmflow():
     code = "import gmmflow; print(callable(gmmflow.plots.plot_clusters))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+def test_every_local_image_and_link_the_readme_shows_exists():
+    targets = re.findall(r"(?:\]\(|src=\")(docs/[^)\"]+)", README.read_text())
+    assert any(t.endswith("report_faithful.png") for t in targets)
+    missing = [t for t in targets if not (README.parent / t).is_file()]
+    assert not missing, missing

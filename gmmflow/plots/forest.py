@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 
 from gmmflow import defaults
 from gmmflow import schema as S
 from gmmflow.plots.registry import register
-from gmmflow.workflows.compare import check_comparable, compare
-
-
-def _parameter_label(row) -> str:
-    parts = [str(row[S.COMPONENT])] + [str(row[c]) for c in (S.FEATURE, S.FEATURE2) if pd.notna(row[c])]
-    return f"{row['parameter']}[{', '.join(parts)}]"
+from gmmflow.workflows.compare import check_comparable, compare, parameter_label
 
 
 @register("forest", order=70, needs=(S.POSTERIOR,),
-          caption="Posterior HDI of every parameter with the EM MAP, in posterior sds: crosses outside their "
-                  "bar are MAPs outside the interval.")
+          caption="Every parameter's 94% posterior interval (bar) and mean (dot) with EM's MAP (cross), in posterior "
+                  "sds from the mean so that all share one axis. Look for crosses near 0. Variances' crosses sit "
+                  "left of 0 (the mode of a right-skewed posterior lies below its mean); a cross outside its bar is "
+                  "a MAP outside the interval.")
 def plot_forest(idata, *, hdi_prob: float = defaults.INTERVAL_PROB, ax=None):
     """Every parameter's posterior HDI with the EM MAP, in posterior sds from the posterior mean.
 
@@ -43,7 +39,7 @@ def plot_forest(idata, *, hdi_prob: float = defaults.INTERVAL_PROB, ax=None):
     ax.plot(np.zeros_like(y), y, "o", color="C0", ms=4, gid="posterior-mean", label="posterior mean")
     ax.plot(table["z"].values, y, "x", color="C3", ms=7, mew=2, gid="em-map", label="EM MAP")
     ax.axvline(0.0, color="0.7", lw=0.8, zorder=0)
-    ax.set_yticks(y, [_parameter_label(r) for _, r in table.iterrows()], fontsize=8)
+    ax.set_yticks(y, [parameter_label(r) for _, r in table.iterrows()], fontsize=8)
     ax.set_xlabel("posterior standard deviations from the posterior mean")
     ax.set_title("EM MAP against the posterior")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08 - 2.0 / (len(table) + 8)), ncol=3, fontsize=8)

@@ -150,6 +150,12 @@ def parameter_table(ds: xr.Dataset, covariance_type: str, hdi_prob: float) -> pd
     return table.rename(columns={"hdi_lower": lo, "hdi_upper": hi})
 
 
+def parameter_label(row) -> str:
+    """The name of one row of the parameter table: ``w[1]``, ``mu[0, waiting]``, ``corr[0, a, b]``."""
+    parts = [str(row[S.COMPONENT])] + [str(row[c]) for c in (S.FEATURE, S.FEATURE2) if pd.notna(row[c])]
+    return f"{row['parameter']}[{', '.join(parts)}]"
+
+
 # --------------------------------------------------------------------------
 # Assignments
 # --------------------------------------------------------------------------
