@@ -2,7 +2,8 @@
 
 EM (MAP or MLE), NUTS posterior sampling with label switching handled, and a
 comparison layer, every result an ArviZ ``InferenceData``. ``gmmflow.plots``
-(matplotlib) is imported on first use.
+(matplotlib) and ``gmmflow.pymc`` (the model as PyMC building blocks) are
+imported on first use.
 """
 
 from importlib import import_module
@@ -33,7 +34,7 @@ from gmmflow.workflows.prediction import predict, predict_proba, sample_em, scor
 from gmmflow.workflows.sampler_options import SamplerOptions
 from gmmflow.workflows.simulation import simulate
 
-_LAZY_MODULES = ("plots",)
+_LAZY_MODULES = ("plots", "pymc")
 
 
 def __getattr__(name: str):
@@ -68,6 +69,7 @@ __all__ = [
     "load_dataset",
     "plots",
     "predict",
+    "pymc",
     "predict_proba",
     "read_csv",
     "run",

@@ -18,13 +18,8 @@ from gmmflow.core.row_blocks import ArrayBlocks, data_moments
 from gmmflow.core.em_steps import Params
 from gmmflow.core.prior_density import log_prior
 from gmmflow.models.priors import resolve_hyperparameters
-from gmmflow.models.pymc_model import (
-    CholeskyCovTransform,
-    covariance_value_name,
-    gmm_prior,
-    mixture_logp,
-    unconstrained_point_function,
-)
+from gmmflow.models.pymc_model import covariance_value_name, unconstrained_point_function
+from gmmflow.pymc import CholeskyCovTransform, GaussianMixture, gmm_priors
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -191,13 +186,12 @@ def test_gmm_as_a_piece_of_a_larger_model():
     y = 1.0 + 2.5 * t + np.where(outlier, rng.normal(0, 5.0, 200), rng.normal(0, 0.3, 200))
     spec = gmmflow.GMM(2, "full")
     hyper = resolve_hyperparameters(gmmflow.Prior(mean=[0.0], scale=[[1.0]]), "full", 2, np.zeros(1), np.eye(1))
-    coords = {"component": [0, 1], "feature": ["e"], "feature2": ["e"]}
-    with pm.Model(coords=coords):
+    with pm.Model():
         a = pm.Normal("a", 0, 10)
         b = pm.Normal("b", 0, 10)
-        w, mu, cov, chol = gmm_prior(spec, hyper)
-        resid = (y - a - b * t)[:, None]
-        pm.Potential("errors", mixture_logp(resid, w, mu, chol, n_components=2).sum())
+        w, mu, cov, chol = gmm_priors(spec, hyper=hyper, features=["e"])
+        # every row's component means shifted by its regression line: batched means (n, K, 1)
+        GaussianMixture("y", w, (a + b * t)[:, None, None] + mu, chol=chol, observed=y[:, None])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # both components start at the IW mode, a symmetric stationary point:

@@ -39,6 +39,8 @@ from scipy import linalg
 
 from gmmflow.checks import numeric_array
 from gmmflow.core.hyperparameters import Hyperparameters
+from gmmflow.core.row_blocks import data_moments
+from gmmflow.inputs.matrix import as_data_matrix
 
 DEFAULT_ALPHA = 1.0
 DEFAULT_SHRINKAGE = 0.01
@@ -143,6 +145,34 @@ class Prior:
                 raise ValueError(f"Prior dof (nu_P) must be > 0, got {self.dof!r}.")
         object.__setattr__(self, "mean", _as_tuple(self.mean, "mean"))
         object.__setattr__(self, "scale", _as_tuple(self.scale, "scale"))
+
+    def resolve(self, X=None, *, covariance_type: str = "full", n_components: int) -> Hyperparameters:
+        """The concrete hyper-parameters: unset fields take their defaults from the data ``X``.
+
+        Parameters
+        ----------
+        X : array_like (n, d), DataFrame or DataArray, optional
+            The data whose mean and covariance fill ``mean`` and ``scale``. May be
+            left out when both are set (the dimension is then ``len(mean)``).
+        covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
+        n_components : int
+
+        Returns
+        -------
+        Hyperparameters
+            The numbers EM, the PyMC model and the samplers use.
+        """
+        if X is not None:
+            data = as_data_matrix(X)
+            mean, cov = data_moments(data.values)
+            return resolve_hyperparameters(self, covariance_type, n_components, mean, cov)
+        if self.mean is None or self.scale is None:
+            raise ValueError(
+                "Without X the default prior has no data to take its mean and scale from: "
+                "pass X, or set both, e.g. gmmflow.Prior(mean=[0.0, 0.0], scale=[[1.0, 0.0], [0.0, 1.0]])."
+            )
+        d = len(self.mean)
+        return resolve_hyperparameters(self, covariance_type, n_components, np.zeros(d), np.eye(d))
 
     def to_dict(self) -> dict:
         """JSON-ready dict of the hyper-parameters (``None`` = data default)."""

@@ -1,187 +1,64 @@
-"""The generative GMM of docs/architecture.md, declared in PyMC.
+"""The GMM of docs/architecture.md as PyMC building blocks, and the whole model.
 
-One function, :func:`build_pymc_model`, turns a :class:`~gmmflow.GMM` spec
-into a ``pm.Model`` whose free variables are ``w`` (Dirichlet), ``mu`` and
-one covariance variable: ``cov`` (InverseWishart; full (K, d, d), tied
-(d, d)) or ``var`` (InverseGamma; diag (K, d), spherical (K,)). The
-hyper-parameters come from :mod:`gmmflow.models.priors`, the numbers EM uses.
+:func:`gmm_priors` declares a mixture's prior (weights, means, covariances)
+as named, dimensioned variables inside any ``pm.Model``; with
+:class:`~gmmflow.models.pymc_distributions.GaussianMixture` as the
+likelihood it is exactly the model EM and the samplers use:
+:func:`build_pymc_model` (``GMM.pymc_model``) is nothing but these two.
 
-PyMC has no InverseWishart, so it is declared here as a ``pm.CustomDist``
-with its log-density, a random generator (for prior predictive sampling) and
-:class:`CholeskyCovTransform`, a bijection from R^{d(d+1)/2} to SPD matrices
-with its log-Jacobian, so NUTS and ``pm.find_MAP`` work on it.
+Free variables, for covariance type t and a name prefix p:
 
-The likelihood has two forms:
+* ``{p}w`` ~ Dirichlet(alpha 1_K), dims ``{p}component``;
+* ``{p}cov`` ~ InverseWishart(nu, Lambda) (full: one per component, dims
+  ``({p}component, {p}feature, {p}feature2)``; tied: one, dims
+  ``({p}feature, {p}feature2)``), or ``{p}var`` ~ InverseGamma(nu/2, s2/2)
+  (diag: ``({p}component, {p}feature)``; spherical: ``({p}component,)``);
+* ``{p}mu`` | Sigma ~ Normal(mu_P, Sigma_k / kappa), dims ``({p}component, {p}feature)``.
 
-* marginalised (default, for NUTS): ``x_i ~ sum_k w_k N(mu_k, Sigma_k)``,
-  vectorised over components with triangular solves and logsumexp; PyMC's
-  pointwise log-likelihood of ``x`` is the per-row marginal, for LOO;
+The model's likelihood has two forms:
+
+* marginalised (default): ``x ~ GaussianMixture(w, mu, chol)``, the exact
+  density ``sum_k w_k N(mu_k, Sigma_k)`` with the labels summed out, for NUTS;
+  its pointwise log-likelihood is the per-row marginal, for LOO;
 * generative: ``z_i ~ Categorical(w)``, ``x_i ~ N(mu_{z_i}, Sigma_{z_i})``, so
-  ``pm.sample_prior_predictive`` simulates whole data sets.
+  ``pm.sample_prior_predictive`` simulates whole data sets with their labels.
 """
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-from pymc.logprob.transforms import Transform
-from scipy import stats
 
-from gmmflow.core.gaussian import sample_mixture
 from gmmflow.core.hyperparameters import Hyperparameters
-from gmmflow.core.row_blocks import data_moments
 from gmmflow.inputs.matrix import as_data_matrix
-from gmmflow.models.priors import resolve_hyperparameters
-from gmmflow.schema import COMPONENT, FEATURE2, OBS
-from gmmflow.schema import FEATURE as FEATURE_DIM
+from gmmflow.models.priors import Prior
+from gmmflow.models.pymc_distributions import GaussianMixture, InverseWishart, MvNormalCholesky
+from gmmflow.schema import COMPONENT, FEATURE, FEATURE2, OBS
 
-OBS_DIM = OBS
 # ``spec`` arguments below are :class:`gmmflow.GMM` objects (models.spec imports this
 # module, not the other way round)
 GMMSpec = Any
 
-LOG_2PI = float(np.log(2 * np.pi))
+
+class MixturePriors(NamedTuple):
+    """The prior variables of one mixture, and the Cholesky factors its likelihood needs."""
+
+    w: Any  # (K,)
+    mu: Any  # (K, d)
+    cov: Any  # the covariance variable: (K, d, d) full, (d, d) tied, (K, d) diag, (K,) spherical
+    chol: Any  # (K, d, d) lower Cholesky factors of the component covariances
 
 
-# --------------------------------------------------------------------------
-# InverseWishart on the Cholesky parameterisation
-# --------------------------------------------------------------------------
-class CholeskyCovTransform(Transform):
-    """SPD matrix <-> unconstrained vector (log-Cholesky).
+def component_cholesky(cov_var, covariance_type: str, n_components: int, n_features: int):
+    """(K, d, d) Cholesky factors from the covariance variable of a covariance type.
 
-    Backward: ``v`` (..., d(d+1)/2) fills the lower triangle of ``L`` row by
-    row (``np.tril_indices`` order), the diagonal through ``exp``; the matrix is
-    ``Sigma = L L^T``. The log-Jacobian of ``v -> Sigma`` is
-    ``d log 2 + sum_{i=0}^{d-1} (d - i + 1) v_ii``: ``L -> L L^T`` contributes
-    ``2^d prod_i L_ii^{d-i}`` (0-based i) and ``exp`` on the diagonal ``prod_i L_ii``.
+    For full and tied, ``cholesky`` of the variable: PyTensor rewrites it to the
+    transform's own factor (``CholeskyCovTransform`` marks it lower-triangular),
+    so no decomposition is computed when sampling.
     """
-
-    name = "cholesky_cov"
-    ndim_supp = 2
-
-    def __init__(self, n_features: int):
-        self.d = int(n_features)
-        self.rows, self.cols = np.tril_indices(self.d)
-        self.diag_pos = np.array([i * (i + 1) // 2 + i for i in range(self.d)])
-
-    def _chol_from_vector(self, value):
-        d = self.d
-        batch = value.shape[:-1]
-        flat = value.reshape((-1, value.shape[-1]))
-        L = pt.zeros((flat.shape[0], d, d), dtype=value.dtype)
-        entries = pt.set_subtensor(flat[:, self.diag_pos], pt.exp(flat[:, self.diag_pos]))
-        L = pt.set_subtensor(L[:, self.rows, self.cols], entries)
-        return L.reshape((*[batch[i] for i in range(value.ndim - 1)], d, d))
-
-    def backward(self, value, *inputs):
-        L = self._chol_from_vector(value)
-        return L @ pt.swapaxes(L, -1, -2)
-
-    def forward(self, value, *inputs):
-        L = pt.linalg.cholesky(value)
-        v = L[..., self.rows, self.cols]
-        return pt.set_subtensor(v[..., self.diag_pos], pt.log(v[..., self.diag_pos]))
-
-    def log_jac_det(self, value, *inputs):
-        d = self.d
-        weights = np.array([d - i + 1 for i in range(d)], dtype="float64")
-        return d * np.log(2.0) + pt.sum(value[..., self.diag_pos] * weights, axis=-1)
-
-
-def _iw_logp(value, nu, scale_chol):
-    """log InverseWishart(value | nu, Lambda) from Cholesky factors; batch-shaped."""
-    nu, scale_chol = _drop_batch(nu, 0), _drop_batch(scale_chol, 2)
-    d = value.shape[-1]
-    L = pt.linalg.cholesky(value)
-    log_det_sigma = 2 * pt.sum(pt.log(pt.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
-    log_det_scale = 2 * pt.sum(pt.log(pt.diagonal(scale_chol)))
-    solved = pt.linalg.solve_triangular(L, pt.broadcast_to(scale_chol, value.shape), lower=True)
-    trace = pt.sum(pt.square(solved), axis=(-2, -1))
-    j = pt.arange(d)
-    log_multigamma = d * (d - 1) / 4 * np.log(np.pi) + pt.sum(pt.gammaln(nu / 2 - j / 2))
-    return (
-        nu / 2 * log_det_scale
-        - nu * d / 2 * np.log(2.0)
-        - log_multigamma
-        - (nu + d + 1) / 2 * log_det_sigma
-        - trace / 2
-    )
-
-
-def _iw_random(nu, scale_chol, rng=None, size=None):
-    # PyMC may hand the (constant) parameters broadcast to batch dims: take one copy
-    d = scale_chol.shape[-1]
-    nu = np.asarray(nu).reshape(-1)[0]
-    scale_chol = np.asarray(scale_chol).reshape(-1, d, d)[0]
-    scale = scale_chol @ scale_chol.T
-    shape = () if size is None else tuple(np.atleast_1d(size))
-    n = int(np.prod(shape)) if shape else 1
-    draws = stats.invwishart(df=float(nu), scale=scale).rvs(size=n, random_state=rng)
-    return np.asarray(draws, dtype="float64").reshape(*shape, d, d)
-
-
-def inverse_wishart(name: str, nu: float, scale_chol: np.ndarray, *, dims=None, shape=None):
-    """A named InverseWishart(nu, Lambda) variable (Lambda given by its Cholesky factor)."""
-    d = scale_chol.shape[-1]
-    scale = scale_chol @ scale_chol.T
-    mode = scale / (nu + d + 1)
-
-    def support_point(rv, size, nu_, scale_chol_):
-        return pt.broadcast_to(pt.as_tensor(mode), rv.shape)
-
-    return pm.CustomDist(
-        name, pt.as_tensor(np.float64(nu)), pt.as_tensor(np.asarray(scale_chol, dtype="float64")),
-        logp=_iw_logp, random=_iw_random, signature="(),(d,d)->(d,d)",
-        support_point=support_point, transform=CholeskyCovTransform(d),
-        dims=dims, shape=shape,
-    )
-
-
-# --------------------------------------------------------------------------
-# The marginal likelihood
-# --------------------------------------------------------------------------
-def mixture_logp(value, w, mu, chol, n_components: int | None = None):
-    """Per-row ``log sum_k w_k N(x_i | mu_k, L_k L_k^T)`` (n,), by logsumexp.
-
-    One triangular solve per component with all rows as right-hand sides.
-    """
-    # PyMC may prepend broadcast batch dims of length 1 to the parameters
-    w, mu, chol = (_drop_batch(p, core) for p, core in ((w, 1), (mu, 2), (chol, 3)))
-    K = n_components if n_components is not None else mu.type.shape[0]
-    if K is None:
-        raise ValueError("mixture_logp needs a static number of components: pass n_components.")
-    d = value.shape[-1]
-    terms = []
-    for k in range(K):
-        z = pt.linalg.solve_triangular(chol[k], (value - mu[k]).T, lower=True)
-        log_det = pt.sum(pt.log(pt.diagonal(chol[k])))
-        terms.append(pt.log(w[k]) - 0.5 * pt.sum(pt.square(z), axis=0) - log_det - 0.5 * d * LOG_2PI)
-    return pm.math.logsumexp(pt.stack(terms, axis=1), axis=1, keepdims=False)
-
-
-def _drop_batch(param, core_ndim: int):
-    while param.ndim > core_ndim:
-        param = param[0]
-    return param
-
-
-def _mixture_random(w, mu, chol, rng=None, size=None):
-    w, mu, chol = (np.asarray(p).reshape(-1, *np.shape(p)[-nd:])[0]
-                   for p, nd in ((w, 1), (mu, 2), (chol, 3)))
-    n = int(np.prod(size)) if size is not None else 1
-    x, _ = sample_mixture(rng, n, w, mu, chol, "full")
-    return x.reshape(*(np.atleast_1d(size) if size is not None else ()), mu.shape[-1])
-
-
-# --------------------------------------------------------------------------
-# The model
-# --------------------------------------------------------------------------
-def full_cholesky(cov_var, covariance_type: str, n_components: int, n_features: int):
-    """(K, d, d) Cholesky factors from the model's covariance variable."""
     if covariance_type == "full":
         return pt.linalg.cholesky(cov_var)
     if covariance_type == "tied":
@@ -193,65 +70,84 @@ def full_cholesky(cov_var, covariance_type: str, n_components: int, n_features: 
     return sd[:, None, None] * eye[None]
 
 
-def gmm_prior(spec: GMMSpec, hyper: Hyperparameters):
-    """Declare the GMM's prior in the current ``pm.Model`` context.
+def dim_names(prefix: str = "") -> tuple[str, str, str]:
+    """(component, feature, feature2) dim names of a mixture declared with ``prefix``."""
+    return f"{prefix}{COMPONENT}", f"{prefix}{FEATURE}", f"{prefix}{FEATURE2}"
 
-    The building block for reusing the definition in a larger model: it adds
-    ``w``, the covariance variable (``cov`` or ``var``) and ``mu`` with the
-    dims ``component``, ``feature``, ``feature2`` (the model's coords must
-    define them) and returns ``(w, mu, cov_var, chol)``, ``chol`` being the
-    (K, d, d) Cholesky factors to pass to :func:`mixture_logp`.
+
+def _add_missing_coords(model: pm.Model, coords: dict) -> None:
+    for name, values in coords.items():
+        if name not in model.coords:
+            model.add_coord(name, values)
+
+
+def gmm_priors(spec: GMMSpec, X=None, *, prefix: str = "", hyper: Hyperparameters | None = None,
+               features=None) -> MixturePriors:
+    """Declare a Gaussian mixture's prior in the current ``pm.Model``: named, dimensioned variables.
+
+    Parameters
+    ----------
+    spec : gmmflow.GMM
+        Number of components, covariance type and prior.
+    X : array_like (n, d), DataFrame or DataArray, optional
+        Data the prior's unset hyper-parameters are resolved from (``Prior.resolve``):
+        mean, scale. Not needed when ``hyper`` is given or the prior sets mean and scale.
+    prefix : str, default ""
+        Prepended to every variable and dim name, so that two mixtures can live
+        in one model (``"a_"`` gives ``a_w``, ``a_mu``, ``a_cov`` with dims
+        ``a_component``, ``a_feature``, ``a_feature2``).
+    hyper : Hyperparameters, optional
+        Concrete hyper-parameters to use as they are (e.g. those of an EM fit).
+    features : list of str, optional
+        Coordinate values of the feature dim (default: X's names, or x0, x1, ...).
+
+    Returns
+    -------
+    MixturePriors
+        ``(w, mu, cov, chol)``: the three variables and the (K, d, d) Cholesky
+        factors to pass to :class:`GaussianMixture` (``chol=``).
 
     Examples
     --------
-    A linear regression whose errors follow a 2-component mixture::
-
-        spec = gmmflow.GMM(2, "full")
-        hyper = gmmflow.Prior(mean=[0.0], scale=[[1.0]])  # resolved for d = 1:
-        hyper = resolve_hyperparameters(hyper, "full", 2, np.zeros(1), np.eye(1))
-        with pm.Model(coords={"component": [0, 1], "feature": ["e"], "feature2": ["e"]}):
-            slope = pm.Normal("slope", 0, 10)
-            w, mu, cov, chol = gmm_prior(spec, hyper)
-            resid = (y - slope * t)[:, None]
-            pm.Potential("errors", mixture_logp(resid, w, mu, chol, n_components=2).sum())
+    >>> import pymc as pm, gmmflow
+    >>> from gmmflow.pymc import GaussianMixture, gmm_priors
+    >>> X = gmmflow.load_dataset("faithful")
+    >>> with pm.Model(coords={"obs_id": X.obs_id.values}) as model:  # doctest: +SKIP
+    ...     w, mu, cov, chol = gmm_priors(gmmflow.GMM(2), X)
+    ...     GaussianMixture("x", w, mu, chol=chol, observed=X.values, dims=("obs_id", "feature"))
     """
+    model = pm.modelcontext(None)
+    if hyper is None:
+        hyper = resolve_spec_prior(spec, X)
     K, d, t = spec.n_components, hyper.n_features, spec.covariance_type
-    kappa = hyper.shrinkage
-    w = pm.Dirichlet("w", a=np.full(K, hyper.alpha), dims=COMPONENT)
+    if features is None:
+        features = as_data_matrix(X).features if X is not None else [f"x{j}" for j in range(d)]
+    component, feature, feature2 = dim_names(prefix)
+    _add_missing_coords(model, {component: np.arange(K), feature: list(features), feature2: list(features)})
+    w = pm.Dirichlet(f"{prefix}w", a=np.full(K, hyper.alpha), dims=component)
     if t in ("full", "tied"):
-        dims = (COMPONENT, FEATURE_DIM, FEATURE2) if t == "full" else (FEATURE_DIM, FEATURE2)
-        cov = inverse_wishart("cov", hyper.dof, hyper.scale_chol, dims=dims)
-        chol = full_cholesky(cov, t, K, d)
-        mu = pm.MvNormal("mu", mu=hyper.mean, chol=chol / np.sqrt(kappa), dims=(COMPONENT, FEATURE_DIM))
+        dims = (component, feature, feature2) if t == "full" else (feature, feature2)
+        cov = InverseWishart(f"{prefix}cov", hyper.dof, hyper.scale, dims=dims)
+        chol = component_cholesky(cov, t, K, d)
+        mu = MvNormalCholesky(f"{prefix}mu", hyper.mean, chol / np.sqrt(hyper.shrinkage), dims=(component, feature))
     else:
-        dims = (COMPONENT, FEATURE_DIM) if t == "diag" else (COMPONENT,)
-        cov = pm.InverseGamma("var", alpha=hyper.dof / 2, beta=np.asarray(hyper.scale) / 2, dims=dims)
-        sd = pt.sqrt(cov / kappa)
-        mu = pm.Normal("mu", mu=hyper.mean, sigma=sd if t == "diag" else sd[:, None],
-                       dims=(COMPONENT, FEATURE_DIM))
-        chol = full_cholesky(cov, t, K, d)
-    return w, mu, cov, chol
+        dims = (component, feature) if t == "diag" else (component,)
+        cov = pm.InverseGamma(f"{prefix}var", alpha=hyper.dof / 2, beta=np.asarray(hyper.scale) / 2, dims=dims)
+        sd = pt.sqrt(cov / hyper.shrinkage)
+        mu = pm.Normal(f"{prefix}mu", mu=hyper.mean, sigma=sd if t == "diag" else sd[:, None],
+                       dims=(component, feature))
+        chol = component_cholesky(cov, t, K, d)
+    return MixturePriors(w, mu, cov, chol)
 
 
-def resolve_model_hyperparameters(spec: GMMSpec, data, hyperparameters) -> Hyperparameters:
-    if hyperparameters is not None:
-        return hyperparameters
+def resolve_spec_prior(spec: GMMSpec, X=None) -> Hyperparameters:
+    """The spec's prior made concrete: from ``X``'s moments, or from the prior alone when it sets mean and scale."""
     if spec.prior is None:
         raise ValueError(
             "A PyMC model needs a prior: GMM(..., prior=None) has none (MLE only). "
             "Use prior='default' or a gmmflow.Prior."
         )
-    if data is not None:
-        mean, cov = data_moments(data.values)
-        return spec.hyperparameters(mean, cov)
-    if spec.prior.mean is None or spec.prior.scale is None:
-        raise ValueError(
-            "Without X the default prior has no data to take its mean and scale from: "
-            "pass X, hyperparameters=..., or a gmmflow.Prior with mean and scale set."
-        )
-    d = len(spec.prior.mean)
-    return resolve_hyperparameters(spec.prior, spec.covariance_type, spec.n_components,
-                                   np.zeros(d), np.eye(d))
+    return spec.prior.resolve(X, covariance_type=spec.covariance_type, n_components=spec.n_components)
 
 
 def build_pymc_model(
@@ -289,30 +185,27 @@ def build_pymc_model(
         spherical); observed (or simulated) ``x``; ``z`` in the generative form.
     """
     data = None if X is None else as_data_matrix(X)
-    hyper = resolve_model_hyperparameters(spec, data, hyperparameters)
-    d, K = hyper.n_features, spec.n_components
+    hyper = hyperparameters if hyperparameters is not None else resolve_spec_prior(spec, data)
+    d = hyper.n_features
     if data is not None and data.shape[1] != d:
         raise ValueError(f"X has {data.shape[1]} feature(s) but the hyperparameters are for {d}.")
     features = data.features if data is not None else [f"x{j}" for j in range(d)]
-    model_coords = {COMPONENT: np.arange(K), FEATURE_DIM: features, FEATURE2: features}
+    model_coords = {}
     if data is not None:
-        model_coords[OBS_DIM] = data.obs_id
+        model_coords[OBS] = data.obs_id
     elif n_obs is not None:
-        model_coords[OBS_DIM] = np.arange(int(n_obs))
+        model_coords[OBS] = np.arange(int(n_obs))
     model_coords.update(coords or {})
 
     with pm.Model(coords=model_coords) as model:
-        w, mu, cov, chol = gmm_prior(spec, hyper)
-        if OBS_DIM in model_coords:
+        w, mu, _, chol = gmm_priors(spec, hyper=hyper, features=features)
+        if OBS in model_coords:
             observed = None if data is None else data.values
             if marginalized:
-                pm.CustomDist("x", w, mu, chol, logp=partial(mixture_logp, n_components=K),
-                              random=_mixture_random,
-                              signature="(k),(k,d),(k,d,d)->(d)", observed=observed,
-                              dims=(OBS_DIM, FEATURE_DIM))
+                GaussianMixture("x", w, mu, chol=chol, observed=observed, dims=(OBS, FEATURE))
             else:
-                z = pm.Categorical("z", p=w, dims=OBS_DIM)
-                pm.MvNormal("x", mu=mu[z], chol=chol[z], observed=observed, dims=(OBS_DIM, FEATURE_DIM))
+                z = pm.Categorical("z", p=w, dims=OBS)
+                pm.MvNormal("x", mu=mu[z], chol=chol[z], observed=observed, dims=(OBS, FEATURE))
     return model
 
 
