@@ -81,6 +81,11 @@ def posterior_bytes(n: int, d: int, k: int, chains: int, draws: int, predictive:
             + FLOAT * (3 * s * n + n * k + (s * n * d if predictive else 0)))
 
 
+def sample_bytes(n: int, d: int) -> float:
+    """``n`` rows drawn from a mixture: the values, their labels and one working copy."""
+    return FLOAT * n * (2 * d + 1)
+
+
 def check_memory(needed: float, what: str, fix: str, available: float | None = None) -> None:
     """Raise ``MemoryError`` naming the estimate if ``needed`` bytes exceed what is available."""
     available = available_memory() if available is None else available

@@ -131,6 +131,21 @@ def _sniff_separator(path: Path, lines: list[str], decimal: str | None) -> str:
     )
 
 
+def _check_separator(path: Path, lines: list[str], sep: str) -> str:
+    """A separator the user gave, refused when it splits no line although another splits every line."""
+    if any(len(_split(line, sep)) > 1 for line in lines):
+        return sep
+    for other in SEPARATORS:
+        counts = {len(_split(line, other)) for line in lines}
+        if other != sep and len(counts) == 1 and counts.pop() >= 2:
+            raise ValueError(
+                f"{path}: the separator {_show(sep)} given splits no line, but {_show(other)} splits every line into "
+                f"{len(_split(lines[0], other))} fields. Give {_fix(f'--sep {other!r}', f'sep={other!r}')} (or "
+                "none: the separator is detected)."
+            )
+    return sep
+
+
 def _sniff_decimal(path: Path, rows: list[list[str]]) -> str:
     fields = [(i, f.strip().strip('"')) for i, row in rows for f in row]
     points = [(i, f) for i, f in fields if "." in f and NUMBER["."].match(f)]
@@ -198,6 +213,9 @@ def _index_like(frame: pd.DataFrame) -> dict[str, str]:
 
 
 def _check_not_numeric(path: Path, frame: pd.DataFrame, first_data_line: int, decimal: str) -> None:
+    numeric = [c for c in frame.columns if frame[c].dtype.kind in "iuf"]
+    choose = (_fix(f"--columns {','.join(numeric)}", f"columns={numeric!r}") if 0 < len(numeric) <= 20
+              else COLUMNS_FIX)
     for col in frame.columns:
         if frame[col].dtype.kind in "iuf":
             continue
@@ -213,7 +231,7 @@ def _check_not_numeric(path: Path, frame: pd.DataFrame, first_data_line: int, de
         other = "," if decimal == "." else "."
         hint = (f" It looks like a number with a decimal {'comma' if other == ',' else 'point'}: give "
                 f"{DECIMAL_FIX[other]}." if NUMBER[other].match(text) else
-                f" Choose numeric columns, e.g. {COLUMNS_FIX}.")
+                f" Choose the numeric columns, e.g. {choose}.")
         raise ValueError(
             f"{path}: column {col!r} is not numeric (line {row + first_data_line} of the file holds "
             f"{frame[col].iloc[row]!r}).{hint}"
@@ -259,9 +277,10 @@ def read_csv(path: str | os.PathLike, columns: list[str] | None = None, *, sep: 
         missing values. Each names the file, the line or column, and the fix.
     """
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No such data file: {path}.")
     if not path.is_file():
-        raise FileNotFoundError(f"No such data file: {path}." if not path.exists() else
-                                f"{path} is not a file; give the path of a CSV file.")
+        raise IsADirectoryError(f"{path} is not a file; give the path of a CSV file.")
     if header not in ("infer", 0, None):
         raise ValueError(f"header must be 'infer', 0 (the first line) or None (no header); got {header!r}.")
     if decimal not in (None, ".", ","):
@@ -269,7 +288,7 @@ def read_csv(path: str | os.PathLike, columns: list[str] | None = None, *, sep: 
     lines = _head_lines(path, encoding)
     if not lines:
         raise ValueError(f"{path} is empty: no header and no rows.")
-    sep = sep or _sniff_separator(path, lines, decimal)
+    sep = _check_separator(path, lines, sep) if sep else _sniff_separator(path, lines, decimal)
     rows = [(i, _split(line, sep)) for i, line in enumerate(lines)]
     decimal = decimal or _sniff_decimal(path, rows[1:] if len(rows) > 1 else rows)
     if header == "infer":
@@ -296,7 +315,7 @@ def read_csv(path: str | os.PathLike, columns: list[str] | None = None, *, sep: 
     if na.any():
         i, j = np.argwhere(na)[0]
         raise ValueError(
-            f"{path}: missing value in column {frame.columns[j]!r} at row {int(i) + first_data_line} of the file "
+            f"{path}: missing value in column {frame.columns[j]!r} at line {int(i) + first_data_line} of the file "
             f"({int(na.sum())} missing in total). Remove or impute missing values first."
         )
     return xr.DataArray(

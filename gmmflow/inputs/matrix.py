@@ -166,12 +166,22 @@ def _check_shape(shape, what: str) -> None:
         raise ValueError(f"{what} has 0 features (shape {tuple(shape)}); it needs at least one column.")
 
 
+def _check_unique(features: list, what: str) -> None:
+    if len(set(features)) != len(features):
+        duplicated = sorted({f for f in features if features.count(f) > 1})
+        raise ValueError(f"{what} has duplicate feature names {summarize_values(duplicated)}; give every "
+                         "column its own name.")
+
+
 def _from_frame(X: pd.DataFrame, what: str):
     _check_shape(X.shape, what)
-    for col in X.columns:
-        _check_dtype(X[col].dtype, what, str(col))
-        check_exact_integers(X[col].to_numpy(), what, str(col))
-    return [str(c) for c in X.columns], np.asarray(X.index), X.to_numpy(dtype=np.float64, na_value=np.nan), True
+    features = [str(c) for c in X.columns]
+    _check_unique(features, what)
+    for j, col in enumerate(features):
+        column = X.iloc[:, j]
+        _check_dtype(column.dtype, what, col)
+        check_exact_integers(column.to_numpy(), what, col)
+    return features, np.asarray(X.index), X.to_numpy(dtype=np.float64, na_value=np.nan), True
 
 
 def _from_data_array(X: xr.DataArray, what: str):
@@ -235,10 +245,7 @@ def as_data_matrix(X, what: str = "X") -> DataMatrix:
         features, obs_id, values, named = _from_data_array(X, what)
     else:
         features, obs_id, values, named = _from_array(X, what)
+    _check_unique(features, what)
     _check_finite(values, what, features)
-    if len(set(features)) != len(features):
-        duplicated = sorted({f for f in features if features.count(f) > 1})
-        raise ValueError(f"{what} has duplicate feature names {summarize_values(duplicated)}; give every "
-                         "column its own name.")
     check_representable(values, what, features)
     return DataMatrix(np.ascontiguousarray(values), features, obs_id, name, named)

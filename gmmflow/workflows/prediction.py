@@ -18,6 +18,7 @@ from gmmflow.core.em_steps import Params
 from gmmflow.core.gaussian import sample_mixture
 from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size
 from gmmflow.inputs.alignment import align_to_features
+from gmmflow.resources import check_memory, sample_bytes
 from gmmflow.results.from_idata import em_params, fitted_features
 
 
@@ -89,5 +90,6 @@ def sample_em(idata: az.InferenceData, n: int, seed: int | None = None):
     """
     _, params, _ = em_params(idata)
     n = check_int(n, "n", 1)
+    check_memory(sample_bytes(n, params.means.shape[1]), f"sample_em of {n} rows", "draw fewer rows")
     rng = np.random.default_rng(check_seed(seed))
     return sample_mixture(rng, n, params.weights, params.means, params.chol, params.covariance_type)
