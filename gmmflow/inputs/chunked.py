@@ -78,7 +78,8 @@ def open_zarr(path, chunks: int | None = None, columns: list[str] | None = None)
     -------
     (dask.array.Array, list of str, bool)
         The array (only ``columns``, in that order, when given), its column
-        names, and whether those came from the store (``feature_names``).
+        names, and whether they are names (from the store's ``feature_names``
+        or from ``columns``) rather than positions.
 
     Raises
     ------
@@ -110,7 +111,7 @@ def open_zarr(path, chunks: int | None = None, columns: list[str] | None = None)
             raise ValueError(f"{path} has no column(s) {summarize_values(missing)}; its columns are "
                              f"{summarize_values(names)}{how}.")
         arr = arr[:, [names.index(c) for c in columns]]
-        names = list(columns)
+        names, named = list(columns), True  # the selection names the columns, x0, x1, ... included
     if chunks:
         arr = arr.rechunk({0: int(chunks), 1: -1})
     return arr, names, named
