@@ -218,3 +218,18 @@ def test_unnamed_zarr_columns_are_x0_x1_and_sample_reads_the_store_into_memory(t
     assert "feature" not in unnamed.coords  # no names to match: positional, x0, x1, ...
     fit = gmmflow.fit_em(gmmflow.GMM(2), in_memory, n_init=1, seed=0)  # the selection names the columns
     assert list(fit.em_estimate.feature.values) == ["x3", "x0"]
+
+
+# ---------------------------------------------------------------- tiny data and the default prior
+@pytest.mark.parametrize("K", [1, 2])
+def test_no_more_rows_than_features_fits_with_the_ridged_default_scale(K):
+    """Two rows in 2-D: cov(data) is singular though its Cholesky factor exists by round-off, so the ridge
+    of the default scale was skipped and EM failed after starting, telling the user to "use the default
+    prior" (in use). The scale is now cov(data) + 1e-6 x mean variance (priors.DEFAULT_SCALE_RIDGE), / K."""
+    X = np.array([[1.0, 2.0], [2.0, 3.0]])
+    fit = gmmflow.fit_em(gmmflow.GMM(K), X, seed=0, n_init=2)
+    hyper = json.loads(fit.attrs["hyperparameters"])
+    cov = np.cov(X.T)
+    expected = (cov + 1e-6 * np.mean(np.diag(cov)) * np.eye(2)) / K  # K^(2/d) with d = 2
+    np.testing.assert_allclose(hyper["scale"], expected, rtol=1e-12)
+    assert np.isfinite(float(fit.em_estimate.objective))
