@@ -68,8 +68,8 @@ def run(
     options = options.with_sampler(available_sampler(options.sampler))
     n_init, seed = check_int(n_init, "n_init", 1), check_seed(seed)
     n, d = data.shape
-    check_memory(sum(posterior_bytes(n, d, k, options.chains, options.draws, True, covariance_type, n_init)
-                     for k in ks),
+    check_memory(sum(posterior_bytes(n, d, k, options.chains, options.draws, True, covariance_type, n_init,
+                                     loo=True) for k in ks),
                  f"gmmflow run with {describe_ks(ks)} and {n_init} restart(s)",
                  "use fewer K values, fewer restarts, fewer draws or chains, or fewer rows")
 

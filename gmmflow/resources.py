@@ -5,8 +5,9 @@ K range), restarts (``n_init``), chains x draws, predictive replicates,
 rows per chunk, rows drawn by ``sample_em``/``simulate``. Each estimate
 counts the large float64 arrays a workflow holds at once (data copies,
 responsibilities, per-restart parameters, stored draws with the copies
-relabelling makes, pointwise log-likelihoods, predictive draws); the
-sampler's own state and Python object overhead are ignored. The estimates
+relabelling makes, pointwise log-likelihoods, predictive draws), phase by
+phase where a workflow frees some before it makes others; the sampler's
+own state and Python object overhead are ignored. The estimates
 are lower bounds of the peak, so a refusal is never a false alarm
 (``tests/test_faults.py`` measures the peak of a run with ``tracemalloc``
 against its estimate).
@@ -65,20 +66,25 @@ def chunked_em_bytes(n: int, d: int, k: int, chunk_rows: int, stored: bool, n_in
     return FLOAT * chunk_rows * (d + 2 * k) + kept + n_init * restart_bytes(d, k, covariance_type)
 
 
-def draws_bytes(draws: int, d: int, k: int, covariance_type: str = "full") -> float:
-    """Posterior draws at their peak: the backend's raw draws, the relabelled weights, means and full
-    covariances, and each draw's compact covariance and Cholesky factor."""
-    compact = covariance_entries(covariance_type, k, d)
-    return FLOAT * draws * (2 * k + 2 * k * d + k * d * d + 3 * compact)
-
-
 def posterior_bytes(n: int, d: int, k: int, chains: int, draws: int, predictive: bool,
-                    covariance_type: str = "full", n_init: int = 1) -> float:
-    """sample_posterior: the EM fit, the stored draws, pointwise log-likelihood (kept, plus two
-    working copies for LOO), assignment probabilities, and predictive replicates if asked."""
+                    covariance_type: str = "full", n_init: int = 1, loo: bool = False) -> float:
+    """sample_posterior: the EM fit, then the larger of its two phases.
+
+    While the draws are relabelled: the backend's raw draws (compact
+    covariances), the draws as full covariances and their relabelled copy.
+    After: the raw and relabelled draws, each draw's Cholesky factors, the
+    pointwise log-likelihood (plus two working copies when ``loo``: PSIS-LOO
+    in ``select_components`` and ``run``), assignment probabilities and
+    predictive replicates if asked.
+    """
     s = chains * draws
-    return (em_bytes(n, d, k, n_init, covariance_type) + draws_bytes(s, d, k, covariance_type)
-            + FLOAT * (3 * s * n + n * k + (s * n * d if predictive else 0)))
+    compact = covariance_entries(covariance_type, k, d)
+    raw = FLOAT * s * (k + k * d + compact)
+    relabelled = FLOAT * s * (k + k * d + k * d * d)
+    relabelling = raw + FLOAT * s * k * d * d + relabelled
+    after = raw + relabelled + FLOAT * (s * compact + s * n * (3 if loo else 1) + n * k
+                                        + (s * n * d if predictive else 0))
+    return em_bytes(n, d, k, n_init, covariance_type) + max(relabelling, after)
 
 
 def sample_bytes(n: int, d: int) -> float:

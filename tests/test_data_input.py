@@ -233,3 +233,15 @@ def test_no_more_rows_than_features_fits_with_the_ridged_default_scale(K):
     expected = (cov + 1e-6 * np.mean(np.diag(cov)) * np.eye(2)) / K  # K^(2/d) with d = 2
     np.testing.assert_allclose(hyper["scale"], expected, rtol=1e-12)
     assert np.isfinite(float(fit.em_estimate.objective))
+
+
+def test_a_grid_where_every_fit_failed_summarises_the_errors():
+    from gmmflow.workflows.model_selection import SelectionTable, mark_best
+
+    table = SelectionTable(mark_best(pd.DataFrame({
+        "covariance_type": ["full"] * 5, "k": range(1, 6), "status": ["failed"] * 5,
+        "error": [f"ValueError: bad {k}" for k in range(1, 6)]})))
+    with pytest.raises(RuntimeError, match=re.escape(
+            "no K could be chosen by bic: every fit failed (K=1: ValueError: bad 1; K=2: ValueError: bad 2; "
+            "K=3: ValueError: bad 3; ... and 2 more).")):
+        table.chosen("bic")

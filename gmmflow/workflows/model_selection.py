@@ -53,8 +53,9 @@ class SelectionTable(pd.DataFrame):
         flag = f"best_{criterion}"
         best = self[self[flag]] if flag in self else self.iloc[0:0]
         if best.empty:
-            errors = "; ".join(f"K={r.k}: {r.error}" for r in self.itertuples() if r.status != "ok")
-            raise RuntimeError(f"no K could be chosen by {criterion}: every fit failed ({errors}).")
+            errors = [f"K={r.k}: {r.error}" for r in self.itertuples() if r.status != "ok"]
+            shown = "; ".join(errors[:3]) + (f"; ... and {len(errors) - 3} more" if len(errors) > 3 else "")
+            raise RuntimeError(f"no K could be chosen by {criterion}: every fit failed ({shown}).")
         row = best.iloc[0]
         return row["covariance_type"], int(row["k"])
 
@@ -261,8 +262,8 @@ def select_components(
     sampling_options = options.with_sampler(available_sampler(options.sampler)) if mcmc else None
     n, d = data.shape
     restarts = check_int(em_kwargs["n_init"], "n_init", 1)
-    per_cell = [posterior_bytes(n, d, k, options.chains, options.draws, posterior_predictive, t, restarts) if mcmc
-                else em_bytes(n, d, k, restarts, t) for t in types for k in ks]
+    per_cell = [posterior_bytes(n, d, k, options.chains, options.draws, posterior_predictive, t, restarts,
+                                loo=True) if mcmc else em_bytes(n, d, k, restarts, t) for t in types for k in ks]
     needed = sum(per_cell) if keep_fits or mcmc else max(per_cell)
     check_memory(needed, f"select_components over {describe_ks(ks)} x {types} with {restarts} restart(s) each",
                  "use fewer K values, fewer restarts, fewer draws, or fewer rows")
