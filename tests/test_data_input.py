@@ -116,6 +116,21 @@ def test_a_chunked_fit_is_checked_against_data_in_memory(monkeypatch):
         check_fitted_on(chunked, values + 1e-9, fingerprint.features, False, "em", "fix")
 
 
+def test_a_result_without_a_fingerprint_is_checked_by_its_stored_data():
+    """Files written before the fingerprint: their observed_data stands in for it; without it, refused."""
+    from gmmflow.results.from_idata import check_fitted_on
+
+    old = IRIS_FIT.copy()
+    del old.attrs["data_fingerprint"]
+    check_fitted_on(old, IRIS.to_numpy(), list(IRIS.columns), True, "em", "fix")
+    with pytest.raises(ValueError, match=re.escape("em was fitted on other data than X (the values differ")):
+        check_fitted_on(old, IRIS.to_numpy() * 2, list(IRIS.columns), True, "em", "fix")
+    del old.observed_data
+    with pytest.raises(ValueError, match=re.escape("em records neither a fingerprint of its data nor the data (an "
+                                                   "older gmmflow result), so it cannot be checked against X; fix.")):
+        check_fitted_on(old, IRIS.to_numpy(), list(IRIS.columns), True, "em", "fix")
+
+
 def test_sample_posterior_refuses_the_em_fit_of_other_data_on_faithful():
     """The reported case: EM of galaxies-like other data passed as em= for Faithful used its data-based prior."""
     faithful = gmmflow.load_dataset("faithful")

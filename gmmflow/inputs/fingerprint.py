@@ -93,16 +93,13 @@ class DataFingerprint:
         return f"{self.n_obs} x {len(self.features)} ({names}), values {self.values_hash[:12]}, {weights}"
 
     def differences(self, other: DataFingerprint) -> list[str]:
-        """What differs between two fingerprints (empty when they are of the same data)."""
-        out = []
+        """How the data of two fingerprints differ (empty when they are the same data; weights not compared).
+
+        Names count only when both sides have given names; values are compared
+        by hash, so ``other`` must be hashed in the same blocks.
+        """
         if self.shape != other.shape:
-            out.append(f"shape {self.shape} vs {other.shape}")
-        elif self.named and other.named and self.features != other.features:
-            out.append(f"features {list(self.features)} vs {list(other.features)}")
-        elif self.values_hash != other.values_hash:
-            out.append("the values differ")
-        if (self.weights_hash is None) != (other.weights_hash is None):
-            out.append("one is weighted, the other not")
-        elif self.weights_hash != other.weights_hash:
-            out.append("the weights differ")
-        return out
+            return [f"shape {self.shape} vs {other.shape}"]
+        if self.named and other.named and self.features != other.features:
+            return [f"features {list(self.features)} vs {list(other.features)}"]
+        return ["the values differ"] if self.values_hash != other.values_hash else []

@@ -111,28 +111,26 @@ def fitted_features(idata: az.InferenceData) -> tuple[list[str], bool]:
 
 
 def check_fitted_on(idata: az.InferenceData, values: np.ndarray, features, named: bool, what: str,
-                    fix: str, weighted: bool = False) -> None:
-    """Raise unless ``idata`` was fitted on exactly these data (and weighted as ``weighted`` says).
+                    fix: str) -> None:
+    """Raise unless ``idata`` is an unweighted fit of exactly these data.
 
     ``values`` (n, d) in the fit's feature order. Compares the recorded
     fingerprint (or, for files without one, that of the stored data) with
     the data's: shape, names when both are named, the hash of the values
-    (re-hashed in the fit's blocks), and whether weights were used.
-    ``what`` names the result in the message, ``fix`` says what to do.
+    (re-hashed in the fit's blocks); a weighted fit is refused. ``what``
+    names the result in the message, ``fix`` says what to do.
     """
     recorded = data_fingerprint(idata)
     if recorded is None:
         if not S.has_groups(idata, S.OBSERVED_DATA):
             raise ValueError(f"{what} records neither a fingerprint of its data nor the data (an older gmmflow "
                              f"result), so it cannot be checked against X; {fix}.")
-        recorded = DataFingerprint.of_values(observed_values(idata), fitted_features(idata)[0],
-                                             fitted_features(idata)[1], sample_weights(idata))
-    if (recorded.weights_hash is not None) != weighted:
-        state = "a weighted fit (sample_weight) and X comes without weights" if not weighted \
-            else "an unweighted fit and X comes with weights"
-        raise ValueError(f"{what} is {state}: its estimate and data-based prior are of other data; {fix}.")
+        recorded = DataFingerprint.of_values(observed_values(idata), *fitted_features(idata), sample_weights(idata))
+    if recorded.weights_hash is not None:
+        raise ValueError(f"{what} is a weighted fit (sample_weight) and X comes without weights: its estimate and "
+                         f"data-based prior are of other data; {fix}.")
     given = DataFingerprint.of_values(values, features, named, block_rows=recorded.block_rows)
-    differences = [d for d in recorded.differences(given) if "weight" not in d]
+    differences = recorded.differences(given)
     if differences:
         raise ValueError(
             f"{what} was fitted on other data than X ({'; '.join(differences)}: {what} {recorded.describe()}; "
