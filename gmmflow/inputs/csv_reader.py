@@ -2,7 +2,7 @@
 
 The rules (README, "Data input"):
 
-- **Separator**: sniffed from the first lines among ``,`` ``;`` tab ``|``
+- **Separator**: sniffed from the first 200 lines among ``,`` ``;`` tab ``|``
   (quote-aware), then runs of whitespace: the one that splits every line,
   header included, into the same number (>= 2) of fields. Two that both do
   are ambiguous: refused, naming ``sep=`` (CLI ``--sep``). A file in which
@@ -47,7 +47,8 @@ from gmmflow.schema import OBS as OBS_DIM
 
 SEPARATORS = (",", ";", "\t", "|")
 WHITESPACE = r"\s+"
-SNIFF_BYTES = 1 << 20  # the separator, decimal mark and header are judged on the first MiB
+SNIFF_BYTES = 1 << 20  # the separator, decimal mark and header are judged on the first lines of the first MiB
+SNIFF_LINES = 200  # (a later line that disagrees is still caught: pandas refuses it, or leaves text to refuse)
 NUMBER = {".": re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"),
           ",": re.compile(r"^[+-]?(\d+,?\d*|,\d+)([eE][+-]?\d+)?$")}
 INTEGER = re.compile(r"^[+-]?\d+$")
@@ -85,7 +86,7 @@ def _head_lines(path: Path, encoding: str) -> list[str]:
     lines = text.lstrip("\ufeff").splitlines()
     if len(raw) > SNIFF_BYTES:
         lines = lines[:-1]  # possibly cut
-    return [line for line in lines if line.strip()]
+    return [line for line in lines if line.strip()][:SNIFF_LINES]
 
 
 def _encoding_error(path: Path, encoding: str, err: UnicodeDecodeError, offset: int | None) -> ValueError:
