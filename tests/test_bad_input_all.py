@@ -368,11 +368,15 @@ ENTRY_CASES = [
      "x.csv: the first line (1.5, 2.5) is all numbers, so it looks like data, not a header (reading it as column "
      "names would lose that row). If the file has no header, pass --no-header (Python: header=None)"),
     ("read_csv", lambda out: gmmflow.read_csv(_file(out, "x.csv", ",a,b\n0,1.5,2\n1,3.5,4\n2,5.5,6\n")), ValueError,
-     "x.csv: column(s) ['Unnamed: 0'] look like a row index or identifiers, not measurements ('Unnamed: 0': its "
-     "header is empty, as pandas writes its index); a mixture fitted on them would cluster the row numbers. To fit "
-     "them anyway or leave them out, choose the feature columns with --columns a,b (Python: columns=['a', 'b'])."),
+     "x.csv: column(s) ['Unnamed: 0'] do not look like measurements ('Unnamed: 0': its "
+     "header is empty, as pandas writes its index); a mixture fitted on them would cluster row numbers or "
+     "identifiers. To fit them anyway or leave them out, choose the feature columns with --columns a,b (Python: "
+     "columns=['a', 'b'])."),
+    ("read_csv", lambda out: gmmflow.read_csv(_file(out, "x.csv", "a,b,\n1,2,\n3,4,\n")), ValueError,
+     "x.csv: column(s) ['Unnamed: 2'] do not look like measurements ('Unnamed: 2': it holds no values (a separator "
+     "at the end of every line?))"),
     ("read_csv", lambda out: gmmflow.read_csv(_file(out, "x.csv", "ID,a\n7,1.5\n9,3.5\n3,5.5\n")), ValueError,
-     "x.csv: column(s) ['ID'] look like a row index or identifiers, not measurements ('ID': its name marks a row "
+     "x.csv: column(s) ['ID'] do not look like measurements ('ID': its name marks a row "
      "index or an identifier)"),
     ("read_csv", lambda out: gmmflow.read_csv(_file(out, "x.csv", "n,a\n1,0.5\n2,0.25\n3,0.7\n")), ValueError,
      "('n': it counts the rows (1, 2, ..., 3))"),
@@ -474,12 +478,12 @@ DATA_ARGS = [  # (arguments, message fragment); {d} is the CSV directory
     (["--data", "{d}/no_header.csv"], "no_header.csv: the first line (1.5, 2.5) is all numbers, so it looks like "
                                       "data, not a header (reading it as column names would lose that row). If the "
                                       "file has no header, pass --no-header"),
-    (["--data", "{d}/pandas_index.csv"], "pandas_index.csv: column(s) ['Unnamed: 0'] look like a row index or "
-                                         "identifiers, not measurements"),
-    (["--data", "{d}/ids.csv"], "ids.csv: column(s) ['id'] look like a row index or identifiers, not measurements "
-                                "('id': its name marks a row index or an identifier); a mixture fitted on them "
-                                "would cluster the row numbers. To fit them anyway or leave them out, choose the "
-                                "feature columns with --columns a,b"),
+    (["--data", "{d}/pandas_index.csv"], "pandas_index.csv: column(s) ['Unnamed: 0'] do not look like "
+                                         "measurements"),
+    (["--data", "{d}/ids.csv"], "ids.csv: column(s) ['id'] do not look like measurements ('id': its name marks a "
+                                "row index or an identifier); a mixture fitted on them would cluster row numbers or "
+                                "identifiers. To fit them anyway or leave them out, choose the feature columns with "
+                                "--columns a,b"),
     (["--data", "{d}/latin1.csv"], "latin1.csv is not utf-8 text: byte 0xe9 at offset 3 cannot be decoded. Give "
                                    "the file's encoding: --encoding latin-1"),
     (["--data", "{d}/latin1.csv", "--encoding", "klingon"], "latin1.csv: unknown encoding 'klingon'"),

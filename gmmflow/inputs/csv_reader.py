@@ -15,11 +15,12 @@ The rules (README, "Data input"):
   refused, naming ``header=None`` (CLI ``--no-header``; the columns are
   then ``x0, x1, ...``) and ``header=0`` (CLI ``--header``) for files whose
   column names are numbers.
-- **Index and ID columns** (unless ``columns=`` / ``--columns`` chooses the
-  columns): a column named ``Unnamed: N`` or with an empty name (a pandas
-  index), named ``id``/``index``/``*_id`` (any case), equal to 0..n-1 or
-  1..n (at least 3 rows), or of distinct integers beside other columns (at
-  least 20 rows) is not a measurement: refused, naming it and the fix.
+- **Index, ID and empty columns** (unless ``columns=`` / ``--columns``
+  chooses the columns): a column with no values (a trailing separator),
+  named ``Unnamed: N`` or with an empty name (a pandas index), named
+  ``id``/``index``/``*_id`` (any case), equal to 0..n-1 or 1..n (at least 3
+  rows), or of distinct integers beside other columns (at least 20 rows) is
+  not a measurement: refused, naming it and the fix.
 - **Encoding**: UTF-8 (a BOM is allowed) unless ``encoding=`` (CLI
   ``--encoding``) says otherwise; undecodable bytes are refused with their
   position and the fix.
@@ -194,12 +195,14 @@ def _parse(path: Path, sep: str, decimal: str, header, encoding: str) -> pd.Data
 
 
 def _index_like(frame: pd.DataFrame) -> dict[str, str]:
-    """{column: why} for columns that look like a row index or an identifier, not a measurement."""
+    """{column: why} for columns that look like a row index, an identifier or nothing, not a measurement."""
     n = len(frame)
     found = {}
     for name in frame.columns:
         values = frame[name]
-        if str(name) == "" or str(name).lower().startswith("unnamed: "):
+        if values.isna().all():
+            found[name] = "it holds no values (a separator at the end of every line?)"
+        elif str(name) == "" or str(name).lower().startswith("unnamed: "):
             found[name] = "its header is empty, as pandas writes its index"
         elif ID_NAMES.search(str(name)):
             found[name] = "its name marks a row index or an identifier"
@@ -335,7 +338,6 @@ def _refuse_index_columns(path: Path, frame: pd.DataFrame) -> None:
     choose = (f"choose the feature columns with {_fix('--columns ' + ','.join(keep), f'columns={keep!r}')}"
               if keep and len(keep) <= 20 else f"choose the feature columns, e.g. {COLUMNS_FIX}")
     raise ValueError(
-        f"{path}: column(s) {summarize_values(list(flagged))} look like a row index or identifiers, not "
-        f"measurements ({why}); a mixture fitted on them would cluster the row numbers. To fit them anyway or "
-        f"leave them out, {choose}."
+        f"{path}: column(s) {summarize_values(list(flagged))} do not look like measurements ({why}); a mixture "
+        f"fitted on them would cluster row numbers or identifiers. To fit them anyway or leave them out, {choose}."
     )
