@@ -62,6 +62,9 @@ def _positive_int(text: str) -> int:
     return value
 
 
+SEED_HELP = "a whole number from 0 to 2**64 - 1 (default: one is drawn and recorded in the result)"
+
+
 def _seed(text: str) -> int:
     """``--seed``: a whole number in [0, 2**64), checked while parsing (before any work)."""
     try:
@@ -119,7 +122,8 @@ def _add_data_args(p: argparse.ArgumentParser, default: str | None = None) -> No
                         "and ID columns unless --columns chooses the columns)")
     p.add_argument("--sep", type=_separator, default=None,
                    help="CSV field separator: one character, 'tab' or 'whitespace' (default: detected)")
-    p.add_argument("--decimal", choices=(".", ","), default=None, help="CSV decimal mark (default: detected)")
+    p.add_argument("--decimal", choices=(".", ","), default=None, metavar="MARK",
+                   help="CSV decimal mark, '.' or ',' (default: detected)")
     header = p.add_mutually_exclusive_group()
     header.add_argument("--no-header", dest="header", action="store_const", const=None, default="infer",
                         help="the CSV file has no header row (columns are then x0, x1, ...)")
@@ -174,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"restarts (default {defaults.N_INIT})")
     em.add_argument("--max-iter", type=_positive_int, default=defaults.MAX_ITER)
     em.add_argument("--tol", type=float, default=defaults.TOL)
-    em.add_argument("--seed", type=_seed, default=None)
+    em.add_argument("--seed", type=_seed, default=None, help=SEED_HELP)
     em.add_argument("--chunks", type=_positive_int, default=None,
                     help="rows per chunk (zarr input: dask chunk size)")
     _add_output_args(em)
@@ -185,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--k", type=_positive_int, required=True, help="number of components")
     sm.add_argument("--covariance", default="full", choices=COVARIANCE_TYPES)
     _add_sampler_args(sm)
-    sm.add_argument("--seed", type=_seed, default=None)
+    sm.add_argument("--seed", type=_seed, default=None, help=SEED_HELP)
     sm.add_argument("--posterior-predictive", action="store_true", help="store replicate data sets")
     _add_output_args(sm)
 
@@ -203,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--n-init", type=_positive_int, default=defaults.N_INIT,
                     help=f"EM restarts (default {defaults.N_INIT})")
     _add_sampler_args(rn)
-    rn.add_argument("--seed", type=_seed, default=None)
+    rn.add_argument("--seed", type=_seed, default=None, help=SEED_HELP)
     rn.add_argument("--out", type=Path, default=None,
                     help="output directory (default results/<data name>)")
     rn.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
