@@ -14,7 +14,7 @@ from gmmflow.checks import check_int, check_seed
 from gmmflow.inputs.matrix import as_data_matrix
 from gmmflow.models.spec import GMM
 from gmmflow.report.page import write_report_into
-from gmmflow.resources import check_memory, posterior_bytes
+from gmmflow.resources import check_memory, describe_ks, posterior_bytes
 from gmmflow.results.files import atomic_directory, check_output_directory, save
 from gmmflow.results.to_idata import with_selection
 from gmmflow.workflows.model_selection import CRITERIA, check_covariance_types, check_ks, select_components
@@ -69,8 +69,10 @@ def run(
     options = options.with_sampler(available_sampler(options.sampler))
     n_init, seed = check_int(n_init, "n_init", 1), check_seed(seed)
     n, d = data.shape
-    check_memory(sum(posterior_bytes(n, d, k, options.chains, options.draws, True) for k in ks),
-                 f"gmmflow run with K in {ks}", "use fewer K values, fewer draws or chains, or fewer rows")
+    check_memory(sum(posterior_bytes(n, d, k, options.chains, options.draws, True, covariance_type, n_init,
+                                     loo=True) for k in ks),
+                 f"gmmflow run with {describe_ks(ks)} and {n_init} restart(s)",
+                 "use fewer K values, fewer restarts, fewer draws or chains, or fewer rows")
 
     with atomic_directory(out_dir, overwrite) as tmp:
         if len(ks) == 1:

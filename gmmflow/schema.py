@@ -71,6 +71,28 @@ MODEL_ATTR = "model"
 HYPERPARAMETERS_ATTR = "hyperparameters"
 SAMPLING_STATUS_ATTR = "sampling_status"
 SELECTION_CRITERION_ATTR = "selection_criterion"  # gmmflow run --k LOW:HIGH: the criterion K was chosen by
+FINGERPRINT_ATTR = "data_fingerprint"  # JSON: shape, feature names, hashes of the values and weights
+
+# what each group must hold, variable -> dims; checked when a result is loaded (results.from_idata.check_schema)
+_PARAMETER_DIMS = {"w": (COMPONENT,), "mu": (COMPONENT, FEATURE), "cov": (COMPONENT, FEATURE, FEATURE2)}
+_EM_SCALARS = ("objective", "log_likelihood", "log_prior", "converged", "n_iter")
+VARIABLES = {
+    OBSERVED_DATA: {X: (OBS, FEATURE)},
+    CONSTANT_DATA: {SAMPLE_WEIGHT: (OBS,)},
+    EM_ESTIMATE: _PARAMETER_DIMS | {name: () for name in _EM_SCALARS} | {"best_restart": ()},
+    EM_RESTARTS: {name: (RESTART,) + dims for name, dims in _PARAMETER_DIMS.items()}
+    | {name: (RESTART,) for name in _EM_SCALARS},
+    EM_TRACE: {"objective": (RESTART, ITERATION)},
+    POSTERIOR: {name: SAMPLE_DIMS + dims for name, dims in _PARAMETER_DIMS.items()},
+    SAMPLE_STATS: {RELABEL_PERMUTATION: SAMPLE_DIMS + (COMPONENT,)},
+    LOG_LIKELIHOOD: {X: SAMPLE_DIMS + (OBS,)},
+    POSTERIOR_ASSIGNMENT: {POSTERIOR_ASSIGNMENT: (OBS, COMPONENT)},
+    POSTERIOR_PREDICTIVE: {X: SAMPLE_DIMS + (OBS, FEATURE)},
+    MODEL_SELECTION: {"covariance_type": (CANDIDATE,), "k": (CANDIDATE,)},
+}
+OPTIONAL_VARIABLES = {EM_ESTIMATE: {RESPONSIBILITIES: (OBS, COMPONENT)}}
+# the groups every result of a method has (root attr "method")
+METHOD_GROUPS = {"em": EM_GROUPS, "nuts": EM_GROUPS + (POSTERIOR, SAMPLE_STATS, LOG_LIKELIHOOD, POSTERIOR_ASSIGNMENT)}
 
 # what a reader is told to do when a group is missing
 HINTS = {

@@ -55,7 +55,9 @@ OPTION_CASES = [
     ({"init": {"covariances": np.ones((3, 3))}}, ValueError, "init['covariances'] must have shape (3, 2, 2)"),
     ({"sample_weight": np.ones(3)}, ValueError, "sample_weight must have shape (30,)"),
     ({"sample_weight": -np.ones(30)}, ValueError, "sample_weight must be finite and >= 0"),
-    ({"seed": -1}, TypeError, "seed must be a non-negative integer or None"),
+    ({"seed": -1}, ValueError, "seed must be an integer from 0 to 2**64 - 1 = 18446744073709551615"),
+    ({"seed": 2**64}, ValueError, "seed must be an integer from 0 to 2**64 - 1 = 18446744073709551615 (every "
+                                  "sampler takes 64 bits), got 18446744073709551616."),
 ]
 
 

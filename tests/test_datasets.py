@@ -39,10 +39,10 @@ def test_read_csv_errors(tmp_path):
     with pytest.raises(ValueError, match="is empty"):
         gmmflow.read_csv(tmp_path / "empty.csv")
     (tmp_path / "text.csv").write_text("a,b\n1,2\n3,x\n")
-    with pytest.raises(ValueError, match=re.escape("column 'b' is not numeric (row 3 of the file holds 'x')")):
+    with pytest.raises(ValueError, match=re.escape("column 'b' is not numeric (line 3 of the file holds 'x'). Choose the numeric columns, e.g. --columns a (Python: columns=['a']).")):
         gmmflow.read_csv(tmp_path / "text.csv")
     (tmp_path / "na.csv").write_text("a,b\n1,2\n3,\n")
-    with pytest.raises(ValueError, match=re.escape("missing value in column 'b' at row 3 of the file")):
+    with pytest.raises(ValueError, match=re.escape("missing value in column 'b' at line 3 of the file")):
         gmmflow.read_csv(tmp_path / "na.csv")
     (tmp_path / "ok.csv").write_text("a,b,c\n1,2,x\n3,4,y\n")
     da = gmmflow.read_csv(tmp_path / "ok.csv", columns=["b", "a"])

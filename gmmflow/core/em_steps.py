@@ -288,11 +288,18 @@ def m_step(
     try:
         return Params.from_cov(weights, means, cov, covariance_type)
     except NotPositiveDefiniteError as err:
+        if hyper is None:
+            advice = ("(for instance caused by singleton or collapsed samples). Try to decrease the number of "
+                      "components, increase reg_covar, use the default prior (prior='default'), or scale the "
+                      "input data.")
+        else:  # the MAP adds the prior's scale, so the scale itself is (nearly) singular
+            advice = ("although the prior is used: its scale is (nearly) singular, as the default scale is on "
+                      "tiny or degenerate data (no more rows than features, collinear or near-constant "
+                      "features). Use more rows than features, drop collinear features, or give the scale "
+                      "explicitly with Prior(scale=...).")
         raise NotPositiveDefiniteError(
             f"Fitting the mixture model failed because some components have ill-defined "
-            f"empirical covariance ({err}) (for instance caused by singleton or collapsed "
-            f"samples). Try to decrease the number of components, increase reg_covar, "
-            f"use the default prior (prior='default'), or scale the input data."
+            f"empirical covariance ({err}) {advice}"
         ) from err
 
 

@@ -14,9 +14,11 @@ Default hyper-parameters are mclust's ``defaultPrior`` (Fraley & Raftery 2007):
 K^(2/d) (diag) or its mean (spherical), ``alpha`` = 1.
 
 One departure: when cov(data) is singular (a constant feature, duplicate or
-collinear columns) the default scale would not be SPD and the MAP would not
-exist, so ``DEFAULT_SCALE_RIDGE`` times the mean feature variance (or that
-ridge alone, for constant data) is added to its diagonal. A feature whose
+collinear columns, no more rows than features) the default scale would not
+be SPD and the MAP would not exist, so ``DEFAULT_SCALE_RIDGE`` times the
+mean feature variance (or that ridge alone, for constant data) is added to
+its diagonal. Singular means an eigenvalue below ``SINGULAR_RATIO`` times
+the largest (a Cholesky factor of a singular matrix can exist by round-off). A feature whose
 variance is below the round-off of its own values (sd < ``ROUNDOFF`` x
 |mean|, e.g. a constant 132.49581465 whose computed variance is 1e-27) counts
 as constant. A user-given scale is never altered.
@@ -46,6 +48,7 @@ DEFAULT_ALPHA = 1.0
 DEFAULT_SHRINKAGE = 0.01
 DEFAULT_SCALE_RIDGE = 1e-6
 ROUNDOFF = 1e-10  # a feature with sd below this fraction of its mean is constant up to round-off
+SINGULAR_RATIO = 1e-12  # cov(data) with eigenvalues spanning more than this ratio counts as singular
 
 
 def _default_data_cov(data_cov: np.ndarray, data_mean: np.ndarray) -> np.ndarray:
@@ -59,12 +62,9 @@ def _default_data_cov(data_cov: np.ndarray, data_mean: np.ndarray) -> np.ndarray
     constant = variances <= (ROUNDOFF * np.abs(np.asarray(data_mean, dtype=np.float64))) ** 2
     cov[constant, :] = 0.0
     cov[:, constant] = 0.0
-    try:
-        linalg.cholesky(cov, lower=True)
-        if np.all(np.diag(cov) > 0):
-            return cov
-    except linalg.LinAlgError:
-        pass
+    eigenvalues = np.linalg.eigvalsh(cov)  # a Cholesky factor can exist for a singular matrix by round-off
+    if np.all(np.diag(cov) > 0) and eigenvalues.min() > SINGULAR_RATIO * eigenvalues.max():
+        return cov
     informative = variances[~constant & (variances > 0)]
     level = informative.mean() if informative.size else 1.0
     return cov + DEFAULT_SCALE_RIDGE * level * np.eye(cov.shape[0])

@@ -24,7 +24,7 @@ import xarray as xr
 from gmmflow import schema as S
 from gmmflow._version import __version__
 from gmmflow.exceptions import NotAGmmflowFileError
-from gmmflow.results.from_idata import hyperparameters_from_idata, model_from_idata
+from gmmflow.results.from_idata import check_schema, hyperparameters_from_idata, model_from_idata
 
 ENGINE = "h5netcdf"
 VERSION_ATTR = S.VERSION_ATTR
@@ -188,11 +188,13 @@ def load(path: str | os.PathLike) -> az.InferenceData:
 
 
 def _check_readable(idata: az.InferenceData) -> None:
-    """What every gmmflow result must have: a model spec and prior this version can parse."""
+    """What every gmmflow result must have: a model spec and prior this version can parse, and every group
+    its method needs with the variables and dims of the schema (``from_idata.check_schema``)."""
     model_from_idata(idata)
     hyperparameters_from_idata(idata)
     if not S.has_groups(idata, S.EM_ESTIMATE):
         raise ValueError(f"it has no {S.EM_ESTIMATE} group")
+    check_schema(idata)
 
 
 def _plain(value):

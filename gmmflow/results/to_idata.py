@@ -2,8 +2,9 @@
 
 Layout and names are those of :mod:`gmmflow.schema`. Root attrs hold only
 netCDF-storable types (str, int, float): the package version, the model spec
-and the resolved prior as JSON, the seed, the covariance type and the
-creation time as ISO text.
+and the resolved prior as JSON, the seed, the covariance type, the
+creation time as ISO text, and the fingerprint of the data fitted
+(``data_fingerprint``, JSON of :class:`~gmmflow.inputs.fingerprint.DataFingerprint`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from gmmflow.core.em_driver import EMResult
 from gmmflow.core.em_steps import Params
 from gmmflow.core.gaussian import full_covariances
 from gmmflow.core.hyperparameters import Hyperparameters
+from gmmflow.inputs.fingerprint import DataFingerprint
 from gmmflow.models.spec import GMM
 from gmmflow.results.records import EMFit, PosteriorSample
 
@@ -113,7 +115,8 @@ def em_groups(fit: EMFit) -> dict[str, xr.Dataset]:
 def em_inference_data(fit: EMFit) -> az.InferenceData:
     """A ``fit_em`` result: ``observed_data``, ``em_estimate``, ``em_restarts``, ``em_trace``."""
     attrs = root_attrs(fit.model, fit.hyper, fit.seed, method="em", n_obs=int(fit.n_obs),
-                       observed_data_stored=int(fit.store_observed), **fit.options)
+                       observed_data_stored=int(fit.store_observed),
+                       **{S.FINGERPRINT_ATTR: fit.fingerprint.to_json()}, **fit.options)
     return az.InferenceData(attrs=attrs, **em_groups(fit))
 
 
@@ -154,7 +157,9 @@ def posterior_inference_data(model: GMM, data, hyper: Hyperparameters, em: dict[
     groups |= {name: em[name] for name in S.EM_GROUPS}
     attrs = root_attrs(model, hyper, sample.seed, method="nuts", sampler=sample.sampler, chains=C,
                        draws=sample.draws, tune=sample.tune, relabelled=int(sample.relabelled),
-                       n_obs=int(data.values.shape[0]), em_seed=int(em_seed))
+                       n_obs=int(data.values.shape[0]), em_seed=int(em_seed),
+                       **{S.FINGERPRINT_ATTR: DataFingerprint.of_values(data.values, data.features,
+                                                                        data.named).to_json()})
     return az.InferenceData(attrs=attrs, **groups)
 
 

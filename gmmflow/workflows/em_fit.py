@@ -22,10 +22,10 @@ from gmmflow.core.gaussian import cholesky, covariance_shape
 from gmmflow.core.initialization import INIT_METHODS, StartingPoints
 from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size, default_n_threads
 from gmmflow.exceptions import NotPositiveDefiniteError
-from gmmflow.inputs.chunked import as_chunked_matrix, is_chunked
+from gmmflow.inputs.chunked import as_chunked_matrix, is_chunked, open_chunked
 from gmmflow.inputs.matrix import DataMatrix, as_data_matrix
 from gmmflow.models.spec import GMM
-from gmmflow.resources import check_memory, em_bytes
+from gmmflow.resources import check_memory, chunked_em_bytes, em_bytes
 from gmmflow.results.records import EMFit
 from gmmflow.results.to_idata import em_inference_data
 
@@ -134,8 +134,12 @@ def fit_em(
     seed : int, optional
         Seed of all randomness; ``None`` draws one, recorded in the attrs.
     sample_weight : array_like (n,), optional
-        Non-negative observation weights (as mclust's), counted as frequencies.
-        In-memory data only.
+        Non-negative observation weights as relative importances: only their
+        ratios matter. They are rescaled to sum to the number of rows with a
+        positive weight (stored so in ``constant_data``), so multiplying them
+        all by a constant changes no estimate and no criterion, and BIC's
+        ``n`` is that number of rows. Integer weights are not frequencies:
+        repeat rows to count them twice. In-memory data only.
     chunk_size : int, optional
         Rows per E-step block (chunked input: rows per dask chunk); the
         default keeps each block's work in cache.
@@ -156,23 +160,27 @@ def fit_em(
     return em_inference_data(_fit(model, X, n_init, init, max_iter, tol, seed, sample_weight, chunk_size))
 
 
-def _blocks(model: GMM, X, sample_weight, chunk_size):
-    """(data record, blocks) for in-memory or chunked ``X``, all checked."""
-    K = model.n_components
+def _blocks(model: GMM, X, sample_weight, chunk_size, n_init: int = 1):
+    """(data record, blocks) for in-memory or chunked ``X``, all checked, memory included."""
+    K, t = model.n_components, model.covariance_type
     if is_chunked(X):
         if sample_weight is not None:
             raise ValueError("sample_weight is not supported with chunked input; repeat rows or use "
                              "in-memory data.")
-        chunked = as_chunked_matrix(X, chunk_size)
-        n, d = chunked.shape
+        source = open_chunked(X, chunk_size)
+        (n, d), rows = source.shape, source.chunk_rows
         check_rows((n, d), model)
+        check_memory(chunked_em_bytes(n, d, K, rows, n <= STORE_MAX_ROWS, n_init, t),
+                     f"fit_em on {n} x {d} chunked data with K={K}, {n_init} restart(s) and {rows} rows per chunk",
+                     "use smaller chunks or fewer restarts")
+        chunked = as_chunked_matrix(source)
         return chunked, DaskBlocks(chunked.values, default_chunk_size(K, d))
     data = as_data_matrix(X)
     n, d = data.shape
     check_rows(data.shape, model)
     sw = check_sample_weight(sample_weight, n)
-    check_memory(em_bytes(n, d, K), f"fit_em on {n} x {d} data with K={K}",
-                 "pass a dask array or a zarr store to run EM out of core")
+    check_memory(em_bytes(n, d, K, n_init, t), f"fit_em on {n} x {d} data with K={K} and {n_init} restart(s)",
+                 "use fewer restarts, or pass a dask array or a zarr store to run EM out of core")
     chunk = chunk_size or default_chunk_size(K, d)
     return data, ArrayBlocks(data.values, sw, chunk, default_n_threads(n, chunk, os.cpu_count() or 1))
 
@@ -195,7 +203,7 @@ def _fit(model: GMM, X, n_init, init, max_iter, tol, seed, sample_weight, chunk_
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, "chunk_size", 1)
     n_init, max_iter, tol, seed = check_fit_options(n_init, max_iter, tol, seed)
-    data, blocks = _blocks(model, X, sample_weight, chunk_size)
+    data, blocks = _blocks(model, X, sample_weight, chunk_size, n_init)
     n, d = data.shape
     method, given = check_init(init, model, d)
 
@@ -213,13 +221,15 @@ def _fit(model: GMM, X, n_init, init, max_iter, tol, seed, sample_weight, chunk_
         log_resp, _ = blocks.log_resp_and_norm(restarts[best].params.shifted(-mean))
         responsibilities = np.exp(log_resp, out=log_resp)
     options = fit_options(n_init, init, max_iter, tol)
+    fingerprint = None  # in-memory data: computed from the data record
     if not isinstance(data, DataMatrix):
         values = data.values.compute() if store else np.empty((0, d))
-        data = DataMatrix(values, data.features, np.arange(values.shape[0]))
+        fingerprint = data.fingerprint
+        data = DataMatrix(values, data.features, np.arange(values.shape[0]), named=data.named)
         options |= dict(chunked=1, init_sample_rows=int(starts.sample.shape[0]), n_chunks=len(blocks.chunks))
     return EMFit(model=model, data=data, hyper=hyper, restarts=restarts, best=best,
                  responsibilities=responsibilities, seed=seed, n_obs=n, sample_weight=blocks.sample_weight,
-                 store_observed=store, options=options)
+                 store_observed=store, options=options, fingerprint=fingerprint)
 
 
 # fit_em's keyword arguments and their defaults: the one declaration is fit_em's signature
