@@ -1,14 +1,17 @@
 """save / load: netCDF round trip, atomic writes, clear errors for foreign files."""
 
+import os
 import re
 
 import arviz as az
+import h5netcdf
 import numpy as np
 import pytest
 import xarray as xr
 
 import gmmflow
 from gmmflow.results import files as io
+from gmmflow.results import placement
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +50,27 @@ def test_save_over_the_file_it_was_loaded_from(fitted, tmp_path):
 def test_interrupted_write_leaves_previous_file_and_no_partial(fitted, tmp_path, monkeypatch):
     path = gmmflow.save(fitted, tmp_path / "r.nc")
     before = path.read_bytes()
+    real_write = os.write
 
-    def boom(idata, filename):
-        with open(filename, "wb") as f:
-            f.write(b"partial")
-        raise RuntimeError("disk full")
+    def interrupted(fd, data):
+        real_write(fd, bytes(data)[:100])
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(io, "_write", boom)
-    with pytest.raises(RuntimeError, match="disk full"):
+    monkeypatch.setattr(placement.os, "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
         gmmflow.save(fitted, path, overwrite=True)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.nc"]
+
+
+def test_files_are_compressed_and_arviz_reads_them(fitted, tmp_path):
+    """zlib at files.COMPRESSION_LEVEL on every numeric array; the uncompressed build is the reference."""
+    path = gmmflow.save(fitted, tmp_path / "r.nc")
+    assert path.stat().st_size < 0.8 * io.netcdf_bytes(fitted, level=0).nbytes
+    with h5netcdf.File(path, "r") as f:
+        resp = f["em_estimate"].variables["responsibilities"]
+        assert resp.compression == "gzip" and resp.compression_opts == io.COMPRESSION_LEVEL
+    xr.testing.assert_identical(az.from_netcdf(path).em_estimate, fitted.em_estimate)
 
 
 def test_truncated_and_foreign_files(fitted, tmp_path):
