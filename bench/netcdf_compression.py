@@ -11,7 +11,11 @@ Also prints, per group, the compressed-to-raw ratio at the chosen level (the
 figure ``files.result_file_bytes`` uses as its lower bound), and the peak
 memory of the in-memory build against the file size.
 
-Run:  python bench/netcdf_compression.py [results/faithful/run.nc] [--repeat 3] [--shuffle]
+Run:  python bench/netcdf_compression.py [results/faithful/run.nc] [--repeat 3] [--levels 0,1,...,9]
+
+Every level is measured without and with HDF5's shuffle filter (bytes
+regrouped by significance before zlib: float64 draws share their exponent
+bytes).
 """
 
 import argparse
@@ -39,20 +43,10 @@ def timed(fn, repeat):
 
 def measure(idata, level, shuffle, repeat, workdir):
     """Build (in memory), save (build + write + fsync + rename) and read back one setting."""
-    encode = files._compression
-
-    def with_shuffle(ds, lvl):
-        enc = encode(ds, lvl)
-        return {k: dict(v, shuffle=True) for k, v in enc.items()} if shuffle else enc
-
     path = workdir / f"l{level}{'s' if shuffle else ''}.nc"
-    files._compression = with_shuffle
-    try:
-        build, data = timed(lambda: files.netcdf_bytes(idata, level), repeat)
-        write, _ = timed(lambda: placement.write_bytes(files.netcdf_bytes(idata, level), path, overwrite=True),
-                         repeat)
-    finally:
-        files._compression = encode
+    build, data = timed(lambda: files.netcdf_bytes(idata, level, shuffle), repeat)
+    write, _ = timed(lambda: placement.write_bytes(files.netcdf_bytes(idata, level, shuffle), path, overwrite=True),
+                     repeat)
     read, back = timed(lambda: gmmflow.load(path), repeat)
     read_az, _ = timed(lambda: az.from_netcdf(path).posterior.load(), repeat)
     same = all(np.array_equal(idata[g][v].values, back[g][v].values, equal_nan=idata[g][v].dtype.kind == "f")
@@ -67,7 +61,7 @@ def group_ratios(idata, level):
     for group in idata.groups():
         single = az.InferenceData(attrs=idata.attrs, **{group: idata[group]})
         raw = files.netcdf_bytes(single, 0).nbytes
-        rows[group] = (raw, files.netcdf_bytes(single, level).nbytes / raw)
+        rows[group] = (raw, files.netcdf_bytes(single, level, shuffle=True).nbytes / raw)
     return rows
 
 
@@ -75,14 +69,13 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("result", nargs="?", default="results/faithful/run.nc")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--shuffle", action="store_true", help="also measure with the HDF5 shuffle filter")
+    parser.add_argument("--levels", default="0,1,2,3,4,5,6,7,8,9", help="zlib levels (0: the baseline)")
     args = parser.parse_args()
     idata = gmmflow.load(args.result)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        settings = [(lvl, False) for lvl in range(10)]
-        if args.shuffle:
-            settings += [(lvl, True) for lvl in (1, 4, 6, 9)]
+        levels = [int(x) for x in args.levels.split(",")]
+        settings = [(0, False)] + [(lvl, shuf) for shuf in (False, True) for lvl in levels if lvl]
         rows = {s: measure(idata, *s, args.repeat, workdir) for s in settings}
     base = rows[(0, False)]
     print(f"{args.result}: median of {args.repeat}; ratios against level 0 (uncompressed) of this run")
@@ -93,7 +86,7 @@ def main():
         print(f"{name:>8} {r['size'] / 1e6:8.2f} {r['size'] / base['size']:6.3f} {r['build']:8.3f} "
               f"{r['save']:8.3f} {r['save'] / base['save']:6.2f} {r['load']:8.3f} {r['load'] / base['load']:6.2f} "
               f"{r['az']:8.3f} {r['az'] / base['az']:6.2f} {r['same']}")
-    print(f"\nper group at level {files.COMPRESSION_LEVEL}: raw MB, compressed/raw")
+    print(f"\nper group at level {files.COMPRESSION_LEVEL} with shuffle: raw MB, compressed/raw")
     for group, (raw, ratio) in group_ratios(idata, files.COMPRESSION_LEVEL).items():
         print(f"  {group:<22} {raw / 1e6:8.2f} {ratio:6.3f}")
     tracemalloc.start()

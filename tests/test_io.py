@@ -10,6 +10,7 @@ import pytest
 import xarray as xr
 
 import gmmflow
+from conftest import fake_posterior, mixture_data
 from gmmflow.results import files as io
 from gmmflow.results import placement
 
@@ -63,14 +64,19 @@ def test_interrupted_write_leaves_previous_file_and_no_partial(fitted, tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.nc"]
 
 
-def test_files_are_compressed_and_arviz_reads_them(fitted, tmp_path):
-    """zlib at files.COMPRESSION_LEVEL on every numeric array; the uncompressed build is the reference."""
-    path = gmmflow.save(fitted, tmp_path / "r.nc")
-    assert path.stat().st_size < 0.8 * io.netcdf_bytes(fitted, level=0).nbytes
-    with h5netcdf.File(path, "r") as f:
-        resp = f["em_estimate"].variables["responsibilities"]
-        assert resp.compression == "gzip" and resp.compression_opts == io.COMPRESSION_LEVEL
-    xr.testing.assert_identical(az.from_netcdf(path).em_estimate, fitted.em_estimate)
+def test_large_arrays_are_compressed_small_ones_not_and_arviz_reads_both(fitted, tmp_path):
+    """zlib (level files.COMPRESSION_LEVEL, after the shuffle filter) on arrays of 64 KiB and more; the
+    uncompressed build (level 0) of the same result is the reference for the sizes."""
+    run = fake_posterior(mixture_data(seed=0, n_per=100, K=2), 2, chains=2, draws=100)  # 200 x 200 log-lik
+    for idata, name in ((fitted, "em.nc"), (run, "run.nc")):
+        path = gmmflow.save(idata, tmp_path / name)
+        assert path.stat().st_size <= io.netcdf_bytes(idata, level=0).nbytes, name
+        xr.testing.assert_identical(az.from_netcdf(path).em_estimate, idata.em_estimate)
+    assert (tmp_path / "run.nc").stat().st_size < 0.95 * io.netcdf_bytes(run, level=0).nbytes
+    with h5netcdf.File(tmp_path / "run.nc", "r") as f:
+        loglik = f["log_likelihood"].variables["x"]
+        assert (loglik.compression, loglik.compression_opts, loglik.shuffle) == ("gzip", io.COMPRESSION_LEVEL, True)
+        assert f["em_estimate"].variables["responsibilities"].compression is None  # 200 x 2: too small to gain
 
 
 def test_truncated_and_foreign_files(fitted, tmp_path):

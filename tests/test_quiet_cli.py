@@ -52,7 +52,7 @@ def test_every_command_prints_only_gmmflow_lines(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert foreign_lines(done.stderr) == [], done.stderr
     # two chains: gmmflow's own warning, on one line
-    assert "warning: sampling: chains = 2 (threshold 4): fewer than 4 chains: r_hat is unreliable." in done.stderr
+    assert "warning: sampling: chains = 2 (threshold 4.0): fewer than 4 chains: r_hat is unreliable." in done.stderr
     assert {"fit.nc", "post.nc", "run", "rep"} <= set(os.listdir(tmp_path))
 
 

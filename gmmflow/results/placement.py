@@ -478,7 +478,11 @@ def _exchange_directories(tmp: Path, target: Path) -> None:
     except Unsupported:  # two renames: a kill between them leaves the previous one under a debris name
         previous = target.with_name(tmp_name(target.name))
         os.rename(target, previous)
-        os.rename(tmp, target)
+        try:
+            os.rename(tmp, target)
+        except BaseException:
+            os.rename(previous, target)  # put the previous directory back
+            raise
     remove_previous(previous, target)
 
 
@@ -504,9 +508,27 @@ def _mode_for(target: Path) -> int:
         return -1
 
 
-def _space_error(err: OSError, what) -> OutOfSpaceError:
+def _space_error(what) -> OutOfSpaceError:
     return OutOfSpaceError(f"no space left on the device while writing {what}; free some space or choose "
                            "another output path.")
+
+
+@contextmanager
+def _removed_on_failure(tmp: Path, shown) -> Iterator[None]:
+    """Remove ``tmp`` if the block fails; out-of-space errors name ``shown``, not the temporary path."""
+    try:
+        yield
+    except OutOfSpaceError as err:
+        _discard(tmp)
+        raise OutOfSpaceError(str(err).replace(str(tmp), str(shown))) from None
+    except OSError as err:
+        _discard(tmp)
+        if err.errno in SPACE_ERRNOS:
+            raise _space_error(shown) from None
+        raise
+    except BaseException:
+        _discard(tmp)
+        raise
 
 
 def write_bytes(data, target: Path, overwrite: bool, inputs: Iterable = (), shown=None) -> None:
@@ -519,8 +541,8 @@ def write_bytes(data, target: Path, overwrite: bool, inputs: Iterable = (), show
     view = memoryview(data).cast("B")
     check_free_space(target.parent, view.nbytes, str(shown))
     tmp = target.parent / tmp_name(target.name)
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)  # the umask applies, as for open()
-    try:
+    with _removed_on_failure(tmp, shown):
+        fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)  # the umask applies, as for open()
         try:
             mode = _mode_for(target)
             if mode >= 0:
@@ -532,14 +554,6 @@ def write_bytes(data, target: Path, overwrite: bool, inputs: Iterable = (), show
         finally:
             os.close(fd)
         place(tmp, target, overwrite, inputs, shown)
-    except OSError as err:
-        _discard(tmp)
-        if err.errno in SPACE_ERRNOS:
-            raise _space_error(err, shown) from None
-        raise
-    except BaseException:
-        _discard(tmp)
-        raise
 
 
 def _discard(path: Path) -> None:
@@ -568,19 +582,8 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool, inputs: Iterable 
     inputs = list(inputs)
     target = check_directory_destination(path, overwrite, inputs, overwrite_hint=overwrite_hint)
     tmp = anchor_of(target) / tmp_name(target.name)
-    os.mkdir(tmp, 0o777)  # the umask applies, as for mkdir
-    try:
+    with _removed_on_failure(tmp, path):
+        os.mkdir(tmp, 0o777)  # the umask applies, as for mkdir
         yield tmp
         write_marker(tmp)
         place(tmp, target, overwrite, inputs, shown=path)
-    except OutOfSpaceError as err:  # name the output, not the temporary directory
-        _discard(tmp)
-        raise OutOfSpaceError(str(err).replace(str(tmp), str(path))) from None
-    except OSError as err:
-        _discard(tmp)
-        if err.errno in SPACE_ERRNOS:
-            raise _space_error(err, path) from None
-        raise
-    except BaseException:
-        _discard(tmp)
-        raise
