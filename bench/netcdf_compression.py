@@ -33,12 +33,15 @@ from gmmflow.results import files, placement
 
 
 def timed(fn, repeat):
-    times, out = [], None
+    """Median CPU seconds of this process (what compression costs, whatever else runs on the machine)
+    and median wall seconds (what the user waits, fsync included)."""
+    cpu, wall, out = [], [], None
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        c0, w0 = time.process_time(), time.perf_counter()
         out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - w0)
+    return (statistics.median(cpu), statistics.median(wall)), out
 
 
 def measure(idata, level, shuffle, repeat, workdir):
@@ -51,8 +54,8 @@ def measure(idata, level, shuffle, repeat, workdir):
     read_az, _ = timed(lambda: az.from_netcdf(path).posterior.load(), repeat)
     same = all(np.array_equal(idata[g][v].values, back[g][v].values, equal_nan=idata[g][v].dtype.kind == "f")
                for g in idata.groups() for v in idata[g].data_vars)
-    return {"size": path.stat().st_size, "build": build, "save": write, "load": read, "az": read_az,
-            "same": same, "bytes": data.nbytes}
+    return {"size": path.stat().st_size, "build": build[0], "save": write[0], "save_wall": write[1],
+            "load": read[0], "az": read_az[0], "same": same, "bytes": data.nbytes}
 
 
 def group_ratios(idata, level):
@@ -78,14 +81,16 @@ def main():
         settings = [(0, False)] + [(lvl, shuf) for shuf in (False, True) for lvl in levels if lvl]
         rows = {s: measure(idata, *s, args.repeat, workdir) for s in settings}
     base = rows[(0, False)]
-    print(f"{args.result}: median of {args.repeat}; ratios against level 0 (uncompressed) of this run")
-    print(f"{'level':>8} {'size MB':>8} {'size':>6} {'build s':>8} {'save s':>8} {'save':>6} "
-          f"{'load s':>8} {'load':>6} {'arviz s':>8} {'arviz':>6} identical")
+    print(f"{args.result}: median of {args.repeat}; CPU seconds of this process (wall for the save, fsync "
+          "included); ratios against level 0 (uncompressed) of this run")
+    print(f"{'level':>8} {'size MB':>8} {'size':>6} {'build':>7} {'x':>5} {'save':>7} {'x':>5} {'wall':>7} "
+          f"{'load':>7} {'x':>5} {'arviz':>7} {'x':>5} identical")
     for (lvl, shuf), r in rows.items():
         name = f"{lvl}{'+shuf' if shuf else ''}"
-        print(f"{name:>8} {r['size'] / 1e6:8.2f} {r['size'] / base['size']:6.3f} {r['build']:8.3f} "
-              f"{r['save']:8.3f} {r['save'] / base['save']:6.2f} {r['load']:8.3f} {r['load'] / base['load']:6.2f} "
-              f"{r['az']:8.3f} {r['az'] / base['az']:6.2f} {r['same']}")
+        print(f"{name:>8} {r['size'] / 1e6:8.2f} {r['size'] / base['size']:6.3f} "
+              + " ".join(f"{r[k]:7.3f} {r[k] / base[k]:5.2f}" for k in ("build", "save"))
+              + f" {r['save_wall']:7.3f} "
+              + " ".join(f"{r[k]:7.3f} {r[k] / base[k]:5.2f}" for k in ("load", "az")) + f" {r['same']}")
     print(f"\nper group at level {files.COMPRESSION_LEVEL} with shuffle: raw MB, compressed/raw")
     for group, (raw, ratio) in group_ratios(idata, files.COMPRESSION_LEVEL).items():
         print(f"  {group:<22} {raw / 1e6:8.2f} {ratio:6.3f}")

@@ -269,7 +269,7 @@ def cmd_sample(args) -> None:
     X = load_data(args.data, args.columns)
     n, d = X.shape
     check_free_space(args.out.resolve().parent, result_file_bytes(
-        n, d, args.k, args.chains * args.draws, args.posterior_predictive), str(args.out))
+        n, d, args.chains * args.draws, args.posterior_predictive), str(args.out))
     try:
         idata = sample_posterior(GMM(args.k, args.covariance), X, seed=args.seed,
                                  posterior_predictive=args.posterior_predictive, **_sampling(args))

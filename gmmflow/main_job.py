@@ -75,10 +75,10 @@ def run(
     options = options.with_sampler(available_sampler(options.sampler))
     n_init, seed = check_int(n_init, "n_init", 1), check_seed(seed)
     n, d = data.shape
-    check_output_directory(out_dir, overwrite, inputs,
-                           size=result_file_bytes(n, d, min(ks), options.chains * options.draws, True))
     check_memory(sum(posterior_bytes(n, d, k, options.chains, options.draws, True) for k in ks),
                  f"gmmflow run with K in {ks}", "use fewer K values, fewer draws or chains, or fewer rows")
+    check_output_directory(out_dir, overwrite, inputs,
+                           size=result_file_bytes(n, d, options.chains * options.draws, True))
 
     with atomic_directory(out_dir, overwrite, inputs) as tmp:
         if len(ks) == 1:

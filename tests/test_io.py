@@ -65,7 +65,7 @@ def test_interrupted_write_leaves_previous_file_and_no_partial(fitted, tmp_path,
 
 
 def test_large_arrays_are_compressed_small_ones_not_and_arviz_reads_both(fitted, tmp_path):
-    """zlib (level files.COMPRESSION_LEVEL, after the shuffle filter) on arrays of 64 KiB and more; the
+    """zlib (level files.COMPRESSION_LEVEL, after the shuffle filter) on arrays of 16 KiB and more; the
     uncompressed build (level 0) of the same result is the reference for the sizes."""
     run = fake_posterior(mixture_data(seed=0, n_per=100, K=2), 2, chains=2, draws=100)  # 200 x 200 log-lik
     for idata, name in ((fitted, "em.nc"), (run, "run.nc")):

@@ -391,7 +391,7 @@ def test_full_disk_during_a_run_leaves_the_previous_output(small_disk, capsys, m
 def test_a_run_too_big_for_the_disk_is_refused_before_work(small_disk, capsys, no_work):
     code, _, err = cli(capsys, "--quiet", "run", "--draws", "1000", "--out", small_disk / "out")
     assert code == 2
-    assert re.fullmatch(rf"gmmflow run: error: the output needs about \d+\.\d MB but {re.escape(str(small_disk))} "
+    assert re.fullmatch(rf"gmmflow run: error: {re.escape(str(small_disk / 'out'))} needs about \d+\.\d MB but {re.escape(str(small_disk))} "
                         r"has only \d+\.\d kB free; free some space or choose another output path\.", one_line(err))
     assert tree(small_disk) == {}
 

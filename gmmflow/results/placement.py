@@ -242,7 +242,7 @@ def check_file_destination(path: str | os.PathLike, overwrite: bool, inputs: Ite
     _check_kind(path, target, FILE)
     _check_overlap(path, target, inputs)
     _check_absent(path, target, overwrite, overwrite_hint)
-    check_writable(parent, size)
+    check_writable(parent, size, path)
     return target
 
 
@@ -263,7 +263,7 @@ def check_directory_destination(path: str | os.PathLike, overwrite: bool, inputs
     if target.is_dir():
         _check_replaceable(target, path)
     _check_absent(path, target, overwrite, overwrite_hint)
-    check_writable(anchor_of(target), size)
+    check_writable(anchor_of(target), size, path)
     return target
 
 
@@ -304,7 +304,7 @@ def anchor_of(target: Path) -> Path:
     return anchor
 
 
-def check_writable(directory: Path, size: float = 0.0) -> None:
+def check_writable(directory: Path, size: float = 0.0, what="the output") -> None:
     """Raise if a file cannot be created in ``directory`` or it has less than ``size`` bytes free.
 
     The probe creates and removes a temporary file: permissions, read-only
@@ -321,7 +321,7 @@ def check_writable(directory: Path, size: float = 0.0) -> None:
             raise OutOfSpaceError(f"{directory} has no free space left; free some space or choose another "
                                   "output path.") from None
         raise PermissionError(f"cannot write in {directory} ({reason}); choose a writable output path.") from None
-    check_free_space(directory, size)
+    check_free_space(directory, size, what)
     warn_about_debris(directory)
 
 
