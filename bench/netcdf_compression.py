@@ -8,8 +8,10 @@ write, fsync, rename), reads it back with ``gmmflow.load`` and with
 (no compression) is the baseline, measured in the same run; each timing is
 the median of ``--repeat`` runs, printed with its ratio to the baseline.
 Also prints, per group, the compressed-to-raw ratio at the chosen level (the
-figure ``files.result_file_bytes`` uses as its lower bound), and the peak
-memory of the in-memory build against the file size.
+figure ``files.result_file_bytes`` uses as its lower bound), and what
+building the file in memory costs against HDF5 writing it on disk itself
+(the former way, which crashed on a full disk): CPU and wall time, and the
+peak Python allocations against the file size.
 
 Run:  python bench/netcdf_compression.py [results/faithful/run.nc] [--repeat 3] [--levels 0,1,...,9]
 
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import arviz as az
 import numpy as np
+import xarray as xr
 
 import gmmflow
 from gmmflow.results import files, placement
@@ -56,6 +59,42 @@ def measure(idata, level, shuffle, repeat, workdir):
                for g in idata.groups() for v in idata[g].data_vars)
     return {"size": path.stat().st_size, "build": build[0], "save": write[0], "save_wall": write[1],
             "load": read[0], "az": read_az[0], "same": same, "bytes": data.nbytes}
+
+
+def hdf5_to_disk(idata, path, level):
+    """The former way: h5netcdf (HDF5) writes the file on disk itself, one group at a time."""
+    xr.Dataset(attrs=dict(idata.attrs)).to_netcdf(path, mode="w", engine=files.ENGINE)
+    for group in idata.groups():
+        ds = idata[group].copy()
+        for var in ds.variables.values():
+            var.encoding = {}
+        ds.to_netcdf(path, mode="a", group=group, engine=files.ENGINE,
+                     encoding=files._compression(ds, level, True) if level else None)
+
+
+def peak_python_bytes(fn) -> float:
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def in_memory_cost(idata, repeat, workdir):
+    """Build in memory and write with os.write, against HDF5 writing to disk, at levels 0 and the chosen one."""
+    print("\nin memory + os.write against HDF5 writing the file itself (CPU s of this process, wall s; "
+          "peak Python allocations / file size)")
+    for level in (0, files.COMPRESSION_LEVEL):
+        path = workdir / f"direct{level}.nc"
+        direct, _ = timed(lambda: hdf5_to_disk(idata, path, level), repeat)
+        mem, _ = timed(lambda: placement.write_bytes(files.netcdf_bytes(idata, level), workdir / f"m{level}.nc",
+                                                     overwrite=True), repeat)
+        size = path.stat().st_size
+        peak_direct = peak_python_bytes(lambda: hdf5_to_disk(idata, path, level)) / size
+        peak_mem = peak_python_bytes(lambda: files.netcdf_bytes(idata, level)) / size
+        print(f"  level {level}: HDF5 to disk {direct[0]:.3f} CPU / {direct[1]:.3f} wall, peak {peak_direct:.2f}x; "
+              f"in memory {mem[0]:.3f} CPU ({mem[0] / direct[0]:.2f}x) / {mem[1]:.3f} wall, peak {peak_mem:.2f}x")
 
 
 def group_ratios(idata, level):
@@ -94,12 +133,8 @@ def main():
     print(f"\nper group at level {files.COMPRESSION_LEVEL} with shuffle: raw MB, compressed/raw")
     for group, (raw, ratio) in group_ratios(idata, files.COMPRESSION_LEVEL).items():
         print(f"  {group:<22} {raw / 1e6:8.2f} {ratio:6.3f}")
-    tracemalloc.start()
-    data = files.netcdf_bytes(idata)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    print(f"\nin-memory build at level {files.COMPRESSION_LEVEL}: file {data.nbytes / 1e6:.2f} MB, "
-          f"peak Python allocations {peak / 1e6:.2f} MB ({peak / data.nbytes:.2f}x the file)")
+    with tempfile.TemporaryDirectory() as tmp:
+        in_memory_cost(idata, args.repeat, Path(tmp))
 
 
 if __name__ == "__main__":

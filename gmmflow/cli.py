@@ -15,6 +15,7 @@ from pathlib import Path
 from gmmflow import defaults
 from gmmflow import schema as S
 from gmmflow._version import __version__
+from gmmflow.console import Stopped, session
 from gmmflow.core.gaussian import COVARIANCE_TYPES
 from gmmflow.workflows.sampler_options import OPTION_HELP, SAMPLERS
 
@@ -336,8 +337,6 @@ WRITES_REPORT = ("run", "report")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from gmmflow.console import Stopped, session
-
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

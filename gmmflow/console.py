@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -98,6 +99,9 @@ def _raise_stopped(signum, frame):
 
 @contextmanager
 def _signals_stop() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     for sig in saved:
         signal.signal(sig, _raise_stopped)

@@ -82,22 +82,22 @@ def test_debug_shows_raw_warnings_and_tracebacks(tmp_path, monkeypatch):
         main(["--debug", *argv])
 
 
-def test_progress_bars_only_on_a_terminal(monkeypatch, tmp_path):
+def test_progress_bars_only_on_a_terminal(monkeypatch, tmp_path, capsys):
     seen = []
 
-    def record(*args):
-        seen.append(args[-1])
-        return fake_nuts(*args)
+    def record(*args, progressbar, **kwargs):  # what sample_posterior is asked for; no work
+        seen.append(progressbar)
+        raise RuntimeError("recorded")
 
-    monkeypatch.setattr("gmmflow.workflows.nuts_backends.run_nutpie", record)
-    argv = ["sample", "--data", "faithful", "--k", "2", "--draws", "250", "--tune", "10", "--seed", "0",
-            "--sampler", "nutpie"]
+    monkeypatch.setattr("gmmflow.workflows.posterior_sampling.sample_posterior", record)
+    argv = ["sample", "--data", "faithful", "--k", "2", "--out", str(tmp_path / "p.nc")]
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
-    assert main([*argv, "--out", str(tmp_path / "a.nc")]) == 0
+    assert main(argv) == 2
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
-    assert main([*argv, "--out", str(tmp_path / "b.nc")]) == 0
-    assert main(["--quiet", *argv, "--out", str(tmp_path / "c.nc")]) == 0
+    assert main(argv) == 2
+    assert main(["--quiet", *argv]) == 2
     assert seen == [False, True, False]
+    assert capsys.readouterr().err == "gmmflow sample: error: recorded\n" * 3
 
 
 @pytest.mark.slow

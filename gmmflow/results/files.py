@@ -5,10 +5,10 @@ reads. Numeric arrays of 16 KiB or more go through HDF5's shuffle filter and
 zlib at level :data:`COMPRESSION_LEVEL` (standard HDF5 filters: any netCDF4
 reader opens them). ``bench/netcdf_compression.py`` on ``run.nc`` of Old
 Faithful (27.1 MB uncompressed): zlib alone saves 7 to 8 % at any level,
-shuffle + zlib 15 % (23.1 MB at level 1, 22.9 MB at level 9), for about 1.7x
-the CPU time of an uncompressed build at every level; so level 1. The draws
-dominate the file and have random mantissas: only their exponent bytes
-compress. The whole file is built in memory by
+shuffle + zlib 15 % (23.1 MB at level 1, 22.9 MB at level 9) for 1.8x
+(level 1) to 2.7x (level 9) the CPU time of an uncompressed build; so level
+1. The draws dominate the file and have random mantissas: only their
+exponent bytes compress. The whole file is built in memory by
 h5netcdf and written with plain Python I/O (:func:`placement.write_bytes`):
 HDF5 never touches the disk, so a full disk is an ``OSError`` like any other,
 not an HDF5 error in an object's deallocator that leaves the library in a
