@@ -219,7 +219,7 @@ def _check_replaceable(target: Path, shown) -> None:
         raise UnsafeOutputError(
             f"{shown} holds files gmmflow did not write ({_some(foreign)}); move them out or choose another "
             "output directory.")
-    if _identity(target)[0] != _identity(target.parent)[0]:
+    if target.is_dir() and _identity(target)[0] != _identity(target.parent)[0]:
         raise UnsafeOutputError(f"{shown} is a mount point and cannot be replaced; choose a directory inside "
                                 "it as the output.")
 
@@ -465,16 +465,19 @@ def place(tmp: Path, target: Path, overwrite: bool, inputs: Iterable = (), shown
         place_new(tmp, kept)
         raise type(err)(f"{err} The new result is at {kept}.") from None
     if is_dir:
-        _exchange_directories(tmp, target)
+        _exchange_directories(tmp, target, shown)
     else:
         os.replace(tmp, target)
 
 
-def _exchange_directories(tmp: Path, target: Path) -> None:
+def _exchange_directories(tmp: Path, target: Path, shown) -> None:
     """Swap ``tmp`` (new) and ``target`` (previous) atomically, then remove the previous one."""
     try:
         rename2(tmp, target, RENAME_EXCHANGE)
         previous = tmp
+    except FileNotFoundError:  # removed since the last check: nothing to replace
+        place_new(tmp, target)
+        return
     except Unsupported:  # two renames: a kill between them leaves the previous one under a debris name
         previous = target.with_name(tmp_name(target.name))
         os.rename(target, previous)
@@ -483,10 +486,10 @@ def _exchange_directories(tmp: Path, target: Path) -> None:
         except BaseException:
             os.rename(previous, target)  # put the previous directory back
             raise
-    remove_previous(previous, target)
+    remove_previous(previous, target, shown)
 
 
-def remove_previous(previous: Path, target: Path) -> None:
+def remove_previous(previous: Path, target: Path, shown) -> None:
     """Remove the replaced directory, unless something foreign was added to it meanwhile."""
     foreign = foreign_entries(previous)
     if foreign is None:  # swapped for a directory gmmflow did not write after the last check
@@ -494,7 +497,7 @@ def remove_previous(previous: Path, target: Path) -> None:
     if foreign:
         kept = _kept_path(target.with_name(target.name + "-previous"), True)
         os.rename(previous, kept)
-        warnings.warn(f"files were added to {target} while gmmflow was working ({_some(foreign)}); "
+        warnings.warn(f"files were added to {shown} while gmmflow was working ({_some(foreign)}); "
                       f"the previous directory is kept at {kept}.", OutputWarning, stacklevel=3)
         return
     shutil.rmtree(previous)
