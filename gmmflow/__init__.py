@@ -6,16 +6,40 @@ comparison layer, every result an ArviZ ``InferenceData``. ``gmmflow.plots``
 imported on first use.
 """
 
+import logging as _logging
+import warnings as _warnings
 from importlib import import_module
 
-from gmmflow._version import __version__
+
+def _import_arviz_quietly() -> None:
+    """Import ArviZ without its once-a-day notice of the 1.0 refactor (gmmflow pins arviz<1), and
+    matplotlib, which it imports, without the log line about building its font cache on the first
+    import on a machine: neither is actionable for gmmflow's users. No filter stays installed."""
+    font_log = _logging.getLogger("matplotlib.font_manager")
+    level = font_log.level
+    font_log.setLevel(_logging.ERROR)
+    try:
+        with _warnings.catch_warnings():
+            _warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing a major refactor",
+                                     category=FutureWarning)
+            import arviz  # noqa: F401
+    finally:
+        font_log.setLevel(level)
+
+
+_import_arviz_quietly()
+
+from gmmflow._version import __version__  # noqa: E402
 from gmmflow.core.hyperparameters import Hyperparameters
 from gmmflow.exceptions import (
     ConvergenceWarning,
     NotAGmmflowFileError,
     NotPositiveDefiniteError,
+    OutOfSpaceError,
+    OutputWarning,
     SamplingError,
     SamplingWarning,
+    UnsafeOutputError,
 )
 from gmmflow.inputs.csv_reader import read_csv
 from gmmflow.inputs.datasets import list_datasets, load_dataset
@@ -51,11 +75,14 @@ __all__ = [
     "Hyperparameters",
     "NotAGmmflowFileError",
     "NotPositiveDefiniteError",
+    "OutOfSpaceError",
+    "OutputWarning",
     "Prior",
     "SamplerOptions",
     "SamplingError",
     "SamplingWarning",
     "SelectionTable",
+    "UnsafeOutputError",
     "__version__",
     "aic",
     "bic",

@@ -1,20 +1,22 @@
 """Command line: argument parsing only; every command calls one workflow.
 
 ``main(argv=None) -> int``: 0 on success, 2 on bad input or a failed run,
-errors as one line on stderr (the traceback only with ``--debug``).
+130 on Ctrl-C, 143 on SIGTERM; errors as one line on stderr (the traceback
+only with ``--debug``), warnings as one line each and nothing from other
+packages (``console.session``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 from gmmflow import defaults
 from gmmflow import schema as S
 from gmmflow._version import __version__
 from gmmflow.checks import SEED_LIMIT, summarize_value, summarize_values
+from gmmflow.console import Stopped, session
 from gmmflow.core.gaussian import COVARIANCE_TYPES
 from gmmflow.workflows.sampler_options import OPTION_HELP, SAMPLERS
 
@@ -33,6 +35,10 @@ EXAMPLES = {
     "report": """examples:
   gmmflow report results/faithful/run.nc --out faithful_report
   gmmflow report faithful_run.nc --out report --overwrite
+""",
+    "clean": """examples:
+  gmmflow clean results          # remove what killed runs left in results/
+  gmmflow clean .
 """,
     "sample": """examples:
   gmmflow sample --data faithful --k 2 --seed 0 --out faithful_run.nc
@@ -138,7 +144,8 @@ def _csv_options(args) -> dict:
 
 def _add_output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="result file (netCDF, .nc)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out file (never an input, a FIFO or a device)")
 
 
 def _add_sampler_args(p: argparse.ArgumentParser) -> None:
@@ -150,8 +157,9 @@ def _add_sampler_args(p: argparse.ArgumentParser) -> None:
 
 
 def _sampling(args) -> dict:
+    """Progress bars only on a terminal: in a log file they are noise."""
     return dict(draws=args.draws, tune=args.tune, chains=args.chains, sampler=args.sampler,
-                progressbar=not args.quiet)
+                progressbar=not args.quiet and sys.stderr.isatty())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -210,20 +218,36 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--seed", type=_seed, default=None, help=SEED_HELP)
     rn.add_argument("--out", type=Path, default=None,
                     help="output directory (default results/<data name>)")
-    rn.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
+    rn.add_argument("--overwrite", action="store_true",
+                    help="replace an existing --out directory (only one gmmflow wrote)")
 
     rp = sub.add_parser("report", parents=[common], help="plots and report.html of a saved result",
                         epilog=EXAMPLES["report"], formatter_class=argparse.RawDescriptionHelpFormatter)
     rp.add_argument("result", type=Path, help="a result file written by gmmflow (em, sample or run)")
     rp.add_argument("--out", type=Path, required=True, help="output directory for the PNGs and report.html")
-    rp.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
+    rp.add_argument("--overwrite", action="store_true",
+                    help="replace an existing --out directory (only one gmmflow wrote)")
+
+    cl = sub.add_parser("clean", parents=[common], help="remove temporary files left by killed gmmflow runs",
+                        description="Remove the temporary files and directories (.NAME.gmmflow-tmp-PID-XXXXXXXX) "
+                                    "that gmmflow runs killed before they finished left in DIRECTORY; those "
+                                    "of runs still alive are kept.",
+                        epilog=EXAMPLES["clean"], formatter_class=argparse.RawDescriptionHelpFormatter)
+    cl.add_argument("directory", type=Path, help="the directory to clean (not its subdirectories)")
     return parser
 
 
-def _check_out(path: Path, overwrite: bool) -> None:
+def _input_paths(spec: str) -> list[Path]:
+    """The files ``--data`` names (none for a bundled dataset): no output may overlap them."""
+    from gmmflow.inputs.datasets import DATASETS
+
+    return [] if spec in DATASETS else [Path(spec)]
+
+
+def _check_out(path: Path, overwrite: bool, inputs: list[Path]) -> None:
     from gmmflow.results.files import check_destination
 
-    check_destination(path, overwrite, overwrite_hint="--overwrite")
+    check_destination(path, overwrite, inputs, overwrite_hint="--overwrite")
 
 
 def load_data(spec: str, columns=None, chunks=None, in_memory: bool = True, **csv_options):
@@ -290,12 +314,13 @@ def cmd_em(args) -> None:
     from gmmflow.results.files import save
     from gmmflow.workflows.em_fit import fit_em
 
-    _check_out(args.out, args.overwrite)
+    inputs = _input_paths(args.data)
+    _check_out(args.out, args.overwrite, inputs)
     X = load_data(args.data, args.columns, args.chunks, in_memory=False, **_csv_options(args))
     model = GMM(args.k, args.covariance, prior=None if args.no_prior else "default")
     idata = fit_em(model, X, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol,
                    seed=args.seed, chunk_size=args.chunks)
-    save(idata, args.out, overwrite=args.overwrite)
+    save(idata, args.out, overwrite=args.overwrite, inputs=inputs)
     if not args.quiet:
         _print_em_summary(idata)
         print(f"wrote {args.out}")
@@ -304,28 +329,33 @@ def cmd_em(args) -> None:
 def cmd_sample(args) -> None:
     from gmmflow.exceptions import SamplingError
     from gmmflow.models.spec import GMM
-    from gmmflow.results.files import save
+    from gmmflow.results.files import result_file_bytes, save
+    from gmmflow.results.placement import check_free_space
     from gmmflow.workflows.diagnostics import diagnose
     from gmmflow.workflows.posterior_sampling import sample_posterior
 
-    _check_out(args.out, args.overwrite)
+    inputs = _input_paths(args.data)
+    _check_out(args.out, args.overwrite, inputs)
     X = load_data(args.data, args.columns, **_csv_options(args))
+    n, d = X.shape
+    check_free_space(args.out.resolve().parent, result_file_bytes(
+        n, d, args.chains * args.draws, args.posterior_predictive), str(args.out))
     try:
         idata = sample_posterior(GMM(args.k, args.covariance), X, seed=args.seed,
                                  posterior_predictive=args.posterior_predictive, **_sampling(args))
     except SamplingError as err:  # keep what was computed: the EM result, marked as such
-        save(err.partial, args.out, overwrite=args.overwrite)
+        save(err.partial, args.out, overwrite=args.overwrite, inputs=inputs)
         raise SamplingError(f"{err} Wrote the EM result only to {args.out}.") from err
-    save(idata, args.out, overwrite=args.overwrite)
+    save(idata, args.out, overwrite=args.overwrite, inputs=inputs)
     if not args.quiet:
         print(diagnose(idata).to_string())
         print(f"wrote {args.out}")
 
 
-def _check_out_dir(path: Path, overwrite: bool) -> None:
+def _check_out_dir(path: Path, overwrite: bool, inputs: list[Path]) -> None:
     from gmmflow.results.files import check_output_directory
 
-    check_output_directory(path, overwrite, overwrite_hint="--overwrite")
+    check_output_directory(path, overwrite, inputs, overwrite_hint="--overwrite")
 
 
 def cmd_run(args) -> None:
@@ -333,10 +363,12 @@ def cmd_run(args) -> None:
     from gmmflow.workflows.diagnostics import diagnose
 
     out = args.out if args.out is not None else Path("results") / Path(args.data).stem
-    _check_out_dir(out, args.overwrite)
+    inputs = _input_paths(args.data)
+    _check_out_dir(out, args.overwrite, inputs)
     X = load_data(args.data, args.columns, **_csv_options(args))
     idata, table = run(X, out, ks=args.k, covariance_type=args.covariance, criterion=args.criterion,
-                       n_init=args.n_init, seed=args.seed, overwrite=args.overwrite, **_sampling(args))
+                       n_init=args.n_init, seed=args.seed, overwrite=args.overwrite, inputs=inputs,
+                       **_sampling(args))
     if not args.quiet:
         if table is not None:
             shown = ["covariance_type", "k", "status", "bic", "icl"] + \
@@ -349,22 +381,31 @@ def cmd_run(args) -> None:
 
 def cmd_report(args) -> None:
     from gmmflow.report.page import write_report
-    from gmmflow.results.files import load
 
-    _check_out_dir(args.out, args.overwrite)
-    page = write_report(load(args.result), args.out, overwrite=args.overwrite)
+    _check_out_dir(args.out, args.overwrite, [args.result])
+    page = write_report(args.result, args.out, overwrite=args.overwrite)
     if not args.quiet:
         print(f"wrote {page}")
 
 
-COMMANDS = {"em": cmd_em, "sample": cmd_sample, "run": cmd_run, "report": cmd_report}
+def cmd_clean(args) -> None:
+    from gmmflow.results.placement import remove_debris
+
+    if not args.directory.is_dir():
+        raise NotADirectoryError(f"{args.directory} is not a directory; give the directory to clean.")
+    removed = remove_debris(args.directory)
+    if not args.quiet:
+        for path in removed:
+            print(f"removed {path}")
+        if not removed:
+            print(f"nothing to clean in {args.directory}")
+
+
+COMMANDS = {"em": cmd_em, "sample": cmd_sample, "run": cmd_run, "report": cmd_report, "clean": cmd_clean}
+WRITES_REPORT = ("run", "report")
 
 
 def main(argv: list[str] | None = None) -> int:
-    # ArviZ 0.2x announces its 1.0 refactor on import; not actionable for CLI users
-    warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
-    # PyTensor's C-BLAS notice concerns its own compiled code, which nutpie (the default) does not use
-    warnings.filterwarnings("ignore", message=".*PyTensor could not link to a BLAS.*")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -377,8 +418,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        COMMANDS[args.command](args)
-    except KeyboardInterrupt:
+        with session(debug=args.debug, report=args.command in WRITES_REPORT):
+            COMMANDS[args.command](args)
+    except Stopped as stop:  # SIGTERM / SIGINT: the clean-ups have run on the way out
+        print(stop.message, file=sys.stderr)
+        return stop.exit_code
+    except KeyboardInterrupt:  # raised by a library rather than by the signal
         print("gmmflow: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # one line per error unless --debug

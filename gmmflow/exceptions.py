@@ -16,6 +16,19 @@ class NotAGmmflowFileError(ValueError):
     """The file is not a readable gmmflow result."""
 
 
+class UnsafeOutputError(ValueError):
+    """An output path that would overwrite or remove an input or files gmmflow did not write,
+    or that exists and is not a regular file or directory (a FIFO, a device, a socket)."""
+
+
+class OutOfSpaceError(OSError):
+    """The destination has too little free space for an output (checked, or ENOSPC while writing)."""
+
+
+class OutputWarning(UserWarning):
+    """Something about an output destination the user should know: debris of killed runs, a kept copy."""
+
+
 class ConvergenceWarning(UserWarning):
     """EM stopped at ``max_iter`` before the objective settled (``converged=False``)."""
 
@@ -37,5 +50,5 @@ class SamplingError(RuntimeError):
         self.partial = partial
 
 
-__all__ = ["ConvergenceWarning", "NotAGmmflowFileError", "NotPositiveDefiniteError", "SamplingError",
-           "SamplingWarning"]
+__all__ = ["ConvergenceWarning", "NotAGmmflowFileError", "NotPositiveDefiniteError", "OutOfSpaceError",
+           "OutputWarning", "SamplingError", "SamplingWarning", "UnsafeOutputError"]

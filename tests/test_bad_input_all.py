@@ -21,6 +21,7 @@ import xarray as xr
 import gmmflow
 from gmmflow import plots
 from gmmflow.cli import main
+from conftest import forbid_work
 
 GOOD = np.random.default_rng(0).normal(size=(30, 2))
 NAMED = pd.DataFrame(GOOD, columns=["a", "b"])
@@ -149,13 +150,7 @@ EXTRA_DATA_CASES = [
 @pytest.fixture(autouse=True)
 def no_work(monkeypatch):
     """Any EM restart, NUTS run or grid cell fails the test: errors must come first."""
-    def forbidden(*args, **kwargs):
-        raise AssertionError("work started before the input was checked")
-
-    for target in ("gmmflow.workflows.em_fit.fit_restarts", "gmmflow.workflows.nuts_backends.run_nutpie",
-                   "gmmflow.workflows.nuts_backends.run_pymc", "gmmflow.workflows.model_selection._fit_cell",
-                   "gmmflow.workflows.posterior_sampling._run_sampler"):
-        monkeypatch.setattr(target, forbidden)
+    forbid_work(monkeypatch)
 
 
 def _snapshot(path):
@@ -280,7 +275,7 @@ ENTRY_CASES = [
     ("save", lambda out: gmmflow.save(GOOD, out / "x.nc"), TypeError, "save() needs an arviz.InferenceData"),
     ("save", lambda out: gmmflow.save(FITTED, out / "missing" / "x.nc"), FileNotFoundError,
      "does not exist; create it first"),
-    ("save", lambda out: gmmflow.save(FITTED, _existing(out)), FileExistsError, "already exists; pass overwrite"),
+    ("save", lambda out: gmmflow.save(FITTED, _existing(out)), IsADirectoryError, "is a directory; give a file name"),
     ("load", lambda out: gmmflow.load(out / "nope.nc"), FileNotFoundError, "No such result file"),
     ("load", lambda out: gmmflow.load(_foreign(out)), gmmflow.NotAGmmflowFileError, "is not a readable netCDF4"),
     ("load", lambda out: gmmflow.load(_not_gmmflow(out)), gmmflow.NotAGmmflowFileError, "not a gmmflow result"),
@@ -506,6 +501,10 @@ DATA_ARGS = [  # (arguments, message fragment); {d} is the CSV directory
 ]
 K_TOO_BIG = {"em": "X has 1 row(s) but n_components=2", "sample": "X has 1 row(s) but n_components=2",
              "run": "ks contains [2] but X has only 1 rows"}
+EXISTING = {  # --out an existing directory holding a file of the user's
+    "em": "is a directory; give a file name such as", "sample": "is a directory; give a file name such as",
+    "run": "exists and is not a gmmflow output directory",
+}
 COMMAND_ARGS = {
     "em": (["em", "--k", "2", "--out", "{o}/fit.nc"], "{o}/fit.nc"),
     "sample": (["sample", "--k", "2", "--out", "{o}/post.nc"], "{o}/post.nc"),
@@ -519,7 +518,7 @@ def _cli_grid():
         for args, message in DATA_ARGS:
             grid.append((command, base + args, message))
         grid.append((command, base + ["--data", "{d}/one_row.csv"], K_TOO_BIG[command]))
-        grid.append((command, base + ["--data", "faithful", "--out", "{existing}"], "already exists; pass --overwrite"))
+        grid.append((command, base + ["--data", "faithful", "--out", "{existing}"], EXISTING[command]))
     grid += [
         ("em", ["em", "--k", "2", "--data", "faithful", "--out", "{o}/missing/fit.nc"], "does not exist; create it"),
         ("em", ["em", "--data", "faithful", "--out", "{o}/x.nc"], "the following arguments are required: --k"),
@@ -546,11 +545,11 @@ def _cli_grid():
                 "--out", "{o}/f.nc"],
          "fit_em on 30 x 2 chunked data with K=2, 100000000000 restart(s) and 1 rows per chunk needs an estimated"),
         ("sample", ["sample", "--data", "faithful", "--k", "2", "--draws", "1000000000", "--out", "{o}/p.nc"],
-         "sample_posterior with 4 chains x 1000000000 draws on 272 rows needs an estimated"),
+         "free some space or choose another output path"),  # the result file's size is checked first
         ("report", ["report", "{o}/nope.nc", "--out", "{o}/rep"], "No such result file"),
         ("report", ["report", "{d}/nan.csv", "--out", "{o}/rep"], "is not a readable netCDF4/HDF5 file"),
         ("report", ["report", "{d}/plain.nc", "--out", "{o}/rep"], "not a gmmflow result"),
-        ("report", ["report", "{d}/fit.nc", "--out", "{existing}"], "already exists; pass --overwrite"),
+        ("report", ["report", "{d}/fit.nc", "--out", "{existing}"], "exists and is not a gmmflow output directory"),
         ("report", ["report", "--out", "{o}/rep"], "the following arguments are required: result"),
         ("(none)", ["frobnicate"], "argument COMMAND: invalid choice: 'frobnicate'"),
         ("(none)", ["em", "--data", "faithful", "--k", "2", "--out", "{o}/f.nc", "--bogus"],

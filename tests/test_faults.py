@@ -13,7 +13,7 @@ import xarray as xr
 
 import gmmflow
 from gmmflow import resources
-from gmmflow.results import files
+from gmmflow.results import files, placement
 from gmmflow.results.to_idata import root_attrs
 from gmmflow.cli import main
 from gmmflow.models.pymc_model import covariance_value_name
@@ -137,25 +137,28 @@ def test_every_result_gmmflow_writes_passes_its_own_schema(fitted, tmp_path):
     gmmflow.load(_fake_posterior_file(tmp_path))
 
 
-def test_interrupted_directory_write_keeps_the_previous_directory(tmp_path):
-    out = tmp_path / "rep"
+def _gmmflow_directory(out):
     out.mkdir()
     (out / "old.txt").write_text("previous")
+    placement.write_marker(out)
+    return out
+
+
+def test_interrupted_directory_write_keeps_the_previous_directory(tmp_path):
+    out = _gmmflow_directory(tmp_path / "rep")
     with pytest.raises(KeyboardInterrupt):
         with files.atomic_directory(out, overwrite=True) as tmp:
             (tmp / "half.png").write_bytes(b"\x89PNG")
             raise KeyboardInterrupt
     assert [p.name for p in tmp_path.iterdir()] == ["rep"]
-    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [placement.MARKER_FILE, "old.txt"]
 
 
 def test_overwriting_a_directory_replaces_it_whole(tmp_path):
-    out = tmp_path / "rep"
-    out.mkdir()
-    (out / "old.txt").write_text("previous")
+    out = _gmmflow_directory(tmp_path / "rep")
     with files.atomic_directory(out, overwrite=True) as tmp:
         (tmp / "new.txt").write_text("new")
-    assert [p.name for p in out.iterdir()] == ["new.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [placement.MARKER_FILE, "new.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["rep"]
 
 

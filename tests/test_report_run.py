@@ -57,8 +57,8 @@ def test_report_refuses_existing_directory_and_keeps_it(posteriors, tmp_path):
     out = tmp_path / "rep"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="already exists; pass overwrite=True"):
-        gmmflow.write_report(posteriors[2], out)
+    with pytest.raises(gmmflow.UnsafeOutputError, match="exists and is not a gmmflow output directory"):
+        gmmflow.write_report(posteriors[2], out, overwrite=True)  # a directory gmmflow did not write
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 

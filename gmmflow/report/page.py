@@ -72,8 +72,9 @@ def write_report(idata: az.InferenceData | str | os.PathLike, out_dir: str | os.
         A ``fit_em`` / ``sample_posterior`` result, or a file written by :func:`gmmflow.save`.
     out_dir : path
         Created whole or not at all (built in a temporary directory, then renamed).
+        It may not be, contain or lie inside the result file ``idata`` names.
     overwrite : bool, default False
-        Replace an existing ``out_dir``.
+        Replace an existing ``out_dir``, if gmmflow wrote it (see ``results.placement``).
 
     Returns
     -------
@@ -81,11 +82,12 @@ def write_report(idata: az.InferenceData | str | os.PathLike, out_dir: str | os.
         ``out_dir / "report.html"``.
     """
     out_dir = Path(out_dir)
-    check_output_directory(out_dir, overwrite)
+    inputs = [] if isinstance(idata, az.InferenceData) else [idata]
+    check_output_directory(out_dir, overwrite, inputs)
     if not isinstance(idata, az.InferenceData):
         idata = load(idata)
     model_from_idata(idata)
     selection = selection_from_idata(idata)
-    with atomic_directory(out_dir, overwrite) as tmp:
+    with atomic_directory(out_dir, overwrite, inputs) as tmp:
         write_report_into(idata, tmp, selection)
     return out_dir / REPORT_FILE
