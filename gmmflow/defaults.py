@@ -1,6 +1,7 @@
 """One default per concept, shared by the Python API, the CLI and the report."""
 
 N_INIT = 10  # EM restarts
+INIT = "hc+kmeans++"  # EM starts: restart 0 from mclust's hierarchical clustering, the others k-means++
 MAX_ITER = 1000  # EM iterations per restart
 TOL = 1e-8  # relative change of the EM objective at convergence
 REG_COVAR = 1e-6  # MLE only: added to the covariance diagonal, as sklearn

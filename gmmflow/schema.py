@@ -17,7 +17,8 @@ group                      contents
 ``em_estimate``            ``w``, ``mu``, ``cov``, ``responsibilities (obs_id, component)``,
                            ``objective``, ``log_likelihood``, ``log_prior``, ``converged``,
                            ``n_iter``, ``best_restart``
-``em_restarts``            the same parameters and scalars with a leading ``restart`` dim
+``em_restarts``            the same parameters and scalars with a leading ``restart`` dim,
+                           plus ``init_method (restart)``: where each restart started
 ``em_trace``               ``objective (restart, iteration)``, NaN after a restart stopped
 ``posterior``              ``w (chain, draw, component)``, ``mu``, ``cov``; relabelled
 ``sample_stats``           the sampler's own, plus ``relabel_permutation (chain, draw, component)``
@@ -64,6 +65,7 @@ PARAMETERS = ("w", "mu", "cov")
 RESPONSIBILITIES = "responsibilities"
 SAMPLE_WEIGHT = "sample_weight"
 RELABEL_PERMUTATION = "relabel_permutation"
+INIT_METHOD = "init_method"  # em_restarts: where each restart started (hc, kmeans++, user, ...)
 
 # root attrs
 VERSION_ATTR = "gmmflow_version"

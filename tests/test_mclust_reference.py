@@ -21,12 +21,7 @@ from gmmflow.core.hierarchical import (
     quantile_partition,
     svd_transform,
 )
-from gmmflow.models.mclust_prior import (
-    mclust_default_prior,
-    mclust_hyperparameters,
-    mclust_prior,
-    mclust_scale,
-)
+from gmmflow.models.mclust_prior import mclust_default_prior, mclust_scale
 
 ROOT = Path(__file__).resolve().parent.parent
 REF = json.loads((ROOT / "tests" / "reference" / "mclust_reference.json").read_text())
@@ -67,8 +62,12 @@ def compact_cov(sigma, t):
 
 def model_for(X, fit):
     t, K = TYPES[fit["model"]], fit["K"]
-    prior = mclust_prior(X, K, t) if fit["prior"] else None
-    return gmmflow.GMM(K, t, prior=prior, reg_covar=0.0)
+    return gmmflow.GMM(K, t, prior="mclust" if fit["prior"] else None, reg_covar=0.0)
+
+
+def mclust_hyperparameters(X, K, t):
+    """gmmflow's resolution of prior="mclust" for X: what fit_em uses."""
+    return gmmflow.GMM(K, t, prior="mclust").hyperparameters(X.mean(0), np.cov(X, rowvar=False), X.shape[0])
 
 
 def fit_quietly(model, X, **kw):
@@ -189,9 +188,11 @@ def test_default_prior_equals_mclust(name):
         assert h["scale"].shape == want
         if t == "diag":
             np.testing.assert_array_equal(h["scale"], np.full(X.shape[1], h["mclust_scale"]))
+        # prior="mclust" resolves to the same numbers (what fit_em uses)
         hyper = mclust_hyperparameters(X, K, t)
-        np.testing.assert_array_equal(hyper.scale, h["scale"])
-        assert hyper.alpha == 1.0
+        np.testing.assert_allclose(hyper.scale, h["scale"], rtol=1e-13)
+        np.testing.assert_allclose(hyper.mean, ref["mean"], rtol=1e-14)
+        assert (hyper.shrinkage, hyper.dof, hyper.alpha) == (0.01, X.shape[1] + 2, 1.0)
 
 
 def test_mclust_diag_prior_differs_from_gmmflow_default():
@@ -204,11 +205,16 @@ def test_mclust_diag_prior_differs_from_gmmflow_default():
 
 
 def test_small_n_full_prior_uses_diagonal():
-    """n <= p: defaultPrior's VVV/EEE scale is the diagonal of variances."""
+    """n <= p: defaultPrior's VVV/EEE scale is the diagonal of variances (prior="mclust" too;
+    gmmflow's own default keeps the singular covariance plus a ridge)."""
     X = load("wine")[:10]
     s = mclust_scale(X, 2, "full")
     np.testing.assert_array_equal(s, np.diag(np.diag(s)))
     np.testing.assert_allclose(np.diag(s), 0.5 ** (2 / 13) * X.var(0, ddof=1), rtol=1e-14)
+    for t in ("full", "tied"):
+        np.testing.assert_allclose(mclust_hyperparameters(X, 2, t).scale, s, rtol=1e-13)
+        own = gmmflow.GMM(2, t).hyperparameters(X.mean(0), np.cov(X, rowvar=False), 10).scale
+        assert not np.allclose(own, np.diag(np.diag(own)))
 
 
 # --------------------------------------------------------------------------

@@ -74,7 +74,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
-from gmmflow.core.em_steps import m_step, statistics_from_responsibilities
+from gmmflow.core.em_steps import m_step_from_responsibilities
 
 MAX_HC_ROWS = 2000  # mclust.options("subset")
 EPS = np.finfo(np.float64).eps
@@ -114,14 +114,16 @@ def svd_transform(X: ArrayLike) -> np.ndarray:
     -------
     ndarray of shape (n, min(n, d'))
         ``d'`` the number of features with finite standardised values (constant
-        features are dropped).
+        features are dropped); directions with a zero singular value (collinear
+        features, where mclust would divide by zero) are dropped too.
     """
     X = np.asarray(X, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         Xs = (X - X.mean(axis=0)) / X.std(axis=0, ddof=1)
     Xs = Xs[:, np.all(np.isfinite(Xs), axis=0)]
     _, s, vt = np.linalg.svd(Xs, full_matrices=False)
-    return (Xs @ vt.T) / np.sqrt(s)
+    keep = s > EPS * Xs.shape[0] * s.max(initial=0.0)  # collinear features: mclust would divide by 0
+    return (Xs @ vt[keep].T) / np.sqrt(s[keep])
 
 
 def _transform(X: np.ndarray, use: str) -> np.ndarray:
@@ -436,6 +438,8 @@ def hierarchical_partitions(X: ArrayLike, ks, model: str | None = None, use: str
     -------
     HCPartitions
         ``labels[K]`` for the clustered rows, and those rows (``None`` = all).
+        When every feature is constant (all rows coincide) the partition is K
+        contiguous groups of rows.
     """
     X = np.asarray(X, dtype=np.float64)
     if X.ndim == 1:
@@ -453,7 +457,10 @@ def hierarchical_partitions(X: ArrayLike, ks, model: str | None = None, use: str
         model = "VVV" if n > d else "EII"
     if model not in HC_MODELS:
         raise ValueError(f"model must be one of {HC_MODELS}, got {model!r}.")
-    return HCPartitions(agglomerate(_transform(data, use), ks, model), rows)
+    Z = _transform(data, use)
+    if Z.shape[1] == 0:  # every feature constant: all rows coincide, any partition is as good
+        return HCPartitions({int(k): np.arange(n) * int(k) // n for k in ks}, rows)
+    return HCPartitions(agglomerate(Z, ks, model), rows)
 
 
 def partition_responsibilities(labels: ArrayLike, n_components: int) -> np.ndarray:
@@ -490,7 +497,5 @@ def partition_parameters(X: ArrayLike, labels: ArrayLike, n_components: int, cov
     """
     X = np.asarray(X, dtype=np.float64)
     R = partition_responsibilities(labels, n_components)
-    stats = statistics_from_responsibilities(np.ascontiguousarray(X.T), np.ascontiguousarray(R.T),
-                                             covariance_type)
-    params = m_step(stats, covariance_type, hyper, reg_covar)
+    params = m_step_from_responsibilities(X, R, covariance_type, hyper, reg_covar)
     return {"weights": params.weights, "means": params.means, "covariances": params.cov}

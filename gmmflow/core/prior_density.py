@@ -2,48 +2,49 @@
 
 ``log p(theta) = log Dirichlet(w) + log p(Sigma) + sum_k log N(mu_k | m, Sigma_k / kappa)``
 for the hyper-parameters of :class:`~gmmflow.core.hyperparameters.Hyperparameters`.
-Densities are evaluated on Cholesky factors; nothing is inverted.
+Densities are evaluated on Cholesky factors; nothing is inverted. Parameters may
+carry leading batch axes (restarts, replicates); the result then has the batch
+shape (a float without them).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import linalg
 from scipy.special import gammaln, multigammaln
 
-from gmmflow.core.gaussian import LOG_2PI, log_det_cholesky
+from gmmflow.core.gaussian import LOG_2PI, log_det_cholesky, solve_lower
 from gmmflow.core.hyperparameters import Hyperparameters
 
 
-def log_dirichlet(weights: np.ndarray, alpha: float) -> float:
+def _result(value):
+    """A float for unbatched parameters, else the array of the batch shape."""
+    return float(value) if np.ndim(value) == 0 else value
+
+
+def log_dirichlet(weights: np.ndarray, alpha: float):
     """log Dirichlet(w | alpha 1_K), density on the simplex."""
     K = weights.shape[-1]
-    return float(gammaln(K * alpha) - K * gammaln(alpha) + (alpha - 1.0) * np.sum(np.log(weights)))
+    return _result(gammaln(K * alpha) - K * gammaln(alpha) + (alpha - 1.0) * np.sum(np.log(weights), axis=-1))
 
 
 def log_inverse_wishart(chol: np.ndarray, dof: float, scale_chol: np.ndarray) -> np.ndarray:
     """log InverseWishart(Sigma | nu, Lambda) from Cholesky factors of both.
 
-    ``chol`` may be (d, d) or a stack (K, d, d). ``tr(Lambda Sigma^{-1}) =
-    ||L_Sigma^{-1} L_Lambda||_F^2`` by a triangular solve.
+    ``chol`` is (..., d, d); the result has its leading shape. ``tr(Lambda
+    Sigma^{-1}) = ||L_Sigma^{-1} L_Lambda||_F^2`` by a triangular solve.
     """
     d = scale_chol.shape[-1]
     chol = np.asarray(chol)
-    stack = chol.reshape(-1, d, d)
-    tr = np.array([
-        np.sum(np.square(linalg.solve_triangular(c, scale_chol, lower=True, check_finite=False)))
-        for c in stack
-    ])
-    log_det_sigma = log_det_cholesky(stack, "full", d)
+    tr = np.sum(np.square(solve_lower(chol, scale_chol)), axis=(-2, -1))
+    log_det_sigma = log_det_cholesky(chol, "full", d)
     log_det_scale = log_det_cholesky(scale_chol, "tied", d)
-    out = (
+    return (
         0.5 * dof * log_det_scale
         - 0.5 * dof * d * np.log(2.0)
         - multigammaln(0.5 * dof, d)
         - 0.5 * (dof + d + 1) * log_det_sigma
         - 0.5 * tr
     )
-    return out.reshape(chol.shape[:-2])
 
 
 def log_inverse_gamma(var: np.ndarray, shape: float, rate: np.ndarray) -> np.ndarray:
@@ -51,32 +52,34 @@ def log_inverse_gamma(var: np.ndarray, shape: float, rate: np.ndarray) -> np.nda
     return shape * np.log(rate) - gammaln(shape) - (shape + 1.0) * np.log(var) - rate / var
 
 
-def log_mean_prior(means: np.ndarray, chol: np.ndarray, hyper: Hyperparameters) -> float:
+def log_mean_prior(means: np.ndarray, chol: np.ndarray, hyper: Hyperparameters):
     """sum_k log N(mu_k | mu_P, Sigma_k / kappa_P)."""
     t, d, kappa = hyper.covariance_type, hyper.n_features, hyper.shrinkage
     diff = means - hyper.mean
     if t in ("full", "tied"):
-        chols = chol if t == "full" else np.broadcast_to(chol, (means.shape[0], d, d))
-        maha = np.array([
-            np.sum(np.square(linalg.solve_triangular(c, r, lower=True, check_finite=False)))
-            for c, r in zip(chols, diff)
-        ])
+        chols = chol if t == "full" else chol[..., None, :, :]
+        maha = np.sum(np.square(solve_lower(chols, diff[..., None])), axis=(-2, -1))
         log_det = log_det_cholesky(chols, "full", d)
     elif t == "diag":
-        maha = np.sum(np.square(diff / chol), axis=1)
+        maha = np.sum(np.square(diff / chol), axis=-1)
         log_det = log_det_cholesky(chol, "diag", d)
     else:
-        maha = np.sum(np.square(diff), axis=1) / np.square(chol)
+        maha = np.sum(np.square(diff), axis=-1) / np.square(chol)
         log_det = log_det_cholesky(chol, "spherical", d)
-    return float(np.sum(-0.5 * d * LOG_2PI + 0.5 * d * np.log(kappa) - 0.5 * log_det - 0.5 * kappa * maha))
+    terms = -0.5 * d * LOG_2PI + 0.5 * d * np.log(kappa) - 0.5 * log_det - 0.5 * kappa * maha
+    return _result(np.sum(terms, axis=-1))
 
 
-def log_covariance_prior(cov: np.ndarray, chol: np.ndarray, hyper: Hyperparameters) -> float:
+def log_covariance_prior(cov: np.ndarray, chol: np.ndarray, hyper: Hyperparameters):
     """log p(Sigma): InverseWishart (full, tied) or InverseGamma per variance (diag, spherical)."""
-    if hyper.covariance_type in ("full", "tied"):
-        return float(np.sum(log_inverse_wishart(chol, hyper.dof, hyper.scale_chol)))
-    # diag: scale (d,) broadcasts over (K, d); spherical: scalar over (K,)
-    return float(np.sum(log_inverse_gamma(cov, 0.5 * hyper.dof, 0.5 * hyper.scale)))
+    t = hyper.covariance_type
+    if t == "full":
+        return _result(np.sum(log_inverse_wishart(chol, hyper.dof, hyper.scale_chol), axis=-1))
+    if t == "tied":
+        return _result(log_inverse_wishart(chol, hyper.dof, hyper.scale_chol))
+    # diag: scale (d,) broadcasts over (..., K, d); spherical: scalar over (..., K)
+    axes = (-2, -1) if t == "diag" else -1
+    return _result(np.sum(log_inverse_gamma(cov, 0.5 * hyper.dof, 0.5 * hyper.scale), axis=axes))
 
 
 def log_prior(
@@ -85,11 +88,14 @@ def log_prior(
     cov: np.ndarray,
     chol: np.ndarray,
     hyper: Hyperparameters | None,
-) -> float:
-    """Full log prior density log p(w) + log p(Sigma) + log p(mu | Sigma); 0 if no prior."""
+):
+    """Full log prior density log p(w) + log p(Sigma) + log p(mu | Sigma); 0 if no prior.
+
+    A float for one parameter set, an array of the batch shape for a batch.
+    """
     if hyper is None:
-        return 0.0
-    return (
+        return _result(np.zeros(np.shape(weights)[:-1]))
+    return _result(
         log_dirichlet(weights, hyper.alpha)
         + log_covariance_prior(cov, chol, hyper)
         + log_mean_prior(means, chol, hyper)

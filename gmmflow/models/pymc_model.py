@@ -243,7 +243,7 @@ def resolve_model_hyperparameters(spec: GMMSpec, data, hyperparameters) -> Hyper
         )
     if data is not None:
         mean, cov = data_moments(data.values)
-        return spec.hyperparameters(mean, cov)
+        return spec.hyperparameters(mean, cov, data.values.shape[0])
     if spec.prior.mean is None or spec.prior.scale is None:
         raise ValueError(
             "Without X the default prior has no data to take its mean and scale from: "

@@ -97,9 +97,11 @@ def em_groups(fit: EMFit) -> dict[str, xr.Dataset]:
     trace = np.full((len(restarts), n_trace), np.nan)
     for i, r in enumerate(restarts):
         trace[i, : r.trace.shape[0]] = r.trace
+    starts = {S.INIT_METHOD: ((S.RESTART,), np.array([r.start for r in restarts], dtype=str))}
     groups = {
         S.EM_ESTIMATE: _dataset(estimate, coords),
-        S.EM_RESTARTS: _dataset(_stacked_parameters(restarts, d) | _scalars(restarts, (S.RESTART,)), coords),
+        S.EM_RESTARTS: _dataset(_stacked_parameters(restarts, d) | _scalars(restarts, (S.RESTART,)) | starts,
+                                coords),
         S.EM_TRACE: _dataset({"objective": ((S.RESTART, S.ITERATION), trace)},
                              coords | {S.ITERATION: np.arange(n_trace)}),
     }
