@@ -152,18 +152,31 @@ class _Clusters:
 
 
 def _log_det_or_nan(W: np.ndarray) -> np.ndarray:
-    """``log|W|`` of a stack of SPD matrices by Cholesky; NaN where it fails."""
+    """``log|W|`` of a stack of symmetric matrices by Cholesky; NaN where it fails.
+
+    LAPACK on the whole stack first; if any matrix is not positive definite
+    (a cluster of more than d rows on a line: duplicated or discretised data),
+    the same factorisation column by column, vectorised over the stack, with a
+    non-positive (or NaN) pivot marking failure as LAPACK's ``potrf`` does.
+    """
     try:
         L = np.linalg.cholesky(W)
         return 2.0 * np.sum(np.log(np.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
     except np.linalg.LinAlgError:
-        out = np.full(W.shape[0], np.nan)
-        for k, w in enumerate(W):
-            try:
-                out[k] = 2.0 * np.sum(np.log(np.diag(np.linalg.cholesky(w))))
-            except np.linalg.LinAlgError:
-                pass
-        return out
+        pass
+    m, d, _ = W.shape
+    L = np.zeros_like(W)
+    ok = np.ones(m, dtype=bool)
+    log_det = np.zeros(m)
+    for j in range(d):
+        pivot = W[:, j, j] - np.einsum("mk,mk->m", L[:, j, :j], L[:, j, :j])
+        ok &= pivot > 0.0
+        root = np.sqrt(np.where(ok, pivot, 1.0))
+        log_det += 2.0 * np.log(root)
+        L[:, j, j] = root
+        L[:, j + 1:, j] = (W[:, j + 1:, j] - (L[:, j + 1:, :j] @ L[:, j, :j, None])[..., 0]) / root[:, None]
+    log_det[~ok] = np.nan
+    return log_det
 
 
 def vvv_terms(size: np.ndarray, trace: np.ndarray, scatter: np.ndarray | None,
@@ -177,46 +190,49 @@ def vvv_terms(size: np.ndarray, trace: np.ndarray, scatter: np.ndarray | None,
     ----------
     size : ndarray (m,)
     trace : ndarray (m,)
-    scatter : ndarray (m, d, d) or None
-        Needed only for clusters with ``size > d``.
+    scatter : ndarray (m', d, d) or None
+        The scatters of the clusters with ``size > d`` and ``tr W > 0`` only, in
+        order (None when there are none).
     alpha, beta : float
     """
     r = size.astype(np.float64)
-    trace_term = beta * (trace + alpha) / r
-    out = np.log(trace_term)
-    if scatter is not None:
-        d = scatter.shape[-1]
-        big = np.flatnonzero((size > d) & (trace != 0.0))
-        if big.size:
-            detlog = _log_det_or_nan(scatter[big] / r[big, None, None])
-            ok = np.isfinite(detlog)
-            out[big[ok]] = np.logaddexp(detlog[ok], np.log(trace_term[big[ok]]))
+    out = np.log(beta * (trace + alpha) / r)
+    big = _big(size, trace, None if scatter is None else scatter.shape[-1])
+    if big.size:
+        detlog = _log_det_or_nan(scatter / r[big, None, None])
+        ok = np.isfinite(detlog)
+        out[big[ok]] = np.logaddexp(detlog[ok], out[big[ok]])
     return r * out
 
 
-def _merged_stats(c: _Clusters, a: int, others: np.ndarray, need_scatter: bool):
-    """Size, trace and (optionally) scatter of cluster ``a`` merged with each of ``others``."""
+def _big(size: np.ndarray, trace: np.ndarray, d: int | None) -> np.ndarray:
+    """Clusters whose determinant term counts: more than d rows and a non-zero trace."""
+    if d is None:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero((size > d) & (trace != 0.0))
+
+
+def _merged_stats(c: _Clusters, a: int, others: np.ndarray):
+    """Size, trace and the scatters needed by :func:`vvv_terms` of cluster ``a`` merged
+    with each of ``others``."""
+    d = c.mean.shape[1]
     na, nj = c.size[a], c.size[others]
     nij = na + nj
     diff = c.mean[a] - c.mean[others]
     w = (na * nj) / nij
     trace = (c.trace[a] + c.trace[others]) + w * np.einsum("kd,kd->k", diff, diff)
+    big = _big(nij, trace, d)
     scatter = None
-    if need_scatter:
-        scatter = (c.scatter[a] + c.scatter[others]) + w[:, None, None] * (diff[:, :, None] * diff[:, None, :])
+    if big.size:
+        db = diff[big]
+        scatter = (c.scatter[a] + c.scatter[others[big]]) + w[big, None, None] * (db[:, :, None] * db[:, None, :])
     return nij, trace, scatter
 
 
 def _vvv_costs(c: _Clusters, a: int, others: np.ndarray, alpha: float, beta: float) -> np.ndarray:
-    d = c.mean.shape[1]
     if others.size == 0:
         return np.zeros(0)
-    nij, trace, _ = _merged_stats(c, a, others, need_scatter=False)
-    scatter = None
-    big = nij > d
-    if np.any(big):
-        scatter = np.zeros((others.size, d, d))
-        _, _, scatter[big] = _merged_stats(c, a, others[big], need_scatter=True)
+    nij, trace, scatter = _merged_stats(c, a, others)
     terms = vvv_terms(nij, trace, scatter, alpha, beta)
     singles = (c.size[a] == 1) & (c.size[others] == 1)
     if np.any(singles):  # mclust scores two singletons by the trace term whatever d is
@@ -233,12 +249,17 @@ def _eii_costs(c: _Clusters, a: int, others: np.ndarray, alpha: float, beta: flo
 
 def _merge_into(c: _Clusters, a: int, b: int, model: str, alpha: float, beta: float) -> None:
     """Cluster ``b`` joins cluster ``a`` (statistics at position ``a``)."""
-    nij, trace, scatter = _merged_stats(c, a, np.array([b]), need_scatter=True)
     na, nb = c.size[a], c.size[b]
+    diff = c.mean[a] - c.mean[b]
+    w = (na * nb) / (na + nb)
+    c.scatter[a] = c.scatter[a] + c.scatter[b] + w * np.outer(diff, diff)
+    c.trace[a] = (c.trace[a] + c.trace[b]) + w * np.einsum("d,d->", diff, diff)
     c.mean[a] = (na * c.mean[a] + nb * c.mean[b]) / (na + nb)
-    c.size[a], c.trace[a], c.scatter[a] = nij[0], trace[0], scatter[0]
+    c.size[a] = na + nb
     if model == "VVV":
-        c.term[a] = vvv_terms(nij, trace, scatter, alpha, beta)[0]
+        big = _big(c.size[a:a + 1], c.trace[a:a + 1], c.mean.shape[1])
+        c.term[a] = vvv_terms(c.size[a:a + 1], c.trace[a:a + 1], c.scatter[a:a + 1][big] if big.size else None,
+                              alpha, beta)[0]
 
 
 def _initial_costs(Z: np.ndarray, model: str, alpha: float, beta: float) -> np.ndarray:
@@ -264,11 +285,14 @@ def _last_argmin(values: np.ndarray) -> int:
     return values.size - 1 - int(np.argmin(values[::-1]))
 
 
-def _column_min(D: np.ndarray, j: int) -> tuple[float, int]:
-    if j == 0:
-        return np.inf, -1
-    i = _last_argmin(D[:j, j])
-    return D[i, j], i
+def _rescan(D, colmin, colarg, cols: np.ndarray, G: int) -> None:
+    """Minimum of each column in ``cols`` over rows ``0..G-1`` (entries on and below the
+    diagonal are inf), the last row on ties; (inf, -1) for an all-inf column."""
+    if cols.size == 0:
+        return
+    last = G - 1 - np.argmin(D[:G, cols][::-1], axis=0)
+    colmin[cols] = D[last, cols]
+    colarg[cols] = np.where(np.isfinite(colmin[cols]), last, -1)
 
 
 def agglomerate(Z: ArrayLike, ks, model: str = "VVV", alpha: float = 1.0,
@@ -305,8 +329,7 @@ def agglomerate(Z: ArrayLike, ks, model: str = "VVV", alpha: float = 1.0,
     D = _initial_costs(Z, model, alpha, beta)
     colmin = np.full(n, np.inf)
     colarg = np.full(n, -1)
-    for j in range(1, n):
-        colmin[j], colarg[j] = _column_min(D, j)
+    _rescan(D, colmin, colarg, np.arange(n), n)
     position = np.arange(n)  # cluster position of each row
     out = {}
     G = n
@@ -344,24 +367,26 @@ def _merge(D, c, colmin, colarg, position, a, b, G, model, costs, alpha, beta):
 
 
 def _update_column_minima(D, colmin, colarg, a, b, G):
-    full = {a}
-    if b < G:
-        full.add(b)
+    """Column minima after merging ``a < b``: row ``a`` was recomputed and column ``b``
+    now holds the former last cluster.
+
+    Columns whose minimum sat in row ``a`` or ``b`` (or column ``a`` or ``b``
+    itself) are rescanned; in every other column only rows ``a`` and ``b``
+    changed, so their new entries are compared with the kept minimum. Ties go to
+    the later row, as in mclust's ``<=`` scan.
+    """
     js = np.arange(a + 1, G)
-    js = js[js != b]
-    stale = (colarg[js] == a) | (colarg[js] == b)
-    full.update(js[stale].tolist())
-    js = js[~stale]
+    stale = (colarg[js] == a) | (colarg[js] == b) | (js == b)
+    rest = js[~stale]
     for row in (a, b):  # rows in increasing order: a tie goes to the later row
-        sel = js[js > row]
+        sel = rest[rest > row]
         if sel.size == 0:
             continue
         v = D[row, sel]
         take = (v < colmin[sel]) | ((v == colmin[sel]) & (row > colarg[sel]))
         colmin[sel[take]] = v[take]
         colarg[sel[take]] = row
-    for j in full:
-        colmin[j], colarg[j] = _column_min(D, j)
+    _rescan(D, colmin, colarg, np.concatenate([[a], js[stale]]), G)
 
 
 def _consecutive(labels: np.ndarray) -> np.ndarray:
