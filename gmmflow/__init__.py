@@ -10,6 +10,7 @@ from importlib import import_module
 from gmmflow._version import __version__
 from gmmflow.core.hyperparameters import Hyperparameters
 from gmmflow.exceptions import (
+    AmbiguousLabellingWarning,
     ConvergenceWarning,
     NotAGmmflowFileError,
     NotPositiveDefiniteError,
@@ -23,6 +24,7 @@ from gmmflow.models.priors import Prior
 from gmmflow.models.spec import GMM
 from gmmflow.report.page import write_report
 from gmmflow.results.files import load, save
+from gmmflow.workflows.bootstrap import bootstrap
 from gmmflow.workflows.compare import compare, compare_parameters
 from gmmflow.workflows.criteria import aic, bic, icl
 from gmmflow.workflows.diagnostics import diagnose
@@ -46,6 +48,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "GMM",
+    "AmbiguousLabellingWarning",
     "ConvergenceWarning",
     "Hyperparameters",
     "NotAGmmflowFileError",
@@ -58,6 +61,7 @@ __all__ = [
     "__version__",
     "aic",
     "bic",
+    "bootstrap",
     "compare",
     "compare_parameters",
     "diagnose",

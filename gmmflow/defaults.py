@@ -9,4 +9,5 @@ INTERVAL_PROB = 0.94  # probability mass of posterior intervals (ArviZ's HDI def
 DRAWS = 1000  # posterior draws per chain
 TUNE = 1000  # tuning (warm-up) steps per chain
 CHAINS = 4
+N_BOOT = 999  # bootstrap replicates (mclust's MclustBootstrap default)
 EM_LOO_MAX_OBS = 2000  # largest data set on which EM's exact leave-one-out is run

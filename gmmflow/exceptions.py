@@ -24,6 +24,11 @@ class SamplingWarning(UserWarning):
     """A posterior sampling diagnostic is outside its recommended range."""
 
 
+class AmbiguousLabellingWarning(UserWarning):
+    """Many bootstrap replicates could not be matched to the EM estimate's components
+    unambiguously: their intervals mix components (``em_bootstrap.relabel_ambiguous``)."""
+
+
 class SamplingError(RuntimeError):
     """The posterior sampler could not run (e.g. it failed to initialise).
 
@@ -37,5 +42,5 @@ class SamplingError(RuntimeError):
         self.partial = partial
 
 
-__all__ = ["ConvergenceWarning", "NotAGmmflowFileError", "NotPositiveDefiniteError", "SamplingError",
-           "SamplingWarning"]
+__all__ = ["AmbiguousLabellingWarning", "ConvergenceWarning", "NotAGmmflowFileError", "NotPositiveDefiniteError",
+           "SamplingError", "SamplingWarning"]

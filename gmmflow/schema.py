@@ -6,7 +6,7 @@ nothing from gmmflow, so any layer may use it.
 
 Dims: ``obs_id``, ``feature``, ``feature2`` (second covariance axis),
 ``component``, ``chain``, ``draw``, ``restart``, ``iteration``, ``candidate``
-(rows of a model-selection table). Covariances are always stored as full
+(rows of a model-selection table), ``replicate`` (bootstrap refits). Covariances are always stored as full
 (feature, feature2) matrices whatever the covariance type.
 
 =========================  ==========================================================
@@ -26,6 +26,10 @@ group                      contents
 ``posterior_assignment``   ``posterior_assignment (obs_id, component)``
 ``posterior_predictive``   ``x (chain, draw, obs_id, feature)`` when asked
 ``model_selection``        the ``select_components`` table along ``candidate``
+``em_bootstrap``           ``w (replicate, component)``, ``mu``, ``cov``: bootstrap refits of
+                           the EM estimate, relabelled; ``relabel_permutation``,
+                           ``relabel_ambiguous``, ``objective``, ``log_likelihood``,
+                           ``converged``, ``n_iter`` and ``failed`` per replicate
 =========================  ==========================================================
 """
 
@@ -43,6 +47,7 @@ DRAW = "draw"
 RESTART = "restart"
 ITERATION = "iteration"
 CANDIDATE = "candidate"
+REPLICATE = "replicate"
 SAMPLE_DIMS = (CHAIN, DRAW)
 
 # groups
@@ -57,6 +62,7 @@ LOG_LIKELIHOOD = "log_likelihood"
 POSTERIOR_ASSIGNMENT = "posterior_assignment"
 POSTERIOR_PREDICTIVE = "posterior_predictive"
 MODEL_SELECTION = "model_selection"
+EM_BOOTSTRAP = "em_bootstrap"
 EM_GROUPS = (EM_ESTIMATE, EM_RESTARTS, EM_TRACE)
 
 # variables
@@ -66,6 +72,8 @@ RESPONSIBILITIES = "responsibilities"
 SAMPLE_WEIGHT = "sample_weight"
 RELABEL_PERMUTATION = "relabel_permutation"
 INIT_METHOD = "init_method"  # em_restarts: where each restart started (hc, kmeans++, user, ...)
+RELABEL_AMBIGUOUS = "relabel_ambiguous"  # em_bootstrap: the replicate's labelling was ambiguous
+FAILED = "failed"  # em_bootstrap: the replicate's refit failed (its parameters are NaN)
 
 # root attrs
 VERSION_ATTR = "gmmflow_version"
@@ -80,6 +88,7 @@ HINTS = {
     POSTERIOR: "sample with gmmflow.sample_posterior first",
     POSTERIOR_PREDICTIVE: "sample with gmmflow.sample_posterior(..., posterior_predictive=True)",
     OBSERVED_DATA: "the data were not stored (fit_em stores them unless they exceeded its storage limit)",
+    EM_BOOTSTRAP: "run gmmflow.bootstrap(idata, X) first",
 }
 
 

@@ -25,12 +25,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from gmmflow.core.em_steps import Params, SuffStats, log_objective_parts, m_step
 from gmmflow.core.hyperparameters import Hyperparameters
 from gmmflow.core.initialization import StartingPoints
-from gmmflow.exceptions import ConvergenceWarning
+from gmmflow.exceptions import ConvergenceWarning, NotPositiveDefiniteError
+
+
+_CONTROLLER: list[ThreadpoolController] = []
+
+
+def one_blas_thread():
+    """Context holding BLAS to one thread. The controller (a scan of the loaded
+    libraries, ~2 ms) is made once, not on every fit."""
+    if not _CONTROLLER:
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
 @dataclass(eq=False)
@@ -107,6 +118,20 @@ def run_em(
     return results
 
 
+def _run_batches(e_step, shift: np.ndarray, inits: list[Params], hyper: Hyperparameters | None,
+                 reg_covar: float, max_iter: int, tol: float, batch_size: int | None) -> list[EMResult]:
+    """EM from ``inits`` (in the frame shifted by ``shift``), ``batch_size`` at a time;
+    results in the data's frame."""
+    h = None if hyper is None else hyper.shifted(shift)
+    size = batch_size or len(inits)
+    results = []
+    for a in range(0, len(inits), size):
+        results += run_em(e_step, Params.stack(inits[a:a + size]), h, reg_covar, max_iter, tol)
+    for r in results:
+        r.params = r.params.shifted(shift)
+    return results
+
+
 def fit_restarts(
     blocks,
     starts: StartingPoints,
@@ -128,19 +153,52 @@ def fit_restarts(
     each) and a multi-threaded BLAS spends more time waking its threads than
     computing (measured 4x slower here); blocks run on a thread pool instead.
     """
-    shift = blocks.shift
-    h = None if hyper is None else hyper.shifted(shift)
-    size = batch_size or len(methods)
-    results = []
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         rngs = [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(len(methods))]
         inits = [starts.draw(method, rng) for method, rng in zip(methods, rngs)]
-        for a in range(0, len(inits), size):
-            results += run_em(blocks.e_step, Params.stack(inits[a:a + size]), h, reg_covar, max_iter, tol)
+        results = _run_batches(blocks.e_step, blocks.shift, inits, hyper, reg_covar, max_iter, tol, batch_size)
     for r, method in zip(results, methods):
-        r.params = r.params.shifted(shift)
         r.start = method
     return results
+
+
+def fit_replicates(
+    blocks,
+    start: Params,
+    n_replicates: int,
+    hyper: Hyperparameters | None,
+    reg_covar: float,
+    max_iter: int,
+    tol: float,
+) -> list[EMResult | None]:
+    """``n_replicates`` EM runs from one start (data's frame), advanced as one batch.
+
+    Each batch entry sees the blocks' own row of weights (bootstrap
+    replicates: ``blocks.sample_weight`` is (n_replicates, n)). A replicate
+    whose fit fails (a covariance collapses, the objective overflows) is
+    ``None``: when the batch fails, its entries are rerun one at a time to find
+    which.
+    """
+    init = start.shifted(-blocks.shift)
+    with one_blas_thread():
+        try:
+            return _run_batches(blocks.e_step, blocks.shift, [init] * n_replicates, hyper, reg_covar, max_iter,
+                                tol, None)
+        except (NotPositiveDefiniteError, FloatingPointError):
+            if n_replicates == 1:
+                return [None]
+        return [_one_replicate(blocks, init, b, hyper, reg_covar, max_iter, tol) for b in range(n_replicates)]
+
+
+def _one_replicate(blocks, init: Params, b: int, hyper, reg_covar, max_iter, tol) -> EMResult | None:
+    """Batch entry ``b`` alone (its own row of weights), or None if its fit fails."""
+    def e_step(params, batch):
+        return blocks.e_step(params, np.array([b]))
+
+    try:
+        return _run_batches(e_step, blocks.shift, [init], hyper, reg_covar, max_iter, tol, None)[0]
+    except (NotPositiveDefiniteError, FloatingPointError):
+        return None
 
 
 def best_restart(restarts: list[EMResult]) -> int:

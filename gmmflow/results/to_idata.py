@@ -23,7 +23,7 @@ from gmmflow.core.em_steps import Params
 from gmmflow.core.gaussian import full_covariances
 from gmmflow.core.hyperparameters import Hyperparameters
 from gmmflow.models.spec import GMM
-from gmmflow.results.records import EMFit, PosteriorSample
+from gmmflow.results.records import BootstrapSample, EMFit, PosteriorSample
 
 
 def _coords(features, n_components, **extra) -> dict:
@@ -177,4 +177,37 @@ def with_selection(idata: az.InferenceData, table: pd.DataFrame) -> az.Inference
         columns[name] = ((S.CANDIDATE,), values)
     out = idata.copy()
     out.add_groups({S.MODEL_SELECTION: xr.Dataset(columns, coords={S.CANDIDATE: np.arange(len(table))})})
+    return out
+
+
+def with_bootstrap(idata: az.InferenceData, boot: BootstrapSample) -> az.InferenceData:
+    """A copy of ``idata`` with an ``em_bootstrap`` group (replacing any earlier one).
+
+    Dims ``replicate``, ``component``, ``feature``, ``feature2``; group attrs
+    ``kind``, ``seed``, ``n_boot``, ``n_failed``, ``ambiguous_share`` and
+    ``ambiguity_ratio``.
+    """
+    est = idata[S.EM_ESTIMATE]
+    B, K = boot.w.shape
+    coords = {S.REPLICATE: np.arange(B), S.COMPONENT: est[S.COMPONENT].values,
+              S.FEATURE: est[S.FEATURE].values, S.FEATURE2: est[S.FEATURE2].values}
+    rep = (S.REPLICATE,)
+    ds = _dataset({
+        "w": (rep + (S.COMPONENT,), boot.w),
+        "mu": (rep + (S.COMPONENT, S.FEATURE), boot.mu),
+        "cov": (rep + (S.COMPONENT, S.FEATURE, S.FEATURE2), boot.cov),
+        S.RELABEL_PERMUTATION: (rep + (S.COMPONENT,), boot.permutation),
+        S.RELABEL_AMBIGUOUS: (rep, boot.ambiguous),
+        S.FAILED: (rep, boot.failed),
+        "objective": (rep, boot.objective),
+        "log_likelihood": (rep, boot.log_likelihood),
+        "converged": (rep, boot.converged),
+        "n_iter": (rep, boot.n_iter),
+    }, coords)
+    ds.attrs = {"kind": boot.kind, "seed": int(boot.seed), "n_boot": int(B), "n_failed": int(boot.failed.sum()),
+                "ambiguous_share": boot.ambiguous_share, "ambiguity_ratio": float(boot.ambiguity_ratio)}
+    out = idata.copy()
+    if S.EM_BOOTSTRAP in out.groups():
+        del out[S.EM_BOOTSTRAP]
+    out.add_groups({S.EM_BOOTSTRAP: ds})
     return out
