@@ -65,6 +65,7 @@ diagonal) plus ``reg_covar`` on the diagonal; ``n_k`` carries sklearn's
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cache, cached_property
 
 import numpy as np
 
@@ -104,13 +105,13 @@ class Params:
     covariance_type: str
 
     @classmethod
-    def from_cov(cls, weights, means, cov, covariance_type: str) -> Params:
+    def from_cov(cls, weights, means, cov, covariance_type: str, check_symmetric: bool = True) -> Params:
         cov = np.asarray(cov, dtype=np.float64)
         return cls(
             np.asarray(weights, dtype=np.float64),
             np.asarray(means, dtype=np.float64),
             cov,
-            cholesky(cov, covariance_type),
+            cholesky(cov, covariance_type, check_symmetric),
             covariance_type,
         )
 
@@ -133,8 +134,9 @@ class Params:
         """The same mixture with every mean moved by ``offset``."""
         return replace(self, means=self.means + offset)
 
-    @property
+    @cached_property
     def precision(self) -> np.ndarray:
+        """Whitening factor ``P`` (``P P^T = Sigma^{-1}``), computed once per parameter set."""
         return precision_cholesky(self.chol, self.covariance_type)
 
 
@@ -171,9 +173,14 @@ class SuffStats:
                          _take(self.log_likelihood, index))
 
 
+@cache
+def _upper_triangle(d: int):
+    return np.triu_indices(d)
+
+
 def _sxx_full(XT, R, sw):
     d = XT.shape[0]
-    iu, ju = np.triu_indices(d)
+    iu, ju = _upper_triangle(d)
     T = R @ (XT[iu] * XT[ju]).T  # (..., K, d(d+1)/2): one GEMM for all components
     out = np.empty(R.shape[:-1] + (d, d))
     out[..., iu, ju] = T
@@ -338,8 +345,8 @@ def m_step(
         weights = (nk + a - 1.0) / (nk.sum(axis=-1, keepdims=True) + K * (a - 1.0))
         means = (stats.sx + hyper.shrinkage * hyper.mean) / (stats.nk + hyper.shrinkage)[..., None]
         cov = _map_covariance(stats, means, hyper)
-    try:
-        return Params.from_cov(weights, means, cov, covariance_type)
+    try:  # the covariances are symmetric by construction (sums of symmetric terms)
+        return Params.from_cov(weights, means, cov, covariance_type, check_symmetric=False)
     except NotPositiveDefiniteError as err:
         raise NotPositiveDefiniteError(
             f"Fitting the mixture model failed because some components have ill-defined "
@@ -352,4 +359,7 @@ def m_step(
 def log_objective_parts(stats: SuffStats, params: Params, hyper: Hyperparameters | None):
     """(log-likelihood, log-prior) of ``params`` (floats, or arrays of the batch shape);
     ``stats`` from an E-step at ``params``."""
-    return stats.log_likelihood, log_prior(params.weights, params.means, params.cov, params.chol, hyper)
+    if hyper is None:
+        return stats.log_likelihood, np.zeros(params.batch_shape) if params.batch_shape else 0.0
+    return stats.log_likelihood, log_prior(params.weights, params.means, params.cov, params.chol, hyper,
+                                           params.precision)

@@ -42,21 +42,21 @@ LOG_2PI = np.log(2.0 * np.pi)
 # covariances (..., K, d, d); the per-matrix work runs inside numpy's stacked
 # LAPACK calls, not a Python loop.
 # --------------------------------------------------------------------------
-def _cholesky_matrices(cov: np.ndarray, what) -> np.ndarray:
+def _cholesky_matrices(cov: np.ndarray, what, check_symmetric: bool = True) -> np.ndarray:
     """Lower Cholesky factors of a stack (..., d, d); ``what(index)`` names a failing matrix."""
-    asymmetric = ~np.all(np.abs(cov - np.swapaxes(cov, -1, -2)) <= 1e-10 * np.abs(np.swapaxes(cov, -1, -2)),
-                         axis=(-2, -1))
-    if np.any(asymmetric):
-        raise NotPositiveDefiniteError(f"{what(np.argwhere(asymmetric)[0])} is not symmetric.")
-    finite = np.all(np.isfinite(cov), axis=(-2, -1))
-    try:
-        if np.all(finite):
+    if check_symmetric:
+        other = np.swapaxes(cov, -1, -2)
+        asymmetric = ~np.all(np.abs(cov - other) <= 1e-10 * np.abs(other), axis=(-2, -1))
+        if np.any(asymmetric):
+            raise NotPositiveDefiniteError(f"{what(np.argwhere(asymmetric)[0])} is not symmetric.")
+    if np.isfinite(cov).all():
+        try:
             return np.linalg.cholesky(cov)
-    except np.linalg.LinAlgError:
-        pass
+        except np.linalg.LinAlgError:
+            pass
     for index in np.ndindex(cov.shape[:-2]):  # only on failure: find the first bad matrix
         try:
-            if not finite[index]:
+            if not np.isfinite(cov[index]).all():
                 raise np.linalg.LinAlgError
             np.linalg.cholesky(cov[index])
         except np.linalg.LinAlgError:
@@ -64,15 +64,15 @@ def _cholesky_matrices(cov: np.ndarray, what) -> np.ndarray:
     raise AssertionError("unreachable: the stacked Cholesky failed but no single matrix did")
 
 
-def _cholesky_full(cov):
-    return _cholesky_matrices(cov, lambda index: f"covariance of component {int(index[-1])}")
+def _cholesky_full(cov, check_symmetric=True):
+    return _cholesky_matrices(cov, lambda index: f"covariance of component {int(index[-1])}", check_symmetric)
 
 
-def _cholesky_tied(cov):
-    return _cholesky_matrices(cov, lambda index: "tied covariance")
+def _cholesky_tied(cov, check_symmetric=True):
+    return _cholesky_matrices(cov, lambda index: "tied covariance", check_symmetric)
 
 
-def _cholesky_variances(var):
+def _cholesky_variances(var, check_symmetric=True):
     bad = ~(np.isfinite(var) & (var > 0))
     if np.any(bad):
         where = np.argwhere(bad)[0]
@@ -83,7 +83,7 @@ def _cholesky_variances(var):
     return np.sqrt(var)
 
 
-_CHOLESKY: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+_CHOLESKY: dict[str, Callable[..., np.ndarray]] = {
     "full": _cholesky_full,
     "tied": _cholesky_tied,
     "diag": _cholesky_variances,
@@ -91,17 +91,19 @@ _CHOLESKY: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def cholesky(cov: np.ndarray, covariance_type: str) -> np.ndarray:
+def cholesky(cov: np.ndarray, covariance_type: str, check_symmetric: bool = True) -> np.ndarray:
     """Cholesky factor of the covariance parameter (lower; sqrt for variances).
 
     ``cov`` has the type's shape, optionally after leading batch axes.
+    ``check_symmetric=False`` skips the symmetry check for matrices symmetric
+    by construction (the M-step's).
 
     Raises
     ------
     NotPositiveDefiniteError
         Naming the component whose covariance is not SPD.
     """
-    return _CHOLESKY[covariance_type](np.asarray(cov, dtype=np.float64))
+    return _CHOLESKY[covariance_type](np.asarray(cov, dtype=np.float64), check_symmetric)
 
 
 def solve_lower(L: np.ndarray, B: np.ndarray) -> np.ndarray:
