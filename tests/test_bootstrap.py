@@ -278,12 +278,28 @@ def _mclust_order(fit, ref):
     return order
 
 
+def _mclust_se(se):
+    return np.concatenate([se["pro"], np.ravel(se["mean"]), np.ravel([np.diag(v) for v in se["variance"]])])
+
+
 @pytest.mark.parametrize("case", ["VVV_K2", "EEE_K3"])
-def test_standard_errors_agree_with_each_other_and_with_mclust(case):
-    """Faithful, MLE: nonparametric and parametric bootstrap sds of every weight, mean and
-    variance within 20% of each other and of mclust's MclustBootstrap ("bs", "pb"; 999
-    replicates). With 500 replicates here the sd of an sd estimate is ~3.2% (and ~2.2% for
-    mclust's), so 20% is over 4 standard errors of the difference for every parameter."""
+def test_standard_errors_agree_with_mclust(case):
+    """Faithful, MLE: our nonparametric and parametric bootstrap sds of every weight, mean
+    and variance are within 20% of mclust's MclustBootstrap ("bs", "pb"; 999 replicates),
+    refitting with mclust's EM tolerance (1e-5). With 400 replicates here the sd of an sd
+    estimate is ~3.5% (~2.2% for mclust's), so 20% is over 4 standard errors of the
+    difference for every parameter.
+
+    Where the model fits, the two kinds agree with each other within 20% (VVV K=2: weights
+    and means). Elsewhere they need not: Faithful is not a Gaussian mixture, and mclust's
+    own "bs" and "pb" sds differ by up to 43% (variances; EEE K=3: the two overlapping
+    components' weights). We reproduce that gap: our nonparametric/parametric ratio of
+    every sd is within 20% of mclust's bs/pb ratio.
+
+    The tolerance matters: at gmmflow's default tol 1e-8 the EEE K=3 weight sds are ~20%
+    larger than at 1e-5 (measured 0.046 vs 0.041 parametric): mclust's default stops
+    replicates of overlapping components near the warm start, shrinking their spread.
+    """
     ref = REF["bootstrap"]["fits"][case]
     t = {"VVV": "full", "EEE": "tied"}[case[:3]]
     fit = gmmflow.fit_em(gmmflow.GMM(ref["K"], t, prior=None, reg_covar=0.0), FAITHFUL, seed=0)
@@ -291,13 +307,16 @@ def test_standard_errors_agree_with_each_other_and_with_mclust(case):
     order = _mclust_order(fit, ref)
     ours = {}
     for kind, theirs in (("nonparametric", "bs"), ("parametric", "pb")):
-        w, mu, var = _standard_errors(gmmflow.bootstrap(fit, FAITHFUL, n_boot=500, kind=kind, seed=0))
-        se = ref["types"][theirs]
+        w, mu, var = _standard_errors(gmmflow.bootstrap(fit, FAITHFUL, n_boot=400, kind=kind, seed=0, tol=1e-5))
         ours[kind] = np.concatenate([w[order], mu[order].ravel(), var[order].ravel()])
-        mclust = np.concatenate([se["pro"], np.ravel(se["mean"]),
-                                 np.ravel([np.diag(v) for v in se["variance"]])])
-        np.testing.assert_allclose(ours[kind], mclust, rtol=0.2, err_msg=f"{kind} vs mclust {theirs}")
-    np.testing.assert_allclose(ours["nonparametric"], ours["parametric"], rtol=0.2)
+        np.testing.assert_allclose(ours[kind], _mclust_se(ref["types"][theirs]), rtol=0.2,
+                                   err_msg=f"{kind} vs mclust {theirs}")
+    ratio = ours["nonparametric"] / ours["parametric"]
+    mclust_ratio = _mclust_se(ref["types"]["bs"]) / _mclust_se(ref["types"]["pb"])
+    np.testing.assert_allclose(ratio, mclust_ratio, rtol=0.2)
+    if case == "VVV_K2":
+        K, d = ref["K"], 2
+        np.testing.assert_allclose(ours["nonparametric"][:K + K * d], ours["parametric"][:K + K * d], rtol=0.2)
 
 
 @pytest.mark.slow
