@@ -69,7 +69,7 @@ MODEL_CASES = [
     (lambda: gmmflow.GMM(0), ValueError, "n_components must be >= 1, got 0"),
     (lambda: gmmflow.GMM(2.5), TypeError, "n_components must be an integer >= 1, got float 2.5"),
     (lambda: gmmflow.GMM(2, "banana"), ValueError, "covariance_type must be one of 'full', 'tied', 'diag', 'spherical'; got 'banana'"),
-    (lambda: gmmflow.GMM(2, prior="flat"), ValueError, "prior must be 'default', None or a gmmflow.Prior"),
+    (lambda: gmmflow.GMM(2, prior="flat"), ValueError, "prior must be 'default', 'mclust', None or a gmmflow.Prior"),
     (lambda: gmmflow.GMM(2, reg_covar=-1), ValueError, "reg_covar must be a finite number >= 0"),
     (lambda: gmmflow.Prior(alpha=0.5), ValueError, "Prior alpha (Dirichlet concentration) must be >= 1"),
     (lambda: gmmflow.Prior(shrinkage=0.0), ValueError, "Prior shrinkage (kappa_P) must be > 0, got 0.0"),

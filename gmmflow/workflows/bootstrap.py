@@ -126,7 +126,7 @@ def bootstrap(
     if kind == "parametric":
         results = _parametric(data, n_boot, seed, **refit)
     elif is_chunked(X):
-        results = _chunked(data, kind, n_boot, seed, **refit)
+        results = _chunked(data, weights, kind, n_boot, seed, **refit)
     else:
         results = _in_memory(data, weights, kind, n_boot, seed, **refit)
     boot = _relabelled(results, pivot, kind, seed)
@@ -155,9 +155,6 @@ def _matching_data(idata, X, kind: str, weights):
     if kind == "parametric" and (chunked or weights is not None):
         raise ValueError("kind='parametric' simulates new in-memory data sets from an unweighted fit; "
                          "use kind='nonparametric' or 'weighted' for chunked input or a weighted fit.")
-    if chunked and weights is not None:
-        raise ValueError("this result was fitted with sample weights; chunked input carries none. "
-                         "Pass the in-memory data.")
     if not chunked and S.has_groups(idata, S.OBSERVED_DATA):
         differ = np.flatnonzero(np.any(data.values != observed_values(idata), axis=1))
         if differ.size:
@@ -189,7 +186,7 @@ def _in_memory(data, weights, kind, n_boot, seed, *, model: GMM, pivot, hyper, m
     return results
 
 
-def _chunked(data, kind, n_boot, seed, *, model: GMM, pivot, hyper, max_iter, tol, shift):
+def _chunked(data, weights, kind, n_boot, seed, *, model: GMM, pivot, hyper, max_iter, tol, shift):
     import dask
     import dask.array as da
 
@@ -208,6 +205,8 @@ def _chunked(data, kind, n_boot, seed, *, model: GMM, pivot, hyper, max_iter, to
                             for p, m in zip(parts, sizes)], axis=1)
         if kind == "weighted":
             W = W * (n / W.sum(axis=1, keepdims=True).compute())
+        if weights is not None:
+            W = W * da.from_array(weights, chunks=(tuple(sizes),))
         blocks = DaskBlocks(X, default_chunk_size(model.n_components, d, reps.size), shift, W)
         results += fit_replicates(blocks, pivot, reps.size, hyper, model.reg_covar, max_iter, tol)
     return results

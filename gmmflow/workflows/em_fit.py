@@ -157,7 +157,7 @@ def fit_em(
         Seed of all randomness; ``None`` draws one, recorded in the attrs.
     sample_weight : array_like (n,), optional
         Non-negative observation weights (as mclust's), counted as frequencies.
-        In-memory data only.
+        With chunked input a numpy or dask array, used chunk by chunk.
     chunk_size : int, optional
         Rows per E-step block (chunked input: rows per dask chunk); the
         default keeps each block's work in cache.
@@ -183,13 +183,11 @@ def _blocks(model: GMM, X, sample_weight, chunk_size, batch: int = 1):
     ``batch`` restarts advanced together."""
     K = model.n_components
     if is_chunked(X):
-        if sample_weight is not None:
-            raise ValueError("sample_weight is not supported with chunked input; repeat rows or use "
-                             "in-memory data.")
         chunked = as_chunked_matrix(X, chunk_size)
         n, d = chunked.shape
         check_rows((n, d), model)
-        return chunked, DaskBlocks(chunked.values, default_chunk_size(K, d, batch))
+        sw = _chunked_weights(sample_weight, chunked.values)
+        return chunked, DaskBlocks(chunked.values, default_chunk_size(K, d, batch), sample_weight=sw)
     data = as_data_matrix(X)
     n, d = data.shape
     check_rows(data.shape, model)
@@ -198,6 +196,28 @@ def _blocks(model: GMM, X, sample_weight, chunk_size, batch: int = 1):
                  "pass a dask array or a zarr store to run EM out of core")
     chunk = chunk_size or default_chunk_size(K, d, batch)
     return data, ArrayBlocks(data.values, sw, chunk, default_n_threads(n, chunk, os.cpu_count() or 1))
+
+
+def _chunked_weights(sample_weight, X):
+    """Weights for chunked rows ``X``: a numpy or dask array (n,), checked in one pass,
+    as a dask array chunked like the rows."""
+    if sample_weight is None:
+        return None
+    import dask
+    import dask.array as da
+
+    if not isinstance(sample_weight, da.Array):
+        return da.from_array(check_sample_weight(sample_weight, X.shape[0]), chunks=(X.chunks[0],))
+    if sample_weight.shape != (X.shape[0],):
+        raise ValueError(f"sample_weight must have shape ({X.shape[0]},) (one weight per row), "
+                         f"got {sample_weight.shape}.")
+    sw = sample_weight.astype(np.float64).rechunk((X.chunks[0],))
+    finite, low, total = dask.compute(da.isfinite(sw).all(), sw.min(), sw.sum())
+    if not finite or low < 0:
+        raise ValueError("sample_weight must be finite and >= 0.")
+    if total <= 0:
+        raise ValueError("sample_weight sums to 0; at least one row needs a positive weight.")
+    return sw
 
 
 def n_weighted(blocks) -> float:
@@ -243,12 +263,14 @@ def _fit(model: GMM, X, n_init, init, max_iter, tol, seed, sample_weight, chunk_
         log_resp, _ = blocks.log_resp_and_norm(restarts[best].params.shifted(-mean))
         responsibilities = np.exp(log_resp, out=log_resp)
     options = fit_options(len(methods), init, max_iter, tol)
+    sample_weight = blocks.sample_weight
     if not isinstance(data, DataMatrix):
         values = data.values.compute() if store else np.empty((0, d))
         data = DataMatrix(values, data.features, np.arange(values.shape[0]))
+        sample_weight = sample_weight.compute() if store and sample_weight is not None else None
         options |= dict(chunked=1, init_sample_rows=int(starts.sample.shape[0]), n_chunks=len(blocks.chunks))
     return EMFit(model=model, data=data, hyper=hyper, restarts=restarts, best=best,
-                 responsibilities=responsibilities, seed=seed, n_obs=n, sample_weight=blocks.sample_weight,
+                 responsibilities=responsibilities, seed=seed, n_obs=n, sample_weight=sample_weight,
                  store_observed=store, options=options)
 
 
