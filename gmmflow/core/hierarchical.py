@@ -212,38 +212,37 @@ def _big(size: np.ndarray, trace: np.ndarray, d: int | None) -> np.ndarray:
     return np.flatnonzero((size > d) & (trace != 0.0))
 
 
-def _merged_stats(c: _Clusters, a: int, others: np.ndarray):
+def _merged_stats(c: _Clusters, a: int, G: int):
     """Size, trace and the scatters needed by :func:`vvv_terms` of cluster ``a`` merged
-    with each of ``others``."""
+    with each cluster at positions ``0..G-1`` (the entry for ``a`` itself is meaningless)."""
     d = c.mean.shape[1]
-    na, nj = c.size[a], c.size[others]
+    na, nj = c.size[a], c.size[:G]
     nij = na + nj
-    diff = c.mean[a] - c.mean[others]
+    diff = c.mean[a] - c.mean[:G]
     w = (na * nj) / nij
-    trace = (c.trace[a] + c.trace[others]) + w * np.einsum("kd,kd->k", diff, diff)
+    trace = (c.trace[a] + c.trace[:G]) + w * np.einsum("kd,kd->k", diff, diff)
     big = _big(nij, trace, d)
     scatter = None
     if big.size:
         db = diff[big]
-        scatter = (c.scatter[a] + c.scatter[others[big]]) + w[big, None, None] * (db[:, :, None] * db[:, None, :])
+        scatter = (c.scatter[a] + c.scatter[big]) + w[big, None, None] * (db[:, :, None] * db[:, None, :])
     return nij, trace, scatter
 
 
-def _vvv_costs(c: _Clusters, a: int, others: np.ndarray, alpha: float, beta: float) -> np.ndarray:
-    if others.size == 0:
-        return np.zeros(0)
-    nij, trace, scatter = _merged_stats(c, a, others)
-    terms = vvv_terms(nij, trace, scatter, alpha, beta)
-    singles = (c.size[a] == 1) & (c.size[others] == 1)
-    if np.any(singles):  # mclust scores two singletons by the trace term whatever d is
-        terms[singles] = 2.0 * np.log(beta * (trace[singles] + alpha) / 2.0)
-    return terms - (c.term[a] + c.term[others])
+def _vvv_costs(c: _Clusters, a: int, G: int, alpha: float, beta: float) -> np.ndarray:
+    """Cost of merging cluster ``a`` with each cluster at ``0..G-1`` (entry ``a`` meaningless).
+
+    Cluster ``a`` has just been formed by a merge, so it has two rows or more and
+    the rule for two singletons (in :func:`_initial_costs`) never applies here.
+    """
+    nij, trace, scatter = _merged_stats(c, a, G)
+    return vvv_terms(nij, trace, scatter, alpha, beta) - (c.term[a] + c.term[:G])
 
 
-def _eii_costs(c: _Clusters, a: int, others: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+def _eii_costs(c: _Clusters, a: int, G: int, alpha: float, beta: float) -> np.ndarray:
     """Ward's criterion (mclust's ``hceii``): the increase of the total within scatter."""
-    na, nj = c.size[a], c.size[others]
-    diff = c.mean[a] - c.mean[others]
+    na, nj = c.size[a], c.size[:G]
+    diff = c.mean[a] - c.mean[:G]
     return (na * nj) / (na + nj) * np.einsum("kd,kd->k", diff, diff)
 
 
@@ -359,10 +358,9 @@ def _merge(D, c, colmin, colarg, position, a, b, G, model, costs, alpha, beta):
     D[last, :] = np.inf
     colmin[last], colarg[last] = np.inf, -1
     G -= 1
-    others = np.concatenate([np.arange(a), np.arange(a + 1, G)])
-    new = costs(c, a, others, alpha, beta)
+    new = costs(c, a, G, alpha, beta)
     D[:a, a] = new[:a]
-    D[a, a + 1:G] = new[a:]
+    D[a, a + 1:G] = new[a + 1:G]
     _update_column_minima(D, colmin, colarg, a, b, G)
 
 
