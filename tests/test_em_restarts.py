@@ -131,3 +131,19 @@ def test_unknown_init_lists_the_choices():
             "'hc+random', 'hc+random_from_data' or a dict with keys among ('weights', 'means', "
             "'covariances'); got 'ward'.")):
         gmmflow.fit_em(gmmflow.GMM(2), X, init="ward")
+
+
+def test_hc_tree_is_kept_for_other_k_and_copies_are_handed_out():
+    """One tree serves every K on the same rows (mclust clusters once per Mclust call); the
+    labels handed out are copies, so a caller cannot change the kept tree."""
+    from gmmflow.core.hierarchical import _tree_levels, clear_tree_cache
+
+    X = gmmflow.load_dataset("faithful").values
+    clear_tree_cache()
+    first = hierarchical_partitions(X, [3])
+    first.labels[3][:] = -1
+    again = hierarchical_partitions(X, [2, 3, 5])
+    assert _tree_levels.cache_info().hits == 1
+    assert again.labels[3].min() == 0 and np.unique(again.labels[5]).size == 5
+    other = hierarchical_partitions(X[::-1], [3])  # other rows (order matters), another tree
+    assert _tree_levels.cache_info().misses == 2 and other.labels[3].size == X.shape[0]

@@ -69,6 +69,7 @@ has 16, geyser 42) all merge at the same cost ``-2 log 2``.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -77,6 +78,7 @@ from numpy.typing import ArrayLike
 from gmmflow.core.em_steps import m_step_from_responsibilities
 
 MAX_HC_ROWS = 2000  # mclust.options("subset")
+HC_LEVELS = 9  # partitions kept per tree, K = 1..9 (mclust's default G range)
 EPS = np.finfo(np.float64).eps
 RTHALF = 0.7071067811865476  # the constant of mclust's Fortran
 HC_MODELS = ("VVV", "EII")
@@ -462,7 +464,9 @@ def hierarchical_partitions(X: ArrayLike, ks, model: str | None = None, use: str
     HCPartitions
         ``labels[K]`` for the clustered rows, and those rows (``None`` = all).
         When every feature is constant (all rows coincide) the partition is K
-        contiguous groups of rows.
+        contiguous groups of rows. The tree of the last few data sets is kept
+        (levels 1..9 at least), so fits for other K or types on the same rows
+        do not cluster again.
     """
     X = np.asarray(X, dtype=np.float64)
     if X.ndim == 1:
@@ -480,10 +484,31 @@ def hierarchical_partitions(X: ArrayLike, ks, model: str | None = None, use: str
         model = "VVV" if n > d else "EII"
     if model not in HC_MODELS:
         raise ValueError(f"model must be one of {HC_MODELS}, got {model!r}.")
-    Z = _transform(data, use)
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] < 1 or ks[-1] > n:
+        raise ValueError(f"ks must be numbers of clusters in 1..{n} (the number of rows), got {ks}.")
+    tree = _tree_levels(np.ascontiguousarray(data).tobytes(), data.shape, model, use, min(n, max(ks[-1], HC_LEVELS)))
+    return HCPartitions({k: tree[k].copy() for k in ks}, rows)
+
+
+def clear_tree_cache() -> None:
+    """Forget the kept trees (benchmarks timing a first fit use it)."""
+    _tree_levels.cache_clear()
+
+
+@lru_cache(maxsize=8)
+def _tree_levels(data: bytes, shape: tuple, model: str, use: str, top: int) -> dict:
+    """Partitions into 1..top clusters of one tree, kept for the next fit on the same rows.
+
+    One tree serves every K and covariance type (a K grid, a bootstrap of
+    types), as mclust computes ``hc`` once per ``Mclust`` call. The key is the
+    rows' bytes, so equal data share the tree and any other data do not.
+    """
+    X = np.frombuffer(data).reshape(shape)
+    Z = _transform(X, use)
     if Z.shape[1] == 0:  # every feature constant: all rows coincide, any partition is as good
-        return HCPartitions({int(k): np.arange(n) * int(k) // n for k in ks}, rows)
-    return HCPartitions(agglomerate(Z, ks, model), rows)
+        return {k: np.arange(shape[0]) * k // shape[0] for k in range(1, top + 1)}
+    return agglomerate(Z, range(1, top + 1), model)
 
 
 def partition_responsibilities(labels: ArrayLike, n_components: int) -> np.ndarray:
