@@ -46,7 +46,8 @@ OPTION_CASES = [
     ({"n_init": 0}, ValueError, "n_init must be >= 1, got 0"),
     ({"max_iter": 0}, ValueError, "max_iter must be >= 1, got 0"),
     ({"tol": -1.0}, ValueError, "tol must be >= 0.0, got -1.0"),
-    ({"init": "kmeans"}, ValueError, "init must be one of 'kmeans++', 'random', 'random_from_data' or a dict"),
+    ({"init": "kmeans"}, ValueError, "init must be one of 'kmeans++', 'random', 'random_from_data', 'hc', "
+                                     "'hc+kmeans++', 'hc+random', 'hc+random_from_data' or a dict"),
     ({"init": {"centers": 1}}, ValueError, "init has unknown key(s) ['centers']"),
     ({"init": {"means": np.zeros((2, 2))}}, ValueError, "init['means'] must have shape (3, 2) for n_components=3, 2 feature(s)"),
     ({"init": {"weights": [0.5, 0.5, 0.5]}}, ValueError, "init['weights'] must be positive and sum to 1"),

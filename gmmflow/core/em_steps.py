@@ -264,7 +264,7 @@ def chunk_statistics(XT, sample_weight, log_weights, means, prec, covariance_typ
     E, total, top = _joint_exp(XT, log_weights, means, prec, covariance_type)
     E /= total[..., None, :]
     log_norm = np.log(total) + top
-    ll = log_norm.sum(axis=-1) if sample_weight is None else np.sum(sample_weight * log_norm, axis=-1)
+    ll = log_norm.sum(axis=-1) if sample_weight is None else (sample_weight * log_norm).sum(axis=-1)
     return statistics_from_responsibilities(XT, E, covariance_type, sample_weight,
                                              ll if np.ndim(ll) else float(ll))
 
@@ -296,7 +296,7 @@ def _map_covariance(stats: SuffStats, means, hyper: Hyperparameters):
     if t == "diag":
         B = stats.sxx + kappa * m**2 - (nk + kappa)[..., None] * means**2
         return (hyper.scale + B) / (nu + nk + 3)[..., None]
-    trB = stats.sxx + kappa * (m @ m) - (nk + kappa) * np.sum(means**2, axis=-1)
+    trB = stats.sxx + kappa * (m @ m) - (nk + kappa) * (means**2).sum(axis=-1)
     return (hyper.scale + trB) / (nu + (nk + 1) * d + 2)
 
 
@@ -314,7 +314,7 @@ def _mle_covariance(stats: SuffStats, means, nk, reg_covar, covariance_type):
         return cov
     if covariance_type == "diag":
         return stats.sxx / nk[..., None] - means**2 + reg_covar
-    return (stats.sxx / nk - np.sum(means**2, axis=-1)) / d + reg_covar
+    return (stats.sxx / nk - (means**2).sum(axis=-1)) / d + reg_covar
 
 
 def m_step(

@@ -128,16 +128,16 @@ def precision_cholesky(chol: np.ndarray, covariance_type: str) -> np.ndarray:
     ``(x - mu) @ P`` has identity covariance. For diag/spherical, ``1/sqrt(var)``.
     """
     if covariance_type in ("full", "tied"):
-        return np.swapaxes(solve_lower(chol, np.eye(chol.shape[-1])), -1, -2)
+        return solve_lower(chol, np.eye(chol.shape[-1])).swapaxes(-1, -2)
     return 1.0 / chol
 
 
 def log_det_cholesky(chol: np.ndarray, covariance_type: str, n_features: int) -> np.ndarray:
     """``log|Sigma_k|`` from the Cholesky factor: (K,) (or a scalar for tied)."""
     if covariance_type in ("full", "tied"):
-        return 2.0 * np.sum(np.log(np.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+        return 2.0 * np.log(chol.diagonal(axis1=-2, axis2=-1)).sum(axis=-1)
     if covariance_type == "diag":
-        return 2.0 * np.sum(np.log(chol), axis=-1)
+        return 2.0 * np.log(chol).sum(axis=-1)
     return 2.0 * n_features * np.log(chol)
 
 
@@ -156,7 +156,7 @@ def _mahalanobis_full(XT, means, prec):
     # One GEMM for all components (and batch entries): Y[k] = P_k^T (x - mu_k), the
     # offset folded in as an extra column against a row of ones.
     lhs = np.empty(lead + (d, d + 1))
-    lhs[..., :d] = np.swapaxes(prec, -1, -2)
+    lhs[..., :d] = prec.swapaxes(-1, -2)
     lhs[..., d] = -np.einsum("...d,...de->...e", means, prec)
     rhs = np.empty((d + 1, m))
     rhs[:d] = XT
@@ -167,7 +167,7 @@ def _mahalanobis_full(XT, means, prec):
 
 
 def _mahalanobis_tied(XT, means, prec):
-    Y = (np.swapaxes(prec, -1, -2) @ XT)[..., None, :, :] - (means @ prec)[..., :, :, None]
+    Y = (prec.swapaxes(-1, -2) @ XT)[..., None, :, :] - (means @ prec)[..., :, :, None]
     np.square(Y, out=Y)
     return Y.sum(axis=-2)
 

@@ -18,13 +18,13 @@ from gmmflow.core.hyperparameters import Hyperparameters
 
 def _result(value):
     """A float for unbatched parameters, else the array of the batch shape."""
-    return float(value) if np.ndim(value) == 0 else value
+    return value if isinstance(value, np.ndarray) and value.ndim else float(value)
 
 
 def log_dirichlet(weights: np.ndarray, alpha: float):
     """log Dirichlet(w | alpha 1_K), density on the simplex."""
     K = weights.shape[-1]
-    return _result(gammaln(K * alpha) - K * gammaln(alpha) + (alpha - 1.0) * np.sum(np.log(weights), axis=-1))
+    return _result(gammaln(K * alpha) - K * gammaln(alpha) + (alpha - 1.0) * np.log(weights).sum(axis=-1))
 
 
 def log_multigamma(a: float, d: int) -> float:
@@ -35,7 +35,7 @@ def log_multigamma(a: float, d: int) -> float:
 def _whitened(chol: np.ndarray, B: np.ndarray, prec: np.ndarray | None) -> np.ndarray:
     """``L^{-1} B`` for lower ``chol`` = L: by the precision factor ``P = L^{-T}`` when given
     (``P^T B``, a product), else by a triangular solve."""
-    return solve_lower(chol, B) if prec is None else np.swapaxes(prec, -1, -2) @ B
+    return solve_lower(chol, B) if prec is None else prec.swapaxes(-1, -2) @ B
 
 
 def log_inverse_wishart(chol: np.ndarray, dof: float, scale_chol: np.ndarray,
@@ -48,7 +48,7 @@ def log_inverse_wishart(chol: np.ndarray, dof: float, scale_chol: np.ndarray,
     """
     d = scale_chol.shape[-1]
     chol = np.asarray(chol)
-    tr = np.sum(np.square(_whitened(chol, scale_chol, prec)), axis=(-2, -1))
+    tr = np.square(_whitened(chol, scale_chol, prec)).sum(axis=(-2, -1))
     log_det_sigma = log_det_cholesky(chol, "full", d)
     log_det_scale = log_det_cholesky(scale_chol, "tied", d)
     return (
@@ -72,28 +72,28 @@ def log_mean_prior(means: np.ndarray, chol: np.ndarray, hyper: Hyperparameters, 
     if t in ("full", "tied"):
         chols = chol if t == "full" else chol[..., None, :, :]
         precs = prec if prec is None or t == "full" else prec[..., None, :, :]
-        maha = np.sum(np.square(_whitened(chols, diff[..., None], precs)), axis=(-2, -1))
+        maha = np.square(_whitened(chols, diff[..., None], precs)).sum(axis=(-2, -1))
         log_det = log_det_cholesky(chols, "full", d)
     elif t == "diag":
-        maha = np.sum(np.square(diff / chol), axis=-1)
+        maha = np.square(diff / chol).sum(axis=-1)
         log_det = log_det_cholesky(chol, "diag", d)
     else:
-        maha = np.sum(np.square(diff), axis=-1) / np.square(chol)
+        maha = np.square(diff).sum(axis=-1) / np.square(chol)
         log_det = log_det_cholesky(chol, "spherical", d)
     terms = -0.5 * d * LOG_2PI + 0.5 * d * np.log(kappa) - 0.5 * log_det - 0.5 * kappa * maha
-    return _result(np.sum(terms, axis=-1))
+    return _result(terms.sum(axis=-1))
 
 
 def log_covariance_prior(cov: np.ndarray, chol: np.ndarray, hyper: Hyperparameters, prec: np.ndarray | None = None):
     """log p(Sigma): InverseWishart (full, tied) or InverseGamma per variance (diag, spherical)."""
     t = hyper.covariance_type
     if t == "full":
-        return _result(np.sum(log_inverse_wishart(chol, hyper.dof, hyper.scale_chol, prec), axis=-1))
+        return _result(log_inverse_wishart(chol, hyper.dof, hyper.scale_chol, prec).sum(axis=-1))
     if t == "tied":
         return _result(log_inverse_wishart(chol, hyper.dof, hyper.scale_chol, prec))
     # diag: scale (d,) broadcasts over (..., K, d); spherical: scalar over (..., K)
     axes = (-2, -1) if t == "diag" else -1
-    return _result(np.sum(log_inverse_gamma(cov, 0.5 * hyper.dof, 0.5 * hyper.scale), axis=axes))
+    return _result(log_inverse_gamma(cov, 0.5 * hyper.dof, 0.5 * hyper.scale).sum(axis=axes))
 
 
 def log_prior(
