@@ -32,6 +32,7 @@ _import_arviz_quietly()
 from gmmflow._version import __version__  # noqa: E402
 from gmmflow.core.hyperparameters import Hyperparameters
 from gmmflow.exceptions import (
+    AmbiguousLabellingWarning,
     ConvergenceWarning,
     NotAGmmflowFileError,
     NotPositiveDefiniteError,
@@ -48,6 +49,7 @@ from gmmflow.models.priors import Prior
 from gmmflow.models.spec import GMM
 from gmmflow.report.page import write_report
 from gmmflow.results.files import load, save
+from gmmflow.workflows.bootstrap import bootstrap
 from gmmflow.workflows.compare import compare, compare_parameters
 from gmmflow.workflows.criteria import aic, bic, icl
 from gmmflow.workflows.diagnostics import diagnose
@@ -71,6 +73,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "GMM",
+    "AmbiguousLabellingWarning",
     "ConvergenceWarning",
     "Hyperparameters",
     "NotAGmmflowFileError",
@@ -86,6 +89,7 @@ __all__ = [
     "__version__",
     "aic",
     "bic",
+    "bootstrap",
     "compare",
     "compare_parameters",
     "diagnose",

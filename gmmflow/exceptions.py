@@ -37,6 +37,11 @@ class SamplingWarning(UserWarning):
     """A posterior sampling diagnostic is outside its recommended range."""
 
 
+class AmbiguousLabellingWarning(UserWarning):
+    """Many bootstrap replicates could not be matched to the EM estimate's components
+    unambiguously: their intervals mix components (``em_bootstrap.relabel_ambiguous``)."""
+
+
 class SamplingError(RuntimeError):
     """The posterior sampler could not run (e.g. it failed to initialise).
 
@@ -50,5 +55,5 @@ class SamplingError(RuntimeError):
         self.partial = partial
 
 
-__all__ = ["ConvergenceWarning", "NotAGmmflowFileError", "NotPositiveDefiniteError", "OutOfSpaceError",
-           "OutputWarning", "SamplingError", "SamplingWarning", "UnsafeOutputError"]
+__all__ = ["AmbiguousLabellingWarning", "ConvergenceWarning", "NotAGmmflowFileError", "NotPositiveDefiniteError",
+           "OutOfSpaceError", "OutputWarning", "SamplingError", "SamplingWarning", "UnsafeOutputError"]

@@ -6,7 +6,7 @@ nothing from gmmflow, so any layer may use it.
 
 Dims: ``obs_id``, ``feature``, ``feature2`` (second covariance axis),
 ``component``, ``chain``, ``draw``, ``restart``, ``iteration``, ``candidate``
-(rows of a model-selection table). Covariances are always stored as full
+(rows of a model-selection table), ``replicate`` (bootstrap refits). Covariances are always stored as full
 (feature, feature2) matrices whatever the covariance type.
 
 =========================  ==========================================================
@@ -17,7 +17,8 @@ group                      contents
 ``em_estimate``            ``w``, ``mu``, ``cov``, ``responsibilities (obs_id, component)``,
                            ``objective``, ``log_likelihood``, ``log_prior``, ``converged``,
                            ``n_iter``, ``best_restart``
-``em_restarts``            the same parameters and scalars with a leading ``restart`` dim
+``em_restarts``            the same parameters and scalars with a leading ``restart`` dim,
+                           plus ``init_method (restart)``: where each restart started
 ``em_trace``               ``objective (restart, iteration)``, NaN after a restart stopped
 ``posterior``              ``w (chain, draw, component)``, ``mu``, ``cov``; relabelled
 ``sample_stats``           the sampler's own, plus ``relabel_permutation (chain, draw, component)``
@@ -25,6 +26,10 @@ group                      contents
 ``posterior_assignment``   ``posterior_assignment (obs_id, component)``
 ``posterior_predictive``   ``x (chain, draw, obs_id, feature)`` when asked
 ``model_selection``        the ``select_components`` table along ``candidate``
+``em_bootstrap``           ``w (replicate, component)``, ``mu``, ``cov``: bootstrap refits of
+                           the EM estimate, relabelled; ``relabel_permutation``,
+                           ``relabel_ambiguous``, ``objective``, ``log_likelihood``,
+                           ``converged``, ``n_iter`` and ``failed`` per replicate
 =========================  ==========================================================
 """
 
@@ -42,6 +47,7 @@ DRAW = "draw"
 RESTART = "restart"
 ITERATION = "iteration"
 CANDIDATE = "candidate"
+REPLICATE = "replicate"
 SAMPLE_DIMS = (CHAIN, DRAW)
 
 # groups
@@ -56,6 +62,7 @@ LOG_LIKELIHOOD = "log_likelihood"
 POSTERIOR_ASSIGNMENT = "posterior_assignment"
 POSTERIOR_PREDICTIVE = "posterior_predictive"
 MODEL_SELECTION = "model_selection"
+EM_BOOTSTRAP = "em_bootstrap"
 EM_GROUPS = (EM_ESTIMATE, EM_RESTARTS, EM_TRACE)
 
 # variables
@@ -64,6 +71,9 @@ PARAMETERS = ("w", "mu", "cov")
 RESPONSIBILITIES = "responsibilities"
 SAMPLE_WEIGHT = "sample_weight"
 RELABEL_PERMUTATION = "relabel_permutation"
+INIT_METHOD = "init_method"  # em_restarts: where each restart started (hc, kmeans++, user, ...)
+RELABEL_AMBIGUOUS = "relabel_ambiguous"  # em_bootstrap: the replicate's labelling was ambiguous
+FAILED = "failed"  # em_bootstrap: the replicate's refit failed (its parameters are NaN)
 
 # root attrs
 VERSION_ATTR = "gmmflow_version"
@@ -101,6 +111,7 @@ HINTS = {
     POSTERIOR: "sample with gmmflow.sample_posterior first",
     POSTERIOR_PREDICTIVE: "sample with gmmflow.sample_posterior(..., posterior_predictive=True)",
     OBSERVED_DATA: "the data were not stored (fit_em stores them unless they exceeded its storage limit)",
+    EM_BOOTSTRAP: "run gmmflow.bootstrap(idata, X) first",
 }
 
 

@@ -205,3 +205,11 @@ def selection_from_idata(idata: az.InferenceData) -> pd.DataFrame | None:
     for name in [c for c in table.columns if c.startswith("best_") or c == "converged"]:
         table[name] = table[name].astype(bool)
     return table
+
+
+def bootstrap_draws(idata: az.InferenceData):
+    """The successful bootstrap replicates as a Dataset of ``w``, ``mu``, ``cov`` along ``replicate``."""
+    S.require_groups(idata, S.EM_BOOTSTRAP)
+    boot = idata[S.EM_BOOTSTRAP]
+    ok = ~boot[S.FAILED].values.astype(bool)
+    return boot[list(S.PARAMETERS)].isel({S.REPLICATE: np.flatnonzero(ok)})

@@ -86,3 +86,35 @@ class PosteriorSample:
     tune: int
     relabelled: bool
     seed: int
+
+
+@dataclass(eq=False)
+class BootstrapSample:
+    """Bootstrap refits of an EM estimate, relabelled to it.
+
+    Arrays over B replicates: ``w`` (B, K), ``mu`` (B, K, d), ``cov`` (B, K, d, d)
+    full matrices, ``permutation`` (B, K) (replicate component given label k),
+    ``ambiguous`` (B,), ``objective``, ``log_likelihood``, ``converged``,
+    ``n_iter`` (B,); a replicate whose refit ``failed`` (B,) has NaN parameters
+    and permutation -1.
+    """
+
+    kind: str
+    seed: int
+    w: np.ndarray
+    mu: np.ndarray
+    cov: np.ndarray
+    permutation: np.ndarray
+    ambiguous: np.ndarray
+    failed: np.ndarray
+    objective: np.ndarray
+    log_likelihood: np.ndarray
+    converged: np.ndarray
+    n_iter: np.ndarray
+    ambiguity_ratio: float
+
+    @property
+    def ambiguous_share(self) -> float:
+        """Share of the successful replicates whose labelling was ambiguous."""
+        ok = ~self.failed
+        return float(self.ambiguous[ok].mean()) if ok.any() else float("nan")

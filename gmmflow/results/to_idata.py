@@ -25,7 +25,7 @@ from gmmflow.core.gaussian import full_covariances
 from gmmflow.core.hyperparameters import Hyperparameters
 from gmmflow.inputs.fingerprint import DataFingerprint
 from gmmflow.models.spec import GMM
-from gmmflow.results.records import EMFit, PosteriorSample
+from gmmflow.results.records import BootstrapSample, EMFit, PosteriorSample
 
 
 def _coords(features, n_components, **extra) -> dict:
@@ -99,9 +99,11 @@ def em_groups(fit: EMFit) -> dict[str, xr.Dataset]:
     trace = np.full((len(restarts), n_trace), np.nan)
     for i, r in enumerate(restarts):
         trace[i, : r.trace.shape[0]] = r.trace
+    starts = {S.INIT_METHOD: ((S.RESTART,), np.array([r.start for r in restarts], dtype=str))}
     groups = {
         S.EM_ESTIMATE: _dataset(estimate, coords),
-        S.EM_RESTARTS: _dataset(_stacked_parameters(restarts, d) | _scalars(restarts, (S.RESTART,)), coords),
+        S.EM_RESTARTS: _dataset(_stacked_parameters(restarts, d) | _scalars(restarts, (S.RESTART,)) | starts,
+                                coords),
         S.EM_TRACE: _dataset({"objective": ((S.RESTART, S.ITERATION), trace)},
                              coords | {S.ITERATION: np.arange(n_trace)}),
     }
@@ -180,4 +182,37 @@ def with_selection(idata: az.InferenceData, table: pd.DataFrame) -> az.Inference
         columns[name] = ((S.CANDIDATE,), values)
     out = idata.copy()
     out.add_groups({S.MODEL_SELECTION: xr.Dataset(columns, coords={S.CANDIDATE: np.arange(len(table))})})
+    return out
+
+
+def with_bootstrap(idata: az.InferenceData, boot: BootstrapSample) -> az.InferenceData:
+    """A copy of ``idata`` with an ``em_bootstrap`` group (replacing any earlier one).
+
+    Dims ``replicate``, ``component``, ``feature``, ``feature2``; group attrs
+    ``kind``, ``seed``, ``n_boot``, ``n_failed``, ``ambiguous_share`` and
+    ``ambiguity_ratio``.
+    """
+    est = idata[S.EM_ESTIMATE]
+    B, K = boot.w.shape
+    coords = {S.REPLICATE: np.arange(B), S.COMPONENT: est[S.COMPONENT].values,
+              S.FEATURE: est[S.FEATURE].values, S.FEATURE2: est[S.FEATURE2].values}
+    rep = (S.REPLICATE,)
+    ds = _dataset({
+        "w": (rep + (S.COMPONENT,), boot.w),
+        "mu": (rep + (S.COMPONENT, S.FEATURE), boot.mu),
+        "cov": (rep + (S.COMPONENT, S.FEATURE, S.FEATURE2), boot.cov),
+        S.RELABEL_PERMUTATION: (rep + (S.COMPONENT,), boot.permutation),
+        S.RELABEL_AMBIGUOUS: (rep, boot.ambiguous),
+        S.FAILED: (rep, boot.failed),
+        "objective": (rep, boot.objective),
+        "log_likelihood": (rep, boot.log_likelihood),
+        "converged": (rep, boot.converged),
+        "n_iter": (rep, boot.n_iter),
+    }, coords)
+    ds.attrs = {"kind": boot.kind, "seed": int(boot.seed), "n_boot": int(B), "n_failed": int(boot.failed.sum()),
+                "ambiguous_share": boot.ambiguous_share, "ambiguity_ratio": float(boot.ambiguity_ratio)}
+    out = idata.copy()
+    if S.EM_BOOTSTRAP in out.groups():
+        del out[S.EM_BOOTSTRAP]
+    out.add_groups({S.EM_BOOTSTRAP: ds})
     return out

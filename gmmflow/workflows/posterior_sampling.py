@@ -15,9 +15,9 @@ import numpy as np
 from gmmflow import schema as S
 from gmmflow.checks import check_int, check_seed
 from gmmflow.core.em_steps import Params
-from gmmflow.core.gaussian import cholesky, compact_covariances, full_covariances, sample_mixture
+from gmmflow.core.gaussian import compact_covariances, full_covariances, sample_mixture
 from gmmflow.core.hyperparameters import Hyperparameters
-from gmmflow.core.relabel import apply_permutation, relabel_costs, relabel_permutations
+from gmmflow.core.relabel import relabel_to_pivot
 from gmmflow.core.row_blocks import ArrayBlocks
 from gmmflow.defaults import N_INIT
 from gmmflow.exceptions import SamplingError
@@ -94,9 +94,7 @@ def _relabelled(w, mu, cov, pivot: Params, relabel: bool):
     S_, K, d = mu.shape
     if not relabel:
         return w, mu, cov, np.broadcast_to(np.arange(K), (S_, K)).copy()
-    pivot_chol = cholesky(full_covariances(pivot.cov, pivot.covariance_type, K, d), "full")
-    perm = relabel_permutations(relabel_costs(mu, pivot.means, pivot_chol))
-    return (*(apply_permutation(a, perm) for a in (w, mu, cov)), perm)
+    return relabel_to_pivot(pivot, w, mu, cov)[:4]
 
 
 def sample_posterior(
