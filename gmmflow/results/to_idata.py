@@ -1,0 +1,183 @@
+"""Records to ``InferenceData``: the one place result groups are built.
+
+Layout and names are those of :mod:`gmmflow.schema`. Root attrs hold only
+netCDF-storable types (str, int, float): the package version, the model spec
+and the resolved prior as JSON, the seed, the covariance type and the
+creation time as ISO text.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from gmmflow import schema as S
+from gmmflow._version import __version__
+from gmmflow.core.em_driver import EMResult
+from gmmflow.core.em_steps import Params
+from gmmflow.core.gaussian import full_covariances
+from gmmflow.core.hyperparameters import Hyperparameters
+from gmmflow.models.spec import GMM
+from gmmflow.results.records import EMFit, PosteriorSample
+
+
+def _coords(features, n_components, **extra) -> dict:
+    return {S.COMPONENT: np.arange(n_components), S.FEATURE: list(features), S.FEATURE2: list(features)} | extra
+
+
+def _dataset(variables: dict, coords: dict) -> xr.Dataset:
+    """A Dataset of ``{name: (dims, values)}`` with only the coordinates its dims use."""
+    used = {dim for dims, _ in variables.values() for dim in dims}
+    return xr.Dataset(variables, coords={k: v for k, v in coords.items() if k in used})
+
+
+def parameter_variables(params: Params, n_features: int, lead: tuple = ()) -> dict:
+    """``w``, ``mu`` and full ``cov`` of one parameter set as ``{name: (dims, values)}``."""
+    K = params.weights.shape[-1]
+    cov = full_covariances(params.cov, params.covariance_type, K, n_features)
+    return {
+        "w": (lead + (S.COMPONENT,), params.weights),
+        "mu": (lead + (S.COMPONENT, S.FEATURE), params.means),
+        "cov": (lead + (S.COMPONENT, S.FEATURE, S.FEATURE2), cov),
+    }
+
+
+def _stacked_parameters(results: list[EMResult], n_features: int) -> dict:
+    per_restart = [parameter_variables(r.params, n_features) for r in results]
+    return {name: ((S.RESTART,) + dims, np.stack([p[name][1] for p in per_restart]))
+            for name, (dims, _) in per_restart[0].items()}
+
+
+def _scalars(results: list[EMResult], lead: tuple = ()) -> dict:
+    pick = (lambda f: np.array([f(r) for r in results])) if lead else (lambda f: f(results[0]))
+    return {
+        "objective": (lead, pick(lambda r: float(r.objective))),
+        "log_likelihood": (lead, pick(lambda r: float(r.log_likelihood))),
+        "log_prior": (lead, pick(lambda r: float(r.log_prior))),
+        "converged": (lead, pick(lambda r: bool(r.converged))),
+        "n_iter": (lead, pick(lambda r: int(r.n_iter))),
+    }
+
+
+def root_attrs(model: GMM, hyper: Hyperparameters | None, seed: int, **extra) -> dict:
+    """The root attrs every result carries, plus ``extra`` (JSON-encoded if not a str/int/float)."""
+    attrs = {
+        S.VERSION_ATTR: __version__,
+        "inference_library": "gmmflow",
+        "arviz_version": az.__version__,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        S.MODEL_ATTR: model.to_json(),
+        S.HYPERPARAMETERS_ATTR: "null" if hyper is None else hyper.to_json(),
+        "covariance_type": model.covariance_type,
+        "n_components": model.n_components,
+        "seed": int(seed),
+    }
+    for key, value in extra.items():
+        if value is None or isinstance(value, (bool, dict, list, tuple)):
+            value = json.dumps(value)
+        attrs[key] = value
+    return attrs
+
+
+def em_groups(fit: EMFit) -> dict[str, xr.Dataset]:
+    """``em_estimate``, ``em_restarts``, ``em_trace`` (and the data groups when stored)."""
+    restarts, d = fit.restarts, len(fit.data.features)
+    coords = _coords(fit.data.features, fit.model.n_components, **{S.OBS: fit.data.obs_id,
+                                                                   S.RESTART: np.arange(len(restarts))})
+    estimate = parameter_variables(fit.params, d) | _scalars([fit.estimate])
+    estimate["best_restart"] = ((), int(fit.best))
+    if fit.responsibilities is not None:
+        estimate[S.RESPONSIBILITIES] = ((S.OBS, S.COMPONENT), fit.responsibilities)
+    n_trace = max(r.trace.shape[0] for r in restarts)
+    trace = np.full((len(restarts), n_trace), np.nan)
+    for i, r in enumerate(restarts):
+        trace[i, : r.trace.shape[0]] = r.trace
+    groups = {
+        S.EM_ESTIMATE: _dataset(estimate, coords),
+        S.EM_RESTARTS: _dataset(_stacked_parameters(restarts, d) | _scalars(restarts, (S.RESTART,)), coords),
+        S.EM_TRACE: _dataset({"objective": ((S.RESTART, S.ITERATION), trace)},
+                             coords | {S.ITERATION: np.arange(n_trace)}),
+    }
+    if fit.store_observed:
+        groups[S.OBSERVED_DATA] = _dataset({S.X: ((S.OBS, S.FEATURE), fit.data.values)}, coords)
+        if fit.sample_weight is not None:
+            groups[S.CONSTANT_DATA] = _dataset({S.SAMPLE_WEIGHT: ((S.OBS,), fit.sample_weight)}, coords)
+    return groups
+
+
+def em_inference_data(fit: EMFit) -> az.InferenceData:
+    """A ``fit_em`` result: ``observed_data``, ``em_estimate``, ``em_restarts``, ``em_trace``."""
+    attrs = root_attrs(fit.model, fit.hyper, fit.seed, method="em", n_obs=int(fit.n_obs),
+                       observed_data_stored=int(fit.store_observed), **fit.options)
+    return az.InferenceData(attrs=attrs, **em_groups(fit))
+
+
+def posterior_inference_data(model: GMM, data, hyper: Hyperparameters, em: dict[str, xr.Dataset],
+                             em_seed: int, sample: PosteriorSample) -> az.InferenceData:
+    """One InferenceData for a sampling run: the posterior groups plus the EM groups ``em`` of its start.
+
+    Draw arrays come with chains stacked (S = chains * draws, ...) and are
+    reshaped to (chain, draw, ...).
+    """
+    C, D = sample.shape
+    K = model.n_components
+    cd = S.SAMPLE_DIMS
+    coords = _coords(data.features, K, **{S.OBS: data.obs_id, S.CHAIN: np.arange(C), S.DRAW: np.arange(D)})
+    pointwise = np.arange(D) if sample.pointwise_draws is None else np.asarray(sample.pointwise_draws)
+
+    def ds(variables, draw=np.arange(D)):
+        return _dataset({k: (dims, v.reshape(C, len(draw), *v.shape[1:]) if dims[:2] == cd else v)
+                         for k, (dims, v) in variables.items()}, coords | {S.DRAW: draw})
+
+    stats = sample.sample_stats
+    stats = stats.drop_vars([v for v in stats.data_vars if stats[v].dims[:2] != cd], errors="ignore")
+    stats = stats.assign_coords({S.CHAIN: np.arange(C), S.DRAW: np.arange(D)})
+    stats = stats.assign({S.RELABEL_PERMUTATION: (cd + (S.COMPONENT,), sample.permutation.reshape(C, D, K))})
+    stats = stats.assign_coords({S.COMPONENT: np.arange(K)})
+    groups = {
+        S.POSTERIOR: ds({
+            "w": (cd + (S.COMPONENT,), sample.w),
+            "mu": (cd + (S.COMPONENT, S.FEATURE), sample.mu),
+            "cov": (cd + (S.COMPONENT, S.FEATURE, S.FEATURE2), sample.cov),
+        }),
+        S.SAMPLE_STATS: stats,
+    }
+    if data.values.shape[0]:
+        groups[S.OBSERVED_DATA] = ds({S.X: ((S.OBS, S.FEATURE), data.values)})
+    if sample.log_likelihood is not None:
+        groups[S.LOG_LIKELIHOOD] = ds({S.X: (cd + (S.OBS,), sample.log_likelihood)}, pointwise)
+    if sample.assignment is not None:
+        groups[S.POSTERIOR_ASSIGNMENT] = ds({S.POSTERIOR_ASSIGNMENT: ((S.OBS, S.COMPONENT), sample.assignment)})
+    if sample.predictive is not None:
+        groups[S.POSTERIOR_PREDICTIVE] = ds({S.X: (cd + (S.OBS, S.FEATURE), sample.predictive)}, pointwise)
+    groups |= {name: em[name] for name in S.EM_GROUPS}
+    n_obs = data.values.shape[0] if sample.n_obs is None else sample.n_obs
+    attrs = root_attrs(model, hyper, sample.seed, method=sample.method, sampler=sample.sampler, chains=C,
+                       draws=sample.draws, tune=sample.tune, relabelled=int(sample.relabelled),
+                       n_obs=int(n_obs), em_seed=int(em_seed), **sample.attrs)
+    return az.InferenceData(attrs=attrs, **groups)
+
+
+def with_selection(idata: az.InferenceData, table: pd.DataFrame) -> az.InferenceData:
+    """A copy of ``idata`` with a ``model_selection`` group: the table of ``select_components``.
+
+    One entry per table row along the ``candidate`` dim; booleans are kept as
+    0/1 integers and text as strings, which netCDF stores.
+    """
+    columns = {}
+    for name in table.columns:
+        values = table[name].to_numpy()
+        if values.dtype == bool:
+            values = values.astype(np.int8)
+        elif values.dtype.kind not in "iuf":
+            values = np.array(["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+                               for v in values], dtype=object).astype(str)
+        columns[name] = ((S.CANDIDATE,), values)
+    out = idata.copy()
+    out.add_groups({S.MODEL_SELECTION: xr.Dataset(columns, coords={S.CANDIDATE: np.arange(len(table))})})
+    return out
