@@ -135,7 +135,7 @@ import numpy as np
 from scipy import linalg
 from threadpoolctl import threadpool_limits
 
-from gmmflow.core.em_steps import Params, SuffStats, _joint_exp, statistics_from_responsibilities
+from gmmflow.core.em_steps import Params, SuffStats, _joint_exp
 from gmmflow.core.hyperparameters import Hyperparameters
 from gmmflow.core.prior_density import log_prior
 from gmmflow.exceptions import NotPositiveDefiniteError
@@ -190,16 +190,65 @@ class ChainStreams:
 # --------------------------------------------------------------------------
 # z | theta, X: one block of rows
 # --------------------------------------------------------------------------
-def draw_components(joint: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+def draw_components(joint: np.ndarray, total: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
     """Component of each row, (m,), by inverting the cumulative joint densities (K, m).
 
-    ``joint[k, i]`` is proportional to ``P(z_i = k)``; row i takes the first
-    k whose cumulative sum exceeds ``uniforms[i]`` times the row's total.
-    Components of zero probability are never drawn.
+    ``joint[k, i]`` is proportional to ``P(z_i = k)`` and ``total[i]`` is
+    its sum over k; row i takes the first k whose cumulative sum exceeds
+    ``uniforms[i] * total[i]``.
+    Components of zero probability are never drawn. (One vectorised
+    comparison per component: ``np.cumsum`` along the short axis is several
+    times slower.)
     """
-    cdf = np.cumsum(joint, axis=0)
-    threshold = uniforms * cdf[-1]
-    return np.count_nonzero(cdf[:-1] <= threshold, axis=0)
+    K, m = joint.shape
+    threshold = uniforms * total
+    cumulative = joint[0].copy()
+    z = np.zeros(m, dtype=np.intp)
+    for k in range(1, K):
+        z += cumulative <= threshold
+        cumulative += joint[k]
+    return z
+
+
+def _segment_sums(values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Sums of ``values`` (..., m) over consecutive column segments: (K, ...); 0 for empty segments."""
+    out = np.zeros((counts.shape[0],) + values.shape[:-1])
+    filled = counts > 0
+    if filled.any():
+        out[filled] = np.moveaxis(np.add.reduceat(values, starts[filled], axis=-1), -1, 0)
+    return out
+
+
+def _grouped_scatter(grouped, starts, counts):
+    """Per component ``sum x x^T`` of its rows (K, d, d): one small GEMM per component."""
+    return np.stack([grouped[:, a:a + c] @ grouped[:, a:a + c].T for a, c in zip(starts, counts)])
+
+
+def _grouped_second_moment(grouped, starts, counts, covariance_type):
+    if covariance_type == "full":
+        return _grouped_scatter(grouped, starts, counts)
+    if covariance_type == "tied":  # the total, as EM's tied statistic
+        return grouped @ grouped.T
+    squares = np.square(grouped)
+    if covariance_type == "diag":
+        return _segment_sums(squares, starts, counts)
+    return _segment_sums(squares.sum(axis=0), starts, counts)
+
+
+def hard_assignment_statistics(XT: np.ndarray, z: np.ndarray, n_components: int, covariance_type: str,
+                               log_likelihood: float = 0.0) -> SuffStats:
+    """:class:`SuffStats` of rows ``XT`` (d, m) with responsibilities ``[z_i = k]``.
+
+    Equal to :func:`~gmmflow.core.em_steps.statistics_from_responsibilities`
+    with one-hot responsibilities, at a fraction of its cost: the rows are
+    grouped by component (a stable radix sort of ``z``) and each group is
+    reduced on its own, so every row enters one component's sums instead of K.
+    """
+    counts = np.bincount(z, minlength=n_components)
+    grouped = np.take(XT, np.argsort(z.astype(np.int16), kind="stable"), axis=1)
+    starts = np.cumsum(counts) - counts
+    return SuffStats(float(XT.shape[1]), counts.astype(np.float64), _segment_sums(grouped, starts, counts),
+                     _grouped_second_moment(grouped, starts, counts, covariance_type), float(log_likelihood))
 
 
 def assignment_statistics(XT: np.ndarray, log_weights: np.ndarray, means: np.ndarray, prec: np.ndarray,
@@ -210,11 +259,8 @@ def assignment_statistics(XT: np.ndarray, log_weights: np.ndarray, means: np.nda
     parameters the components were drawn from (free: the E-step computes it).
     """
     joint, total, top = _joint_exp(XT, log_weights, means, prec, covariance_type)
-    z = draw_components(joint, uniforms)
-    onehot = np.zeros_like(joint)
-    onehot[z, np.arange(z.shape[0])] = 1.0
-    log_likelihood = np.sum(np.log(total) + top)
-    return statistics_from_responsibilities(XT, onehot, covariance_type, None, log_likelihood)
+    z = draw_components(joint, total, uniforms)
+    return hard_assignment_statistics(XT, z, joint.shape[0], covariance_type, np.sum(np.log(total) + top))
 
 
 def assignment_kernel(params: Params) -> tuple:
