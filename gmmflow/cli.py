@@ -36,6 +36,7 @@ EXAMPLES = {
     "sample": """examples:
   gmmflow sample --data faithful --k 2 --seed 0 --out faithful_run.nc
   gmmflow sample --data galaxies --k 3 --chains 4 --draws 2000 --sampler pymc --out galaxies.nc
+  gmmflow sample --data big.zarr --k 8 --sampler gibbs --tune 200 --draws 500 --out big_posterior.nc
 """,
 }
 
@@ -82,8 +83,8 @@ def _columns(text: str) -> list[str]:
 
 def _add_data_args(p: argparse.ArgumentParser, default: str | None = None) -> None:
     p.add_argument("--data", default=default, required=default is None,
-                   help="a bundled dataset name (faithful, geyser, galaxies, iris, blobs) "
-                        "or a CSV file with a header row")
+                   help="a bundled dataset name (faithful, geyser, galaxies, iris, blobs), a CSV file with a "
+                        "header row, or a zarr store (em; sample with --sampler gibbs)")
     p.add_argument("--columns", type=_columns, default=None,
                    help="comma-separated CSV columns to use (default: all)")
 
@@ -135,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="rows per chunk (zarr input: dask chunk size)")
     _add_output_args(em)
 
-    sm = sub.add_parser("sample", parents=[common], help="sample the posterior with NUTS (started from EM)",
+    sm = sub.add_parser("sample", parents=[common],
+                        help="sample the posterior with NUTS or Gibbs (started from EM)",
                         epilog=EXAMPLES["sample"], formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_data_args(sm)
     sm.add_argument("--k", type=_positive_int, required=True, help="number of components")

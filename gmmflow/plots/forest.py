@@ -31,7 +31,7 @@ def plot_forest(idata, *, hdi_prob: float = defaults.INTERVAL_PROB, ax=None):
     HDI, the dot the posterior mean (0), the cross the EM MAP at
     ``z = (MAP - mean) / sd``. Parameters on any scale share one axis.
     """
-    check_comparable(idata)
+    check_comparable(idata, "parameters")
     table = compare(idata, "parameters", hdi_prob=hdi_prob)
     lo, hi = table.columns[table.columns.str.startswith("hdi_")]
     scale = table["sd"].where(table["sd"] > 0)

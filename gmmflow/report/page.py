@@ -26,7 +26,7 @@ from gmmflow import schema as S
 from gmmflow.plots.registry import plots_for
 from gmmflow.results.files import atomic_directory, check_output_directory, load
 from gmmflow.results.from_idata import model_from_idata, selection_from_idata
-from gmmflow.workflows.compare import compare
+from gmmflow.workflows.compare import comparable, compare
 from gmmflow.workflows.diagnostics import diagnose
 
 PACKAGES = ("gmmflow", "numpy", "scipy", "pandas", "xarray", "pymc", "pytensor", "arviz", "nutpie",
@@ -125,8 +125,10 @@ def html_report(idata, selection, images: dict[str, tuple[str, str]], directory:
     if S.has_groups(idata, S.POSTERIOR):
         parts.append(_section("Sampling diagnostics", _table(diagnose(idata))))
         parts.append(_section("Parameters: EM MAP against the posterior", _table(compare(idata))))
-        parts.append(_section("Assignments", _table(compare(idata, "assignments"))))
-        parts.append(_section("Predictive fit", _table(compare(idata, "predictive"))))
+        for title, kind in (("Assignments", "assignments"), ("Predictive fit", "predictive")):
+            body = _table(compare(idata, kind)) if comparable(idata, kind) else \
+                "<p>Not available: the result keeps no observed data or pointwise log-likelihood.</p>"
+            parts.append(_section(title, body))
     figures = []
     for name, (file, caption) in images.items():
         if file.startswith("error:"):

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import arviz as az
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from gmmflow import schema as S
 from gmmflow.checks import check_seed
@@ -25,6 +26,7 @@ from gmmflow.core.relabel import apply_permutation, relabel_costs, relabel_permu
 from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size
 from gmmflow.defaults import N_INIT
 from gmmflow.exceptions import SamplingError
+from gmmflow.inputs.chunked import is_chunked
 from gmmflow.inputs.matrix import DataMatrix, as_data_matrix
 from gmmflow.models.pymc_model import covariance_value_name
 from gmmflow.models.spec import GMM
@@ -174,7 +176,7 @@ def sample_posterior(
         raise ValueError(NO_PRIOR)
     gibbs = options.sampler == GIBBS
     # NaN rejected here, before any PyMC model (which would impute)
-    data, blocks = gibbs_data(model, X) if gibbs else (as_data_matrix(X), None)
+    data, blocks = gibbs_data(model, X) if gibbs else (_in_memory_data(X), None)
     check_rows(data.shape, model)
     seed = check_seed(seed)
     backend = nuts_backends.available_sampler(options.sampler)
@@ -221,6 +223,13 @@ def sample_posterior(
     return idata
 
 
+def _in_memory_data(X) -> DataMatrix:
+    if is_chunked(X):
+        raise TypeError("NUTS needs in-memory data, and X is chunked (a dask array or zarr store): use "
+                        "sampler='gibbs', which samples chunked data chunk by chunk, or load X into memory.")
+    return as_data_matrix(X)
+
+
 def _check_memory(data, n_components: int, options: SamplerOptions, predictive: bool, gibbs: bool):
     """Refuse a run whose arrays would not fit, before any work; the Gibbs pointwise draws (else None)."""
     n, d = data.shape
@@ -247,8 +256,9 @@ def _pointwise_groups(record: DataMatrix, w, mu, cov, covariance_type: str, shap
         return None, None, None
     C, D = shape
     index = slice(None) if kept is None else (np.arange(C)[:, None] * D + kept).ravel()
-    draw_params = _draw_params(w[index], mu[index], cov[index], covariance_type)
-    loglik, assignment = _pointwise(record.values, draw_params)
+    with threadpool_limits(limits=1, user_api="blas"):  # per-draw d x d solves: see core.em_driver
+        draw_params = _draw_params(w[index], mu[index], cov[index], covariance_type)
+        loglik, assignment = _pointwise(record.values, draw_params)
     replicates = None
     if predictive:
         rng = np.random.default_rng(pp_seed)
