@@ -15,14 +15,8 @@ from threadpoolctl import threadpool_limits
 from conftest import COV_TYPES, full_cov, mixture_data, scipy_log_prior, scipy_log_prob
 from gmmflow.core.dask_blocks import DaskBlocks
 from gmmflow.core.em_steps import Params, statistics_from_responsibilities
-from gmmflow.core.gibbs import (
-    ChainStreams,
-    RowUniforms,
-    draw_components,
-    draw_parameters,
-    hard_assignment_statistics,
-    run_chains,
-)
+from gmmflow.core.assignment_draws import ChainStreams, RowUniforms, draw_components, hard_assignment_statistics
+from gmmflow.core.gibbs import draw_parameters, run_chains
 from gmmflow.core.prior_density import log_prior
 from gmmflow.core.row_blocks import ArrayBlocks
 from gmmflow.models.spec import GMM

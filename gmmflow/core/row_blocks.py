@@ -34,7 +34,7 @@ from operator import add
 import numpy as np
 
 from gmmflow.core.em_steps import Params, SuffStats, chunk_statistics, log_resp_and_norm
-from gmmflow.core.gibbs import assignment_kernel, assignment_statistics
+from gmmflow.core.assignment_draws import assignment_kernel, assignment_statistics
 
 # rows per block: the (K*d, rows) whitened differences (2 MiB) stay in cache
 _BLOCK_ELEMENTS = 1 << 18

@@ -28,7 +28,8 @@ import numpy as np
 
 from gmmflow.core.dask_blocks import DaskBlocks
 from gmmflow.core.em_steps import Params
-from gmmflow.core.gibbs import ChainStreams, run_chains
+from gmmflow.core.assignment_draws import ChainStreams
+from gmmflow.core.gibbs import run_chains
 from gmmflow.core.hyperparameters import Hyperparameters
 from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size, default_n_threads
 from gmmflow.inputs.chunked import ChunkedMatrix, as_chunked_matrix, is_chunked
