@@ -10,6 +10,7 @@ import xarray as xr
 import arviz as az
 import gmmflow
 from gmmflow.core.relabel import apply_permutation, relabel_costs, relabel_permutations
+from gmmflow.workflows.sampler_options import SAMPLERS
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
 
@@ -56,7 +57,7 @@ def test_nan_rejected_before_any_model_is_built():
 
 
 @pytest.mark.parametrize("kwargs,exc,message", [
-    ({"sampler": "stan"}, ValueError, "sampler must be one of 'auto', 'pymc', 'nutpie'; got 'stan'"),
+    ({"sampler": "stan"}, ValueError, f"sampler must be one of {', '.join(map(repr, SAMPLERS))}; got 'stan'"),
     ({"draws": 0}, ValueError, "draws must be >= 1, got 0"),
     ({"chains": 0}, ValueError, "chains must be >= 1, got 0"),
 ])
