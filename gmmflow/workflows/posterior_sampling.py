@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import arviz as az
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from gmmflow import schema as S
 from gmmflow.checks import check_seed
@@ -124,7 +125,8 @@ def sample_posterior(
     **sampling
         The sampling options of :class:`~gmmflow.workflows.sampler_options.SamplerOptions`:
         ``draws`` (1000), ``tune`` (1000), ``chains`` (4), ``sampler``
-        (``"auto"``: nutpie when installed, else ``"pymc"``), ``progressbar`` (True).
+        (``"auto"``: the fastest installed backend, see
+        :mod:`~gmmflow.workflows.nuts_backends`), ``progressbar`` (True).
 
     Returns
     -------
@@ -176,8 +178,9 @@ def sample_posterior(
     d, t = data.shape[1], model.covariance_type
     shape, w, mu, cov = _draw_arrays(raw, model, d)
     w, mu, cov, perm = _relabelled(w, mu, cov, pivot, relabel)
-    draw_params = _draw_params(w, mu, cov, t)
-    loglik, assignment = _pointwise(data.values, draw_params)
+    with threadpool_limits(limits=1, user_api="blas"):  # per-draw d x d solves: see core.em_driver
+        draw_params = _draw_params(w, mu, cov, t)
+        loglik, assignment = _pointwise(data.values, draw_params)
     predictive = None
     if posterior_predictive:
         rng = np.random.default_rng(pp_seed)
@@ -198,10 +201,10 @@ def sample_posterior(
 def _run_sampler(backend: str, model: GMM, data, hyper: Hyperparameters, pivot: Params,
                  options: SamplerOptions, seed: int, jitter_seed, partial_result):
     """Raw NUTS draws of the PyMC model started at ``pivot``; a failure becomes a SamplingError."""
-    pm_model = model.pymc_model(data, hyperparameters=hyper)
     try:
-        return nuts_backends.run(backend, pm_model, _start_values(pivot, model), options.draws, options.tune,
-                                 options.chains, seed, np.random.default_rng(jitter_seed), options.progressbar)
+        return nuts_backends.run(backend, model, data.values, hyper, _start_values(pivot, model), options.draws,
+                                 options.tune, options.chains, seed, np.random.default_rng(jitter_seed),
+                                 options.progressbar)
     except Exception as err:  # the sampler's own errors vary by backend and version
         reason = " ".join(str(err).split()) or type(err).__name__
         partial = partial_result()

@@ -12,13 +12,14 @@ from dataclasses import dataclass, fields
 from gmmflow import defaults
 from gmmflow.checks import check_int
 
-SAMPLERS = ("auto", "pymc", "nutpie")
+SAMPLERS = ("auto", "pymc", "nutpie", "numpyro")
 
 OPTION_HELP = {
     "draws": f"posterior draws per chain after tuning (default {defaults.DRAWS})",
     "tune": f"tuning (warm-up) steps per chain, discarded (default {defaults.TUNE})",
     "chains": f"independent chains, each started at the EM estimate plus jitter (default {defaults.CHAINS})",
-    "sampler": "NUTS backend: 'auto' (nutpie when installed, else PyMC), 'nutpie' or 'pymc'",
+    "sampler": "NUTS backend: 'auto' (the first installed of numpyro, nutpie, pymc), 'numpyro', 'nutpie' or "
+               "'pymc'",
     "progressbar": "show a progress bar while sampling",
 }
 
@@ -41,8 +42,9 @@ class SamplerOptions:
         Tuning steps per chain (discarded).
     chains : int, default 4
         Independent chains; r_hat needs at least 4 to be reliable.
-    sampler : {"auto", "nutpie", "pymc"}, default "auto"
-        ``"auto"``: nutpie when installed, else PyMC's NUTS.
+    sampler : {"auto", "numpyro", "nutpie", "pymc"}, default "auto"
+        ``"auto"``: the first installed of numpyro (JAX), nutpie (numba) and
+        PyMC's own NUTS, the order ``bench/mcmc_backends.py`` measured.
     progressbar : bool, default True
     """
 
