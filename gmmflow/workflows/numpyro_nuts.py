@@ -22,7 +22,9 @@ gmmflow runs that kernel itself rather than through ``MCMC``:
 * chains advance in chunks of :data:`CHUNK` iterations: the progress bar
   moves, and Ctrl-C stops every chain at the end of its chunk.
 
-Chain c uses the key ``jax.random.split(jax.random.PRNGKey(seed), chains)[c]``.
+Chain c uses the key ``jax.random.fold_in(jax.random.PRNGKey(seed), c)``: with its
+start point (drawn first for chain 0, then chain 1, ...), chain c's draws are
+the same whatever the number of chains.
 """
 
 from __future__ import annotations
@@ -145,9 +147,9 @@ def run_chains(programs: NutsPrograms, starts: np.ndarray, inputs: dict, templat
     chains, tune = starts.shape[0], programs.tune
     total = tune + draws
     args = tuple(jax.numpy.asarray(inputs[name]) for name in INPUT_NAMES)
-    keys = jax.random.split(jax.random.PRNGKey(seed), chains)
-    states = [programs.init([jax.numpy.asarray(v) for v in split_flat(template, s)], keys[c], args)
-              for c, s in enumerate(starts)]
+    key = jax.random.PRNGKey(seed)
+    states = [programs.init([jax.numpy.asarray(v) for v in split_flat(template, s)], jax.random.fold_in(key, c),
+                            args) for c, s in enumerate(starts)]
     for c, state in enumerate(states):
         if not np.isfinite(float(state.potential_energy)):
             raise ValueError(f"the log-density is not finite at the start point of chain {c}.")

@@ -121,8 +121,8 @@ def run_numpyro(spec, X, hyper, start, draws, tune, chains, seed, jitter_rng, pr
     values, stats, warmup = numpyro_nuts.run_chains(programs, starts, maps.template.input_values(X, hyper),
                                                     maps.template, draws, seed, progressbar)
     constrained = maps.to_constrained(dict(zip(maps.template.value_names, values)))
-    posterior = xr.Dataset({name: (("chain", "draw", *[f"{name}_dim_{i}" for i in range(v.ndim - 2)]), v)
-                            for name, v in constrained.items()})
+    dims = maps.template.model.named_vars_to_dims
+    posterior = xr.Dataset({name: (("chain", "draw", *dims[name]), v) for name, v in constrained.items()})
     return az.InferenceData(posterior=posterior, sample_stats=numpyro_nuts.stats_dataset(stats),
                             warmup_sample_stats=numpyro_nuts.stats_dataset(warmup))
 
