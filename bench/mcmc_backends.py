@@ -32,6 +32,12 @@ Fresh caches: ``XDG_CACHE_HOME`` (gmmflow's JAX cache), ``PYTENSOR_FLAGS=base_co
 directory; ``JAX_COMPILATION_CACHE_DIR`` is unset. The machine is shared: the load
 average is recorded next to every figure, and wall and CPU seconds are both kept.
 
+The code measured as "now" is the tree this script sits in; to keep editing while it
+runs, run it from an archive of a commit (``GMMFLOW_BENCH_GIT`` names the repository
+that holds ``BASELINE``)::
+
+    git archive HEAD | tar -x -C /tmp/snap && GMMFLOW_BENCH_GIT=$PWD python /tmp/snap/bench/mcmc_backends.py ...
+
 Run:   python bench/mcmc_backends.py [--sections faithful,grad,select,run] [--only a,b]
                                       [--out bench/results/mcmc_backends.json]
 Print: python bench/mcmc_backends.py --report bench/results/mcmc_backends.json
@@ -363,14 +369,17 @@ def select_child():
 # ==========================================================================
 # Parent
 # ==========================================================================
+GIT = Path(os.environ.get("GMMFLOW_BENCH_GIT", ROOT))  # the repository holding BASELINE (run from an archive)
+
+
 def _code_tree(which: str, tmp: Path) -> Path:
-    """``now``: this worktree; ``today``: the baseline commit, extracted once into ``tmp``."""
+    """``now``: the tree this script is in; ``today``: the baseline commit, extracted once into ``tmp``."""
     if which == "now":
         return ROOT
     tree = tmp / f"gmmflow-{BASELINE}"
     if not tree.exists():
         tree.mkdir(parents=True)
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", BASELINE], check=True, capture_output=True)
+        archive = subprocess.run(["git", "-C", str(GIT), "archive", BASELINE], check=True, capture_output=True)
         subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
     return tree
 
@@ -438,6 +447,7 @@ def main():
     results = json.loads(Path(a.out).read_text()) if a.out and Path(a.out).exists() else {}
     results.setdefault("meta", {})["baseline"] = BASELINE
     results["meta"]["nproc"] = os.cpu_count()
+    results["meta"]["commit"] = os.environ.get("GMMFLOW_BENCH_COMMIT", "")
     me = str(Path(__file__).resolve())
     with tempfile.TemporaryDirectory(prefix="gmmflow-trees-") as trees:
         trees = Path(trees)
