@@ -28,6 +28,8 @@
 #   * mclust's qclass() partitions of the 1-D galaxies data (what Mclust starts
 #     from when d = 1), K = 2..6;
 #   * defaultPrior's hyper-parameters (shrinkage, mean, dof, scale) per model and K;
+#   * MclustBootstrap standard errors on faithful (VVV K = 2 and EEE K = 3, no prior;
+#     types "bs", "pb", "wlbs", nboot = 999, set.seed(1)): summary(boot, what = "se");
 #   * timings of whole Mclust() calls (hc + EM), median of repeated runs.
 # Numbers are written with 17 significant digits (round-trip exact).
 
@@ -227,6 +229,35 @@ check_same(galaxies, MASS::galaxies, "galaxies")
 out$qclass <- list(dataset = "galaxies", partitions = list())
 for (K in 2:6)
   out$qclass$partitions[[as.character(K)]] <- jarray(as.integer(mclust:::qclass(galaxies, K)))
+
+# ---------------------------------------------------------------------------
+# MclustBootstrap standard errors (faithful, no prior)
+# ---------------------------------------------------------------------------
+N_BOOT <- 999L
+out$bootstrap <- list(nboot = N_BOOT, seed = 1L, dataset = "faithful",
+                      note = paste("summary(MclustBootstrap(Mclust(X, G, model), nboot, type), what = 'se');",
+                                   "pro (G), mean (G, d), variance (G, d, d)"),
+                      fits = list())
+for (case in list(list("VVV", 2L), list("EEE", 3L))) {
+  X <- datasets$faithful
+  M <- Mclust(X, G = case[[2]], modelNames = case[[1]], verbose = FALSE)
+  entry <- list(model = case[[1]], K = case[[2]], loglik = M$loglik,
+                pro = jarray(unname(M$parameters$pro)), mean = t(unname(M$parameters$mean)),
+                types = list())
+  for (type in c("bs", "pb", "wlbs")) {
+    set.seed(1)
+    boot <- MclustBootstrap(M, nboot = N_BOOT, type = type, verbose = FALSE)
+    se <- summary(boot, what = "se")
+    entry$types[[type]] <- list(
+      nonfit = boot$nonfit,
+      pro = jarray(unname(se$pro)),
+      mean = t(unname(se$mean)),
+      variance = lapply(seq_len(case[[2]]), function(k) unname(se$variance[, , k])))
+    cat(sprintf("bootstrap %s K=%d %s: se(pro) = %s\n", case[[1]], case[[2]], type,
+                paste(sprintf("%.4f", se$pro), collapse = " ")))
+  }
+  out$bootstrap$fits[[paste0(case[[1]], "_K", case[[2]])]] <- entry
+}
 
 # ---------------------------------------------------------------------------
 # timings of whole Mclust() calls (hc + EM), tol 1e-13

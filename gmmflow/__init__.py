@@ -2,19 +2,45 @@
 
 EM (MAP or MLE), NUTS posterior sampling with label switching handled, and a
 comparison layer, every result an ArviZ ``InferenceData``. ``gmmflow.plots``
-(matplotlib) is imported on first use.
+(matplotlib) and ``gmmflow.pymc`` (the model as PyMC building blocks) are
+imported on first use.
 """
 
+import logging as _logging
+import warnings as _warnings
 from importlib import import_module
 
-from gmmflow._version import __version__
+
+def _import_arviz_quietly() -> None:
+    """Import ArviZ without its once-a-day notice of the 1.0 refactor (gmmflow pins arviz<1), and
+    matplotlib, which it imports, without the log line about building its font cache on the first
+    import on a machine: neither is actionable for gmmflow's users. No filter stays installed."""
+    font_log = _logging.getLogger("matplotlib.font_manager")
+    level = font_log.level
+    font_log.setLevel(_logging.ERROR)
+    try:
+        with _warnings.catch_warnings():
+            _warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing a major refactor",
+                                     category=FutureWarning)
+            import arviz  # noqa: F401
+    finally:
+        font_log.setLevel(level)
+
+
+_import_arviz_quietly()
+
+from gmmflow._version import __version__  # noqa: E402
 from gmmflow.core.hyperparameters import Hyperparameters
 from gmmflow.exceptions import (
+    AmbiguousLabellingWarning,
     ConvergenceWarning,
     NotAGmmflowFileError,
     NotPositiveDefiniteError,
+    OutOfSpaceError,
+    OutputWarning,
     SamplingError,
     SamplingWarning,
+    UnsafeOutputError,
 )
 from gmmflow.inputs.csv_reader import read_csv
 from gmmflow.inputs.datasets import list_datasets, load_dataset
@@ -23,6 +49,7 @@ from gmmflow.models.priors import Prior
 from gmmflow.models.spec import GMM
 from gmmflow.report.page import write_report
 from gmmflow.results.files import load, save
+from gmmflow.workflows.bootstrap import bootstrap
 from gmmflow.workflows.compare import compare, compare_parameters
 from gmmflow.workflows.criteria import aic, bic, icl
 from gmmflow.workflows.diagnostics import diagnose
@@ -33,7 +60,7 @@ from gmmflow.workflows.prediction import predict, predict_proba, sample_em, scor
 from gmmflow.workflows.sampler_options import SamplerOptions
 from gmmflow.workflows.simulation import simulate
 
-_LAZY_MODULES = ("plots",)
+_LAZY_MODULES = ("plots", "pymc")
 
 
 def __getattr__(name: str):
@@ -46,18 +73,23 @@ def __getattr__(name: str):
 
 __all__ = [
     "GMM",
+    "AmbiguousLabellingWarning",
     "ConvergenceWarning",
     "Hyperparameters",
     "NotAGmmflowFileError",
     "NotPositiveDefiniteError",
+    "OutOfSpaceError",
+    "OutputWarning",
     "Prior",
     "SamplerOptions",
     "SamplingError",
     "SamplingWarning",
     "SelectionTable",
+    "UnsafeOutputError",
     "__version__",
     "aic",
     "bic",
+    "bootstrap",
     "compare",
     "compare_parameters",
     "diagnose",
@@ -68,6 +100,7 @@ __all__ = [
     "load_dataset",
     "plots",
     "predict",
+    "pymc",
     "predict_proba",
     "read_csv",
     "run",

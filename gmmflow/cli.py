@@ -1,19 +1,22 @@
 """Command line: argument parsing only; every command calls one workflow.
 
 ``main(argv=None) -> int``: 0 on success, 2 on bad input or a failed run,
-errors as one line on stderr (the traceback only with ``--debug``).
+130 on Ctrl-C, 143 on SIGTERM; errors as one line on stderr (the traceback
+only with ``--debug``), warnings as one line each and nothing from other
+packages (``console.session``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 from gmmflow import defaults
 from gmmflow import schema as S
 from gmmflow._version import __version__
+from gmmflow.checks import SEED_LIMIT, summarize_value, summarize_values
+from gmmflow.console import Stopped, session
 from gmmflow.core.gaussian import COVARIANCE_TYPES
 from gmmflow.workflows.sampler_options import OPTION_HELP, SAMPLERS
 
@@ -32,6 +35,10 @@ EXAMPLES = {
     "report": """examples:
   gmmflow report results/faithful/run.nc --out faithful_report
   gmmflow report faithful_run.nc --out report --overwrite
+""",
+    "clean": """examples:
+  gmmflow clean results          # remove what killed runs left in results/
+  gmmflow clean .
 """,
     "sample": """examples:
   gmmflow sample --data faithful --k 2 --seed 0 --out faithful_run.nc
@@ -55,22 +62,41 @@ def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {summarize_value(text)}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value
 
 
-def k_range(text: str) -> list[int]:
-    """``--k``: one number (``2``) or an inclusive range (``1:6``)."""
+SEED_HELP = "a whole number from 0 to 2**64 - 1 (default: one is drawn and recorded in the result)"
+
+
+def _seed(text: str) -> int:
+    """``--seed``: a whole number in [0, 2**64), checked while parsing (before any work)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {summarize_value(text)}") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 2**64 - 1 = {SEED_LIMIT - 1}, got "
+                                         f"{summarize_value(value)}")
+    return value
+
+
+def k_range(text: str) -> range:
+    """``--k``: one number (``2``) or an inclusive range (``1:6``), kept as a ``range``.
+
+    Never materialised here: ``1:1000000000`` costs nothing until the grid is
+    bounded by the number of rows of the data (``check_ks``).
+    """
     parts = text.split(":")
     if len(parts) > 2:
-        raise argparse.ArgumentTypeError(f"expected K or LOW:HIGH such as 1:6, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected K or LOW:HIGH such as 1:6, got {summarize_value(text)}")
     low, high = (_positive_int(p) for p in (parts[0], parts[-1]))
     if low > high:
         raise argparse.ArgumentTypeError(f"the range {text!r} is empty; write LOW:HIGH with LOW <= HIGH, e.g. "
                                          f"{high}:{low}")
-    return list(range(low, high + 1))
+    return range(low, high + 1)
 
 
 def _columns(text: str) -> list[str]:
@@ -80,17 +106,46 @@ def _columns(text: str) -> list[str]:
     return cols
 
 
+def _separator(text: str) -> str:
+    """``--sep``: one character, or ``tab`` / ``whitespace`` (also ``\\t`` and ``\\s+``)."""
+    named = {"tab": "\t", "\\t": "\t", "whitespace": r"\s+", r"\s+": r"\s+"}
+    if text in named:
+        return named[text]
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(f"expected one character such as ';', or 'tab' or 'whitespace', got "
+                                         f"{summarize_value(text)}")
+    return text
+
+
 def _add_data_args(p: argparse.ArgumentParser, default: str | None = None) -> None:
     p.add_argument("--data", default=default, required=default is None,
-                   help="a bundled dataset name (faithful, geyser, galaxies, iris, blobs) "
-                        "or a CSV file with a header row")
+                   help="a bundled dataset name (faithful, geyser, galaxies, iris, blobs), a CSV file "
+                        "(separator, decimal mark and header are detected; see --sep, --decimal, --no-header) "
+                        "or a zarr store (a 2-D array; column names from its 'feature_names' attribute, else "
+                        "x0, x1, ...)")
     p.add_argument("--columns", type=_columns, default=None,
-                   help="comma-separated CSV columns to use (default: all)")
+                   help="comma-separated columns to use, in this order (default: all; CSV files refuse index "
+                        "and ID columns unless --columns chooses the columns)")
+    p.add_argument("--sep", type=_separator, default=None,
+                   help="CSV field separator: one character, 'tab' or 'whitespace' (default: detected)")
+    p.add_argument("--decimal", choices=(".", ","), default=None, metavar="MARK",
+                   help="CSV decimal mark, '.' or ',' (default: detected)")
+    header = p.add_mutually_exclusive_group()
+    header.add_argument("--no-header", dest="header", action="store_const", const=None, default="infer",
+                        help="the CSV file has no header row (columns are then x0, x1, ...)")
+    header.add_argument("--header", dest="header", action="store_const", const=0,
+                        help="the first CSV line is the header even if it is all numbers")
+    p.add_argument("--encoding", default="utf-8", help="CSV text encoding (default utf-8), e.g. latin-1")
+
+
+def _csv_options(args) -> dict:
+    return dict(sep=args.sep, decimal=args.decimal, header=args.header, encoding=args.encoding)
 
 
 def _add_output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="result file (netCDF, .nc)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out file (never an input, a FIFO or a device)")
 
 
 def _add_sampler_args(p: argparse.ArgumentParser) -> None:
@@ -102,8 +157,9 @@ def _add_sampler_args(p: argparse.ArgumentParser) -> None:
 
 
 def _sampling(args) -> dict:
+    """Progress bars only on a terminal: in a log file they are noise."""
     return dict(draws=args.draws, tune=args.tune, chains=args.chains, sampler=args.sampler,
-                progressbar=not args.quiet)
+                progressbar=not args.quiet and sys.stderr.isatty())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"restarts (default {defaults.N_INIT})")
     em.add_argument("--max-iter", type=_positive_int, default=defaults.MAX_ITER)
     em.add_argument("--tol", type=float, default=defaults.TOL)
-    em.add_argument("--seed", type=int, default=None)
+    em.add_argument("--seed", type=_seed, default=None, help=SEED_HELP)
     em.add_argument("--chunks", type=_positive_int, default=None,
                     help="rows per chunk (zarr input: dask chunk size)")
     _add_output_args(em)
@@ -141,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--k", type=_positive_int, required=True, help="number of components")
     sm.add_argument("--covariance", default="full", choices=COVARIANCE_TYPES)
     _add_sampler_args(sm)
-    sm.add_argument("--seed", type=int, default=None)
+    sm.add_argument("--seed", type=_seed, default=None, help=SEED_HELP)
     sm.add_argument("--posterior-predictive", action="store_true", help="store replicate data sets")
     _add_output_args(sm)
 
@@ -152,34 +208,55 @@ def build_parser() -> argparse.ArgumentParser:
                                     "--criterion is reported.",
                         epilog=EXAMPLES["run"], formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_data_args(rn, default="faithful")
-    rn.add_argument("--k", type=k_range, default=[2], help="K or a range LOW:HIGH (default 2)")
+    rn.add_argument("--k", type=k_range, default=range(2, 3), help="K or a range LOW:HIGH (default 2)")
     rn.add_argument("--covariance", default="full", choices=COVARIANCE_TYPES)
     rn.add_argument("--criterion", default="bic", choices=("bic", "icl", "loo"),
                     help="how a K range is decided (default bic)")
     rn.add_argument("--n-init", type=_positive_int, default=defaults.N_INIT,
                     help=f"EM restarts (default {defaults.N_INIT})")
     _add_sampler_args(rn)
-    rn.add_argument("--seed", type=int, default=None)
+    rn.add_argument("--seed", type=_seed, default=None, help=SEED_HELP)
     rn.add_argument("--out", type=Path, default=None,
                     help="output directory (default results/<data name>)")
-    rn.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
+    rn.add_argument("--overwrite", action="store_true",
+                    help="replace an existing --out directory (only one gmmflow wrote)")
 
     rp = sub.add_parser("report", parents=[common], help="plots and report.html of a saved result",
                         epilog=EXAMPLES["report"], formatter_class=argparse.RawDescriptionHelpFormatter)
     rp.add_argument("result", type=Path, help="a result file written by gmmflow (em, sample or run)")
     rp.add_argument("--out", type=Path, required=True, help="output directory for the PNGs and report.html")
-    rp.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
+    rp.add_argument("--overwrite", action="store_true",
+                    help="replace an existing --out directory (only one gmmflow wrote)")
+
+    cl = sub.add_parser("clean", parents=[common], help="remove temporary files left by killed gmmflow runs",
+                        description="Remove the temporary files and directories (.NAME.gmmflow-tmp-PID-XXXXXXXX) "
+                                    "that gmmflow runs killed before they finished left in DIRECTORY; those "
+                                    "of runs still alive are kept.",
+                        epilog=EXAMPLES["clean"], formatter_class=argparse.RawDescriptionHelpFormatter)
+    cl.add_argument("directory", type=Path, help="the directory to clean (not its subdirectories)")
     return parser
 
 
-def _check_out(path: Path, overwrite: bool) -> None:
+def _input_paths(spec: str) -> list[Path]:
+    """The files ``--data`` names (none for a bundled dataset): no output may overlap them."""
+    from gmmflow.inputs.datasets import DATASETS
+
+    return [] if spec in DATASETS else [Path(spec)]
+
+
+def _check_out(path: Path, overwrite: bool, inputs: list[Path]) -> None:
     from gmmflow.results.files import check_destination
 
-    check_destination(path, overwrite, overwrite_hint="--overwrite")
+    check_destination(path, overwrite, inputs, overwrite_hint="--overwrite")
 
 
-def load_data(spec: str, columns=None, chunks=None):
-    """Resolve ``--data``: a bundled name, a CSV file or a zarr store."""
+def load_data(spec: str, columns=None, chunks=None, in_memory: bool = True, **csv_options):
+    """Resolve ``--data``: a bundled name, a CSV file or a zarr store, with ``--columns`` applied.
+
+    A zarr store becomes a dask-backed DataArray (its column names from the
+    store's ``feature_names`` attribute, else x0, x1, ...), read into memory
+    when ``in_memory`` (``sample``, ``run``) after a memory check.
+    """
     from gmmflow.inputs.csv_reader import read_csv
     from gmmflow.inputs.datasets import DATASETS, load_dataset
 
@@ -189,20 +266,36 @@ def load_data(spec: str, columns=None, chunks=None):
             features = [str(f) for f in data[S.FEATURE].values]
             missing = [c for c in columns if c not in features]
             if missing:
-                raise CLIError(f"dataset {spec!r} has no column(s) {missing}; its columns are {features}.")
+                raise CLIError(f"dataset {spec!r} has no column(s) {summarize_values(missing)}; its columns are "
+                               f"{features}.")
             data = data.sel({S.FEATURE: columns})
         return data
     path = Path(spec)
     if path.suffix == ".zarr" or (path.is_dir() and (path / "zarr.json").exists()):
-        from gmmflow.inputs.chunked import open_zarr
-
-        return open_zarr(path, chunks=chunks)
+        return _zarr_data(path, columns, chunks, in_memory)
     if not path.exists():
         raise CLIError(
             f"--data {spec!r} is neither a bundled dataset ({', '.join(sorted(DATASETS))}) "
             "nor an existing file."
         )
-    return read_csv(path, columns)
+    return read_csv(path, columns, **csv_options)
+
+
+def _zarr_data(path: Path, columns, chunks, in_memory: bool):
+    import xarray as xr
+
+    from gmmflow.inputs.chunked import open_zarr
+    from gmmflow.inputs.matrix import PATH_ATTR
+    from gmmflow.resources import FLOAT, check_memory
+
+    values, names, named = open_zarr(path, chunks=chunks, columns=columns)
+    if in_memory:
+        n, d = values.shape
+        check_memory(2 * FLOAT * n * d, f"reading {path} ({n} x {d}) into memory",
+                     "sample and run need the data in memory; fit it chunk by chunk with gmmflow em")
+        values = values.compute()
+    coords = {S.FEATURE: names} if named else {}
+    return xr.DataArray(values, dims=(S.OBS, S.FEATURE), coords=coords, attrs={PATH_ATTR: str(path)})
 
 
 def _print_em_summary(idata) -> None:
@@ -221,12 +314,13 @@ def cmd_em(args) -> None:
     from gmmflow.results.files import save
     from gmmflow.workflows.em_fit import fit_em
 
-    _check_out(args.out, args.overwrite)
-    X = load_data(args.data, args.columns, args.chunks)
+    inputs = _input_paths(args.data)
+    _check_out(args.out, args.overwrite, inputs)
+    X = load_data(args.data, args.columns, args.chunks, in_memory=False, **_csv_options(args))
     model = GMM(args.k, args.covariance, prior=None if args.no_prior else "default")
     idata = fit_em(model, X, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol,
                    seed=args.seed, chunk_size=args.chunks)
-    save(idata, args.out, overwrite=args.overwrite)
+    save(idata, args.out, overwrite=args.overwrite, inputs=inputs)
     if not args.quiet:
         _print_em_summary(idata)
         print(f"wrote {args.out}")
@@ -235,28 +329,33 @@ def cmd_em(args) -> None:
 def cmd_sample(args) -> None:
     from gmmflow.exceptions import SamplingError
     from gmmflow.models.spec import GMM
-    from gmmflow.results.files import save
+    from gmmflow.results.files import result_file_bytes, save
+    from gmmflow.results.placement import check_free_space
     from gmmflow.workflows.diagnostics import diagnose
     from gmmflow.workflows.posterior_sampling import sample_posterior
 
-    _check_out(args.out, args.overwrite)
-    X = load_data(args.data, args.columns)
+    inputs = _input_paths(args.data)
+    _check_out(args.out, args.overwrite, inputs)
+    X = load_data(args.data, args.columns, **_csv_options(args))
+    n, d = X.shape
+    check_free_space(args.out.resolve().parent, result_file_bytes(
+        n, d, args.chains * args.draws, args.posterior_predictive), str(args.out))
     try:
         idata = sample_posterior(GMM(args.k, args.covariance), X, seed=args.seed,
                                  posterior_predictive=args.posterior_predictive, **_sampling(args))
     except SamplingError as err:  # keep what was computed: the EM result, marked as such
-        save(err.partial, args.out, overwrite=args.overwrite)
+        save(err.partial, args.out, overwrite=args.overwrite, inputs=inputs)
         raise SamplingError(f"{err} Wrote the EM result only to {args.out}.") from err
-    save(idata, args.out, overwrite=args.overwrite)
+    save(idata, args.out, overwrite=args.overwrite, inputs=inputs)
     if not args.quiet:
         print(diagnose(idata).to_string())
         print(f"wrote {args.out}")
 
 
-def _check_out_dir(path: Path, overwrite: bool) -> None:
+def _check_out_dir(path: Path, overwrite: bool, inputs: list[Path]) -> None:
     from gmmflow.results.files import check_output_directory
 
-    check_output_directory(path, overwrite, overwrite_hint="--overwrite")
+    check_output_directory(path, overwrite, inputs, overwrite_hint="--overwrite")
 
 
 def cmd_run(args) -> None:
@@ -264,10 +363,12 @@ def cmd_run(args) -> None:
     from gmmflow.workflows.diagnostics import diagnose
 
     out = args.out if args.out is not None else Path("results") / Path(args.data).stem
-    _check_out_dir(out, args.overwrite)
-    X = load_data(args.data, args.columns)
+    inputs = _input_paths(args.data)
+    _check_out_dir(out, args.overwrite, inputs)
+    X = load_data(args.data, args.columns, **_csv_options(args))
     idata, table = run(X, out, ks=args.k, covariance_type=args.covariance, criterion=args.criterion,
-                       n_init=args.n_init, seed=args.seed, overwrite=args.overwrite, **_sampling(args))
+                       n_init=args.n_init, seed=args.seed, overwrite=args.overwrite, inputs=inputs,
+                       **_sampling(args))
     if not args.quiet:
         if table is not None:
             shown = ["covariance_type", "k", "status", "bic", "icl"] + \
@@ -280,22 +381,31 @@ def cmd_run(args) -> None:
 
 def cmd_report(args) -> None:
     from gmmflow.report.page import write_report
-    from gmmflow.results.files import load
 
-    _check_out_dir(args.out, args.overwrite)
-    page = write_report(load(args.result), args.out, overwrite=args.overwrite)
+    _check_out_dir(args.out, args.overwrite, [args.result])
+    page = write_report(args.result, args.out, overwrite=args.overwrite)
     if not args.quiet:
         print(f"wrote {page}")
 
 
-COMMANDS = {"em": cmd_em, "sample": cmd_sample, "run": cmd_run, "report": cmd_report}
+def cmd_clean(args) -> None:
+    from gmmflow.results.placement import remove_debris
+
+    if not args.directory.is_dir():
+        raise NotADirectoryError(f"{args.directory} is not a directory; give the directory to clean.")
+    removed = remove_debris(args.directory)
+    if not args.quiet:
+        for path in removed:
+            print(f"removed {path}")
+        if not removed:
+            print(f"nothing to clean in {args.directory}")
+
+
+COMMANDS = {"em": cmd_em, "sample": cmd_sample, "run": cmd_run, "report": cmd_report, "clean": cmd_clean}
+WRITES_REPORT = ("run", "report")
 
 
 def main(argv: list[str] | None = None) -> int:
-    # ArviZ 0.2x announces its 1.0 refactor on import; not actionable for CLI users
-    warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
-    # PyTensor's C-BLAS notice concerns its own compiled code, which nutpie (the default) does not use
-    warnings.filterwarnings("ignore", message=".*PyTensor could not link to a BLAS.*")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -308,8 +418,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        COMMANDS[args.command](args)
-    except KeyboardInterrupt:
+        with session(debug=args.debug, report=args.command in WRITES_REPORT):
+            COMMANDS[args.command](args)
+    except Stopped as stop:  # SIGTERM / SIGINT: the clean-ups have run on the way out
+        print(stop.message, file=sys.stderr)
+        return stop.exit_code
+    except KeyboardInterrupt:  # raised by a library rather than by the signal
         print("gmmflow: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # one line per error unless --debug

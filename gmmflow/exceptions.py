@@ -16,12 +16,30 @@ class NotAGmmflowFileError(ValueError):
     """The file is not a readable gmmflow result."""
 
 
+class UnsafeOutputError(ValueError):
+    """An output path that would overwrite or remove an input or files gmmflow did not write,
+    or that exists and is not a regular file or directory (a FIFO, a device, a socket)."""
+
+
+class OutOfSpaceError(OSError):
+    """The destination has too little free space for an output (checked, or ENOSPC while writing)."""
+
+
+class OutputWarning(UserWarning):
+    """Something about an output destination the user should know: debris of killed runs, a kept copy."""
+
+
 class ConvergenceWarning(UserWarning):
     """EM stopped at ``max_iter`` before the objective settled (``converged=False``)."""
 
 
 class SamplingWarning(UserWarning):
     """A posterior sampling diagnostic is outside its recommended range."""
+
+
+class AmbiguousLabellingWarning(UserWarning):
+    """Many bootstrap replicates could not be matched to the EM estimate's components
+    unambiguously: their intervals mix components (``em_bootstrap.relabel_ambiguous``)."""
 
 
 class SamplingError(RuntimeError):
@@ -37,5 +55,5 @@ class SamplingError(RuntimeError):
         self.partial = partial
 
 
-__all__ = ["ConvergenceWarning", "NotAGmmflowFileError", "NotPositiveDefiniteError", "SamplingError",
-           "SamplingWarning"]
+__all__ = ["AmbiguousLabellingWarning", "ConvergenceWarning", "NotAGmmflowFileError", "NotPositiveDefiniteError",
+           "OutOfSpaceError", "OutputWarning", "SamplingError", "SamplingWarning", "UnsafeOutputError"]

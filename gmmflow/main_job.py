@@ -9,12 +9,13 @@ import arviz as az
 import pandas as pd
 
 from gmmflow import defaults
+from gmmflow import schema as S
 from gmmflow.checks import check_int, check_seed
 from gmmflow.inputs.matrix import as_data_matrix
 from gmmflow.models.spec import GMM
 from gmmflow.report.page import write_report_into
-from gmmflow.resources import check_memory, posterior_bytes
-from gmmflow.results.files import atomic_directory, check_output_directory, save
+from gmmflow.resources import check_memory, describe_ks, posterior_bytes
+from gmmflow.results.files import atomic_directory, check_output_directory, result_file_bytes, write_result
 from gmmflow.results.to_idata import with_selection
 from gmmflow.workflows.model_selection import CRITERIA, check_covariance_types, check_ks, select_components
 from gmmflow.workflows.nuts_backends import available_sampler
@@ -34,6 +35,7 @@ def run(
     n_init: int = defaults.N_INIT,
     seed: int | None = None,
     overwrite: bool = False,
+    inputs=(),
     **sampling,
 ) -> tuple[az.InferenceData, pd.DataFrame | None]:
     """Fit, sample, compare and report; write ``out_dir/run.nc``, the PNGs and ``report.html``.
@@ -45,8 +47,14 @@ def run(
     in ``run.nc`` (group ``model_selection``) and drawn.
 
     ``out_dir`` is written whole or not at all: everything is built in a
-    temporary directory that is renamed into place at the end, so a failure
-    or an interrupt (Ctrl-C) leaves no partial output.
+    temporary directory next to it that is renamed into place at the end, so
+    a failure or an interrupt (Ctrl-C, SIGTERM) leaves no partial output.
+    Before any work, ``out_dir`` is checked (``results.placement``): with
+    ``overwrite`` only a directory gmmflow wrote is replaced; it may not be,
+    contain or lie inside any of ``inputs`` (the files the data came from;
+    the CLI passes ``--data``); its filesystem must be writable and hold the
+    result file. One that appears while the run works is not replaced
+    without ``overwrite``: the run fails and names where its output is kept.
 
     ``**sampling`` are the sampling options of ``sample_posterior``
     (``draws``, ``tune``, ``chains``, ``sampler``, ``progressbar``).
@@ -57,7 +65,7 @@ def run(
         The chosen fit (as saved) and the selection table when several K were given.
     """
     out_dir = Path(out_dir)
-    check_output_directory(out_dir, overwrite)
+    inputs = list(inputs)
     data = as_data_matrix(X)
     ks = check_ks(ks, data.shape[0])
     covariance_type = check_covariance_types([covariance_type])[0]
@@ -68,10 +76,14 @@ def run(
     options = options.with_sampler(available_sampler(options.sampler))
     n_init, seed = check_int(n_init, "n_init", 1), check_seed(seed)
     n, d = data.shape
-    check_memory(sum(posterior_bytes(n, d, k, options.chains, options.draws, True) for k in ks),
-                 f"gmmflow run with K in {ks}", "use fewer K values, fewer draws or chains, or fewer rows")
+    check_memory(sum(posterior_bytes(n, d, k, options.chains, options.draws, True, covariance_type, n_init,
+                                     loo=True) for k in ks),
+                 f"gmmflow run with {describe_ks(ks)} and {n_init} restart(s)",
+                 "use fewer K values, fewer restarts, fewer draws or chains, or fewer rows")
+    check_output_directory(out_dir, overwrite, inputs,
+                           size=result_file_bytes(n, d, options.chains * options.draws, True))
 
-    with atomic_directory(out_dir, overwrite) as tmp:
+    with atomic_directory(out_dir, overwrite, inputs) as tmp:
         if len(ks) == 1:
             table = None
             idata = sample_posterior(GMM(ks[0], covariance_type), data, seed=seed, posterior_predictive=True,
@@ -80,6 +92,7 @@ def run(
             table = select_components(data, ks, [covariance_type], mcmc=True, n_init=n_init, seed=seed,
                                       posterior_predictive=True, **vars(options))
             idata = with_selection(table.fits[table.chosen(criterion)], table)
-        save(idata, tmp / RESULT_FILE)
+            idata.attrs[S.SELECTION_CRITERION_ATTR] = criterion
+        write_result(idata, tmp / RESULT_FILE)
         write_report_into(idata, tmp, table)
     return idata, table

@@ -6,7 +6,7 @@ nothing from gmmflow, so any layer may use it.
 
 Dims: ``obs_id``, ``feature``, ``feature2`` (second covariance axis),
 ``component``, ``chain``, ``draw``, ``restart``, ``iteration``, ``candidate``
-(rows of a model-selection table). Covariances are always stored as full
+(rows of a model-selection table), ``replicate`` (bootstrap refits). Covariances are always stored as full
 (feature, feature2) matrices whatever the covariance type.
 
 =========================  ==========================================================
@@ -17,7 +17,8 @@ group                      contents
 ``em_estimate``            ``w``, ``mu``, ``cov``, ``responsibilities (obs_id, component)``,
                            ``objective``, ``log_likelihood``, ``log_prior``, ``converged``,
                            ``n_iter``, ``best_restart``
-``em_restarts``            the same parameters and scalars with a leading ``restart`` dim
+``em_restarts``            the same parameters and scalars with a leading ``restart`` dim,
+                           plus ``init_method (restart)``: where each restart started
 ``em_trace``               ``objective (restart, iteration)``, NaN after a restart stopped
 ``posterior``              ``w (chain, draw, component)``, ``mu``, ``cov``; relabelled
 ``sample_stats``           the sampler's own, plus ``relabel_permutation (chain, draw, component)``
@@ -25,6 +26,10 @@ group                      contents
 ``posterior_assignment``   ``posterior_assignment (obs_id, component)``
 ``posterior_predictive``   ``x (chain, draw, obs_id, feature)`` when asked
 ``model_selection``        the ``select_components`` table along ``candidate``
+``em_bootstrap``           ``w (replicate, component)``, ``mu``, ``cov``: bootstrap refits of
+                           the EM estimate, relabelled; ``relabel_permutation``,
+                           ``relabel_ambiguous``, ``objective``, ``log_likelihood``,
+                           ``converged``, ``n_iter`` and ``failed`` per replicate
 =========================  ==========================================================
 """
 
@@ -42,6 +47,7 @@ DRAW = "draw"
 RESTART = "restart"
 ITERATION = "iteration"
 CANDIDATE = "candidate"
+REPLICATE = "replicate"
 SAMPLE_DIMS = (CHAIN, DRAW)
 
 # groups
@@ -56,6 +62,7 @@ LOG_LIKELIHOOD = "log_likelihood"
 POSTERIOR_ASSIGNMENT = "posterior_assignment"
 POSTERIOR_PREDICTIVE = "posterior_predictive"
 MODEL_SELECTION = "model_selection"
+EM_BOOTSTRAP = "em_bootstrap"
 EM_GROUPS = (EM_ESTIMATE, EM_RESTARTS, EM_TRACE)
 
 # variables
@@ -64,12 +71,38 @@ PARAMETERS = ("w", "mu", "cov")
 RESPONSIBILITIES = "responsibilities"
 SAMPLE_WEIGHT = "sample_weight"
 RELABEL_PERMUTATION = "relabel_permutation"
+INIT_METHOD = "init_method"  # em_restarts: where each restart started (hc, kmeans++, user, ...)
+RELABEL_AMBIGUOUS = "relabel_ambiguous"  # em_bootstrap: the replicate's labelling was ambiguous
+FAILED = "failed"  # em_bootstrap: the replicate's refit failed (its parameters are NaN)
 
 # root attrs
 VERSION_ATTR = "gmmflow_version"
 MODEL_ATTR = "model"
 HYPERPARAMETERS_ATTR = "hyperparameters"
 SAMPLING_STATUS_ATTR = "sampling_status"
+SELECTION_CRITERION_ATTR = "selection_criterion"  # gmmflow run --k LOW:HIGH: the criterion K was chosen by
+FINGERPRINT_ATTR = "data_fingerprint"  # JSON: shape, feature names, hashes of the values and weights
+
+# what each group must hold, variable -> dims; checked when a result is loaded (results.from_idata.check_schema)
+_PARAMETER_DIMS = {"w": (COMPONENT,), "mu": (COMPONENT, FEATURE), "cov": (COMPONENT, FEATURE, FEATURE2)}
+_EM_SCALARS = ("objective", "log_likelihood", "log_prior", "converged", "n_iter")
+VARIABLES = {
+    OBSERVED_DATA: {X: (OBS, FEATURE)},
+    CONSTANT_DATA: {SAMPLE_WEIGHT: (OBS,)},
+    EM_ESTIMATE: _PARAMETER_DIMS | {name: () for name in _EM_SCALARS} | {"best_restart": ()},
+    EM_RESTARTS: {name: (RESTART,) + dims for name, dims in _PARAMETER_DIMS.items()}
+    | {name: (RESTART,) for name in _EM_SCALARS},
+    EM_TRACE: {"objective": (RESTART, ITERATION)},
+    POSTERIOR: {name: SAMPLE_DIMS + dims for name, dims in _PARAMETER_DIMS.items()},
+    SAMPLE_STATS: {RELABEL_PERMUTATION: SAMPLE_DIMS + (COMPONENT,)},
+    LOG_LIKELIHOOD: {X: SAMPLE_DIMS + (OBS,)},
+    POSTERIOR_ASSIGNMENT: {POSTERIOR_ASSIGNMENT: (OBS, COMPONENT)},
+    POSTERIOR_PREDICTIVE: {X: SAMPLE_DIMS + (OBS, FEATURE)},
+    MODEL_SELECTION: {"covariance_type": (CANDIDATE,), "k": (CANDIDATE,)},
+}
+OPTIONAL_VARIABLES = {EM_ESTIMATE: {RESPONSIBILITIES: (OBS, COMPONENT)}}
+# the groups every result of a method has (root attr "method")
+METHOD_GROUPS = {"em": EM_GROUPS, "nuts": EM_GROUPS + (POSTERIOR, SAMPLE_STATS, LOG_LIKELIHOOD, POSTERIOR_ASSIGNMENT)}
 
 # what a reader is told to do when a group is missing
 HINTS = {
@@ -78,6 +111,7 @@ HINTS = {
     POSTERIOR: "sample with gmmflow.sample_posterior first",
     POSTERIOR_PREDICTIVE: "sample with gmmflow.sample_posterior(..., posterior_predictive=True)",
     OBSERVED_DATA: "the data were not stored (fit_em stores them unless they exceeded its storage limit)",
+    EM_BOOTSTRAP: "run gmmflow.bootstrap(idata, X) first",
 }
 
 

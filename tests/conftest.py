@@ -117,3 +117,40 @@ def posteriors():
         X = mixture_data(seed=d, n_per=60, d=d, K=K, spread=6.0)
         out[d] = fake_posterior(X, K, seed=d, features=[f"f{j}" for j in range(d)])
     return out
+
+
+def fake_nuts(pm_model, start, draws, tune, chains, seed, jitter_rng, progressbar):
+    """A stand-in for ``nuts_backends.run_nutpie``: seeded draws scattered around the start values.
+
+    Weights are Dirichlet around the start, means get small Gaussian noise,
+    covariances stay at the start. For tests of what happens around
+    sampling (files, signals, messages), where a real NUTS run would only
+    cost time.
+    """
+    import arviz as az
+    import xarray as xr
+
+    rng = np.random.default_rng(seed)
+    posterior = {}
+    for name, value in start.items():
+        value = np.asarray(value, dtype=np.float64)
+        if name == "w":
+            draws_ = rng.dirichlet(500 * value + 1, size=(chains, draws))
+        elif name == "mu":
+            draws_ = value + 0.01 * (np.abs(value).mean() + 1) * rng.standard_normal((chains, draws, *value.shape))
+        else:
+            draws_ = np.broadcast_to(value, (chains, draws, *value.shape)).copy()
+        posterior[name] = (("chain", "draw", *[f"{name}_dim_{i}" for i in range(value.ndim)]), draws_)
+    stats = {"diverging": (("chain", "draw"), np.zeros((chains, draws), bool))}
+    return az.InferenceData(posterior=xr.Dataset(posterior), sample_stats=xr.Dataset(stats))
+
+
+def forbid_work(monkeypatch):
+    """Any EM restart, NUTS run or grid cell fails the test: refusals must come before work."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError("work started before the input was checked")
+
+    for target in ("gmmflow.workflows.em_fit.fit_restarts", "gmmflow.workflows.nuts_backends.run_nutpie",
+                   "gmmflow.workflows.nuts_backends.run_pymc", "gmmflow.workflows.model_selection._fit_cell",
+                   "gmmflow.workflows.posterior_sampling._run_sampler"):
+        monkeypatch.setattr(target, forbidden)

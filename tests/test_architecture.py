@@ -34,7 +34,7 @@ LAYERS = [
     ("plots", ["gmmflow.plots"]),
     ("report", ["gmmflow.report"]),
     ("main job", ["gmmflow.main_job"]),
-    ("command line", ["gmmflow.cli"]),
+    ("command line", ["gmmflow.cli", "gmmflow.console"]),
     ("public API", ["gmmflow"]),  # the package's __init__: re-exports only
 ]
 

@@ -46,7 +46,8 @@ OPTION_CASES = [
     ({"n_init": 0}, ValueError, "n_init must be >= 1, got 0"),
     ({"max_iter": 0}, ValueError, "max_iter must be >= 1, got 0"),
     ({"tol": -1.0}, ValueError, "tol must be >= 0.0, got -1.0"),
-    ({"init": "kmeans"}, ValueError, "init must be one of 'kmeans++', 'random', 'random_from_data' or a dict"),
+    ({"init": "kmeans"}, ValueError, "init must be one of 'kmeans++', 'random', 'random_from_data', 'hc', "
+                                     "'hc+kmeans++', 'hc+random', 'hc+random_from_data' or a dict"),
     ({"init": {"centers": 1}}, ValueError, "init has unknown key(s) ['centers']"),
     ({"init": {"means": np.zeros((2, 2))}}, ValueError, "init['means'] must have shape (3, 2) for n_components=3, 2 feature(s)"),
     ({"init": {"weights": [0.5, 0.5, 0.5]}}, ValueError, "init['weights'] must be positive and sum to 1"),
@@ -55,7 +56,9 @@ OPTION_CASES = [
     ({"init": {"covariances": np.ones((3, 3))}}, ValueError, "init['covariances'] must have shape (3, 2, 2)"),
     ({"sample_weight": np.ones(3)}, ValueError, "sample_weight must have shape (30,)"),
     ({"sample_weight": -np.ones(30)}, ValueError, "sample_weight must be finite and >= 0"),
-    ({"seed": -1}, TypeError, "seed must be a non-negative integer or None"),
+    ({"seed": -1}, ValueError, "seed must be an integer from 0 to 2**64 - 1 = 18446744073709551615"),
+    ({"seed": 2**64}, ValueError, "seed must be an integer from 0 to 2**64 - 1 = 18446744073709551615 (every "
+                                  "sampler takes 64 bits), got 18446744073709551616."),
 ]
 
 
@@ -69,7 +72,7 @@ MODEL_CASES = [
     (lambda: gmmflow.GMM(0), ValueError, "n_components must be >= 1, got 0"),
     (lambda: gmmflow.GMM(2.5), TypeError, "n_components must be an integer >= 1, got float 2.5"),
     (lambda: gmmflow.GMM(2, "banana"), ValueError, "covariance_type must be one of 'full', 'tied', 'diag', 'spherical'; got 'banana'"),
-    (lambda: gmmflow.GMM(2, prior="flat"), ValueError, "prior must be 'default', None or a gmmflow.Prior"),
+    (lambda: gmmflow.GMM(2, prior="flat"), ValueError, "prior must be 'default', 'mclust', None or a gmmflow.Prior"),
     (lambda: gmmflow.GMM(2, reg_covar=-1), ValueError, "reg_covar must be a finite number >= 0"),
     (lambda: gmmflow.Prior(alpha=0.5), ValueError, "Prior alpha (Dirichlet concentration) must be >= 1"),
     (lambda: gmmflow.Prior(shrinkage=0.0), ValueError, "Prior shrinkage (kappa_P) must be > 0, got 0.0"),

@@ -5,7 +5,8 @@ import pytest
 
 import gmmflow
 
-SHAPES = {"faithful": (272, 2), "geyser": (299, 2), "galaxies": (82, 1), "iris": (150, 4), "blobs": (200, 2)}
+SHAPES = {"faithful": (272, 2), "geyser": (299, 2), "galaxies": (82, 1), "iris": (150, 4), "blobs": (200, 2),
+          "wine": (178, 13)}
 
 
 @pytest.mark.parametrize("name", sorted(SHAPES))
@@ -20,6 +21,8 @@ def test_feature_names_and_labels():
     assert list(gmmflow.load_dataset("faithful").feature.values) == ["eruptions", "waiting"]
     iris = gmmflow.load_dataset("iris")
     assert sorted(set(iris.species.values)) == ["setosa", "versicolor", "virginica"]
+    wine = gmmflow.load_dataset("wine")
+    assert wine.feature.values[-1] == "proline" and sorted(set(wine["class"].values)) == [1, 2, 3]
 
 
 def test_blobs_are_the_documented_draws():
@@ -30,7 +33,7 @@ def test_blobs_are_the_documented_draws():
 
 
 def test_unknown_dataset_lists_known():
-    with pytest.raises(ValueError, match=re.escape("Unknown dataset 'faithfull'; known datasets: blobs, faithful, galaxies, geyser, iris.")):
+    with pytest.raises(ValueError, match=re.escape("Unknown dataset 'faithfull'; known datasets: blobs, faithful, galaxies, geyser, iris, wine.")):
         gmmflow.load_dataset("faithfull")
 
 
@@ -39,10 +42,10 @@ def test_read_csv_errors(tmp_path):
     with pytest.raises(ValueError, match="is empty"):
         gmmflow.read_csv(tmp_path / "empty.csv")
     (tmp_path / "text.csv").write_text("a,b\n1,2\n3,x\n")
-    with pytest.raises(ValueError, match=re.escape("column 'b' is not numeric (row 3 of the file holds 'x')")):
+    with pytest.raises(ValueError, match=re.escape("column 'b' is not numeric (line 3 of the file holds 'x'). Choose the numeric columns, e.g. --columns a (Python: columns=['a']).")):
         gmmflow.read_csv(tmp_path / "text.csv")
     (tmp_path / "na.csv").write_text("a,b\n1,2\n3,\n")
-    with pytest.raises(ValueError, match=re.escape("missing value in column 'b' at row 3 of the file")):
+    with pytest.raises(ValueError, match=re.escape("missing value in column 'b' at line 3 of the file")):
         gmmflow.read_csv(tmp_path / "na.csv")
     (tmp_path / "ok.csv").write_text("a,b,c\n1,2,x\n3,4,y\n")
     da = gmmflow.read_csv(tmp_path / "ok.csv", columns=["b", "a"])

@@ -1,5 +1,6 @@
 """EM on dask: same numbers as in memory, any scheduler, clear errors per chunk."""
 
+import json
 import re
 
 import dask.array as da
@@ -119,3 +120,24 @@ def test_subsampled_init_is_shared_by_memory_and_dask(monkeypatch):
     mem = gmmflow.fit_em(gmmflow.GMM(3), X, n_init=2, seed=5)
     dsk = gmmflow.fit_em(gmmflow.GMM(3), da.from_array(X, chunks=250), n_init=2, seed=5)
     np.testing.assert_allclose(dsk.em_trace.objective.values, mem.em_trace.objective.values, rtol=1e-10)
+
+
+@pytest.mark.parametrize("t", ["full", "diag"])
+def test_weighted_dask_equals_weighted_in_memory(t):
+    """Weights ride along with the chunks (a numpy array, or a dask array chunked otherwise):
+    the same fit as in memory, the same prior (weighted moments), the weights stored."""
+    init = start(t)
+    w = np.random.default_rng(0).integers(0, 4, X.shape[0]).astype(float)
+    mem = gmmflow.fit_em(gmmflow.GMM(3, t), X, init=init, seed=1, tol=1e-10, sample_weight=w)
+    for weights in (w, da.from_array(w, chunks=100)):
+        dsk = gmmflow.fit_em(gmmflow.GMM(3, t), da.from_array(X, chunks=(250, 3)), init=init, seed=1, tol=1e-10,
+                             sample_weight=weights)
+        a, b = mem.em_trace.objective.values[0], dsk.em_trace.objective.values[0]
+        np.testing.assert_allclose(b[~np.isnan(b)], a[~np.isnan(a)], rtol=1e-10)
+        assert mem.attrs["hyperparameters"] == dsk.attrs["hyperparameters"] or np.allclose(
+            json.loads(mem.attrs["hyperparameters"])["scale"], json.loads(dsk.attrs["hyperparameters"])["scale"],
+            rtol=1e-12)
+        np.testing.assert_allclose(dsk.constant_data.sample_weight.values, mem.constant_data.sample_weight.values,
+                                   rtol=1e-14)  # both rescaled to sum to the positive rows' count
+        assert dsk.attrs["data_fingerprint"] == mem.attrs["data_fingerprint"] or json.loads(
+            dsk.attrs["data_fingerprint"])["weights_hash"] is not None

@@ -7,12 +7,13 @@ import warnings
 import arviz as az
 import h5netcdf
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
 import gmmflow
 from gmmflow import resources
-from gmmflow.results import files
+from gmmflow.results import files, placement
 from gmmflow.results.to_idata import root_attrs
 from gmmflow.cli import main
 from gmmflow.models.pymc_model import covariance_value_name
@@ -72,25 +73,92 @@ def test_a_damaged_current_file_says_so(fitted, tmp_path):
         gmmflow.load(path)
 
 
-def test_interrupted_directory_write_keeps_the_previous_directory(tmp_path):
-    out = tmp_path / "rep"
+def _drop_variable(path, group, name):
+    import h5py
+
+    with h5py.File(path, "a") as f:
+        del f[group][name]
+
+
+def _fake_posterior_file(tmp_path):
+    from conftest import fake_posterior
+
+    return gmmflow.save(fake_posterior(X, 2, chains=2, draws=20, predictive=False), tmp_path / "post.nc")
+
+
+# (what is damaged, how, the message naming it); load must refuse each before anything reads the result
+DAMAGE = [
+    ("a variable", lambda p: _drop_variable(p, "posterior", "cov"), "group 'posterior' has no variable 'cov'"),
+    ("an EM variable", lambda p: _drop_variable(p, "em_estimate", "mu"), "group 'em_estimate' has no variable 'mu'"),
+    ("a group", lambda p: _drop_group(p, "log_likelihood"),
+     "it has no log_likelihood group(s), which a 'nuts' result has"),
+    ("a dim length", lambda p: _set_attrs(p, n_components=3),
+     "dim 'component' has length 2 in em_estimate.w but 3 in the n_components attr"),
+    ("the fingerprint", lambda p: _set_attrs(p, data_fingerprint="{not json"),
+     "its 'data_fingerprint' attr is damaged"),
+]
+
+
+def _drop_group(path, group):
+    import h5py
+
+    with h5py.File(path, "a") as f:
+        del f[group]
+
+
+@pytest.mark.parametrize("what, damage, message", DAMAGE, ids=[d[0] for d in DAMAGE])
+def test_partial_damage_is_caught_by_load_and_named(what, damage, message, tmp_path, capsys):
+    path = _fake_posterior_file(tmp_path)
+    damage(path)
+    before = path.read_bytes()
+    with pytest.raises(gmmflow.NotAGmmflowFileError, match=re.escape(f"{path} is a damaged gmmflow result: {message}")):
+        gmmflow.load(path)
+    assert main(["report", str(path), "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "rep").exists() and path.read_bytes() == before
+
+
+def test_a_variable_with_other_dims_is_named(fitted, tmp_path):
+    damaged = fitted.copy()
+    damaged.em_estimate["mu"] = damaged.em_estimate["mu"].rename({"feature": "feat"})
+    path = gmmflow.save(damaged, tmp_path / "r.nc")
+    with pytest.raises(gmmflow.NotAGmmflowFileError,
+                       match=re.escape("variable em_estimate.mu has dims ('component', 'feat'), not ('component', "
+                                       "'feature')")):
+        gmmflow.load(path)
+
+
+def test_every_result_gmmflow_writes_passes_its_own_schema(fitted, tmp_path):
+    """The checks load applies are those every fresh result meets (EM, weighted EM, posterior)."""
+    weighted = gmmflow.fit_em(gmmflow.GMM(2), X, n_init=2, seed=0, sample_weight=np.linspace(1, 2, X.shape[0]))
+    for name, idata in {"em": fitted, "weighted": weighted}.items():
+        gmmflow.load(gmmflow.save(idata, tmp_path / f"{name}.nc"))
+    gmmflow.load(_fake_posterior_file(tmp_path))
+
+
+def _gmmflow_directory(out):
     out.mkdir()
     (out / "old.txt").write_text("previous")
+    placement.write_marker(out)
+    return out
+
+
+def test_interrupted_directory_write_keeps_the_previous_directory(tmp_path):
+    out = _gmmflow_directory(tmp_path / "rep")
     with pytest.raises(KeyboardInterrupt):
         with files.atomic_directory(out, overwrite=True) as tmp:
             (tmp / "half.png").write_bytes(b"\x89PNG")
             raise KeyboardInterrupt
     assert [p.name for p in tmp_path.iterdir()] == ["rep"]
-    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [placement.MARKER_FILE, "old.txt"]
 
 
 def test_overwriting_a_directory_replaces_it_whole(tmp_path):
-    out = tmp_path / "rep"
-    out.mkdir()
-    (out / "old.txt").write_text("previous")
+    out = _gmmflow_directory(tmp_path / "rep")
     with files.atomic_directory(out, overwrite=True) as tmp:
         (tmp / "new.txt").write_text("new")
-    assert [p.name for p in out.iterdir()] == ["new.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [placement.MARKER_FILE, "new.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["rep"]
 
 
@@ -256,8 +324,74 @@ def test_work_that_would_not_fit_in_memory_is_refused_up_front(call, monkeypatch
         call()
 
 
+def test_the_sampling_estimate_counts_the_stored_covariance_draws(monkeypatch, tmp_path, capsys):
+    """d=500, K=2, 4 x 1000 draws: the relabelled covariance draws alone are 4000 x 2 x 500 x 500 float64
+    = 14.9 GiB; the estimate was 0.6 GiB. With 20 GiB available the run is refused before any work."""
+    cov_alone = 4000 * 2 * 500 * 500 * 8
+    assert cov_alone / 2**30 == pytest.approx(14.9, abs=0.05)
+    assert resources.posterior_bytes(600, 500, 2, 4, 1000, False) > 3 * cov_alone  # raw, stacked, relabelled
+    monkeypatch.setattr(resources, "available_memory", lambda: 20.0 * 2**30)
+    monkeypatch.setattr("gmmflow.workflows.posterior_sampling._run_sampler",
+                        lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr("gmmflow.workflows.em_fit.fit_restarts", lambda *a, **k: pytest.fail("work started"))
+    wide = np.random.default_rng(0).normal(size=(600, 500))
+    with pytest.raises(MemoryError, match=re.escape("sample_posterior with 4 chains x 1000 draws on 600 rows needs "
+                                                    "an estimated 44.9 GiB of memory but only 20.0 GiB")):
+        gmmflow.sample_posterior(gmmflow.GMM(2), wide, seed=0)
+
+
+@pytest.mark.parametrize("t", ["full", "diag"])
+def test_the_sampling_estimate_is_a_lower_bound_of_the_measured_peak(t, monkeypatch):
+    """tracemalloc's peak (numpy allocations included) of a sample_posterior call whose sampler returns
+    prepared draws is at least the estimate (a refusal is never a false alarm) and within 2x of it
+    (every large array is counted). d=30 so the draws dominate."""
+    import tracemalloc
+
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    Xw = mixture_data(seed=1, n_per=100, d=30, K=2)
+    em = gmmflow.fit_em(gmmflow.GMM(2, t), Xw, n_init=1, seed=0)
+    chains, draws = 2, 150
+
+    def sampler(*args):
+        est = em.em_estimate
+        name = covariance_value_name(t)
+        compact = np.stack([np.diagonal(c) for c in est.cov.values]) if t == "diag" else est.cov.values
+        return az.InferenceData(
+            posterior=xr.Dataset({
+                "w": (("chain", "draw", "a"), rng.dirichlet(200 * est.w.values + 1, size=(chains, draws))),
+                "mu": (("chain", "draw", "b", "c"), np.broadcast_to(est.mu.values, (chains, draws, 2, 30)).copy()),
+                name: (("chain", "draw") + tuple(f"k{i}" for i in range(compact.ndim)),
+                       np.broadcast_to(compact, (chains, draws) + compact.shape).copy())}),
+            sample_stats=xr.Dataset({"diverging": (("chain", "draw"), np.zeros((chains, draws), bool))}))
+
+    # the sampler's stand-in replaces the PyMC model build too, and ArviZ's summary of 1,800 parameters is
+    # skipped (traced, each would take half a minute; neither holds the arrays the estimate counts)
+    monkeypatch.setattr("gmmflow.workflows.posterior_sampling._run_sampler", sampler)
+    monkeypatch.setattr("gmmflow.workflows.posterior_sampling.diagnose",
+                        lambda idata: pd.DataFrame({"value": [0], "ok": [True]}, index=["divergences"]))
+    def run():  # one BLAS thread: per-draw 30 x 30 solves with two threads on a loaded machine took 20 s
+        with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
+            warnings.simplefilter("ignore")
+            gmmflow.sample_posterior(gmmflow.GMM(2, t), Xw, em=em, sampler="nutpie", chains=chains, draws=draws,
+                                     seed=0)
+
+    run()  # once untraced: lazy imports are not part of the peak (and take long when traced)
+    tracemalloc.start()
+    run()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    estimate = resources.posterior_bytes(*Xw.shape, 2, chains, draws, False, t, n_init=0)
+    assert estimate <= peak <= 2 * estimate, (estimate, peak)
+
+
 def test_estimates_scale_with_the_work():
     small = resources.posterior_bytes(272, 2, 2, 4, 1000, False)
     assert resources.posterior_bytes(272, 2, 2, 4, 2000, False) > 1.9 * small - resources.em_bytes(272, 2, 2)
     assert resources.posterior_bytes(272, 2, 2, 4, 1000, True) > small
-    assert 3 * 4000 * 272 * 8 <= small < 4 * 4000 * 272 * 8  # dominated by pointwise log-likelihoods
+    with_loo = resources.posterior_bytes(272, 2, 2, 4, 1000, False, loo=True)
+    assert 3 * 4000 * 272 * 8 <= with_loo < 4 * 4000 * 272 * 8  # dominated by pointwise log-likelihoods
+    # K, restarts and d enter too
+    assert resources.em_bytes(272, 2, 2, n_init=10**6) > 10**6 * resources.restart_bytes(2, 2)
+    assert resources.posterior_bytes(272, 50, 2, 4, 1000, False) > 4000 * 2 * 50 * 50 * 8 * 3

@@ -139,15 +139,48 @@ def test_unseeded_runs_record_their_seed_and_replay():
 
 
 @pytest.mark.parametrize("t", COV_TYPES)
-def test_integer_sample_weights_equal_repeated_rows(t):
+def test_integer_weights_give_the_mle_of_repeated_rows(t):
+    """Weights are relative importances: the MLE (prior=None) depends only on their ratios, so integer
+    weights give the MLE of the repeated rows; the weights are rescaled to sum to n (every row weighted
+    here), so the log-likelihood is that of the repeated rows times n / sum(counts)."""
     X = mixture_data(seed=4, n_per=40, d=2, K=2)
     counts = np.random.default_rng(3).integers(1, 4, size=X.shape[0])
     init = {"means": X[[0, -1]]}
-    a = gmmflow.fit_em(gmmflow.GMM(2, t), X, sample_weight=counts, init=init, seed=0).em_estimate
-    b = gmmflow.fit_em(gmmflow.GMM(2, t), np.repeat(X, counts, axis=0), init=init, seed=0).em_estimate
-    np.testing.assert_allclose(float(a.objective), float(b.objective), rtol=1e-10)
+    a = gmmflow.fit_em(gmmflow.GMM(2, t, prior=None), X, sample_weight=counts, init=init, seed=0).em_estimate
+    b = gmmflow.fit_em(gmmflow.GMM(2, t, prior=None), np.repeat(X, counts, axis=0), init=init, seed=0).em_estimate
+    np.testing.assert_allclose(float(a.log_likelihood), float(b.log_likelihood) * X.shape[0] / counts.sum(),
+                               rtol=1e-10)
     np.testing.assert_allclose(a.mu.values, b.mu.values, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(a.cov.values, b.cov.values, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("t", COV_TYPES)
+@pytest.mark.parametrize("factor", [1e-300, 1 / 272, 3.0, 1e300])
+def test_scaling_every_weight_changes_no_estimate_and_no_criterion(t, factor):
+    """The MAP (default prior) and BIC/AIC/ICL are the same for weights w and c * w, to rounding: weights
+    are rescaled to sum to the number of positive-weight rows before anything uses them."""
+    X = mixture_data(seed=5, n_per=50, d=2, K=2)
+    w = np.random.default_rng(1).uniform(0.0, 2.0, size=X.shape[0])
+    w[:5] = 0.0
+    a = gmmflow.fit_em(gmmflow.GMM(2, t), X, sample_weight=w, seed=0, n_init=2)
+    b = gmmflow.fit_em(gmmflow.GMM(2, t), X, sample_weight=w * factor, seed=0, n_init=2)
+    for name in ("w", "mu", "cov", "objective", "log_likelihood"):
+        np.testing.assert_allclose(b.em_estimate[name].values, a.em_estimate[name].values, rtol=1e-9, atol=1e-12)
+    for criterion in (gmmflow.bic, gmmflow.aic, gmmflow.icl):
+        np.testing.assert_allclose(criterion(b), criterion(a), rtol=1e-10)
+    np.testing.assert_allclose(b.constant_data.sample_weight.sum(), X.shape[0] - 5, rtol=1e-12)
+
+
+def test_weights_summing_to_one_leave_bic_its_n():
+    """Weights that sum to 1 made BIC's penalty p log(sum w) = 0 and the grid chose the largest K; BIC's n
+    is the number of positive-weight rows, so uniform weights give the unweighted BIC."""
+    X = gmmflow.load_dataset("faithful")
+    n = X.shape[0]
+    weighted = gmmflow.select_components(X, ks=range(1, 5), seed=0, n_init=2,
+                                         em_kwargs={"sample_weight": np.full(n, 1 / n)})
+    plain = gmmflow.select_components(X, ks=range(1, 5), seed=0, n_init=2)
+    np.testing.assert_allclose(weighted.bic.values, plain.bic.values, rtol=1e-9)
+    assert weighted.loc[weighted.best_bic, "k"].item() == 2
 
 
 def test_user_init_is_the_first_trace_point():

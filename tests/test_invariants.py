@@ -6,6 +6,7 @@ are symmetric positive definite and at or above the floor the prior (or
 ``reg_covar``) guarantees, the objective is finite and never decreases.
 """
 
+import re
 import warnings
 
 import numpy as np
@@ -18,6 +19,7 @@ import gmmflow
 from gmmflow.core.gaussian import cholesky, log_mixture_density
 from gmmflow.results.from_idata import hyperparameters_from_idata
 from gmmflow.core.prior_density import log_prior
+from gmmflow.inputs.matrix import SMALLEST_SPREAD
 from conftest import COV_TYPES, full_cov
 
 PRIORS = ("default", None)
@@ -87,8 +89,16 @@ def problems(draw):
 @example((np.column_stack([np.arange(20.0), np.full(20, 7.0)]), 2, "tied"))  # zero-variance column
 @example((np.array([[0.0, 0.0], [1.0, 2.0], [5.0, 1.0]]), 3, "full"))  # n = K
 @example((np.arange(12.0).reshape(6, 2), 1, "spherical"))  # K = 1
+@example((np.array([[0.0], [5.58658185e-255]]), 1, "full"))  # a spread whose square underflows
 def test_map_invariants_on_any_finite_data(problem):
+    """Every finite data set is fitted with the invariants, or refused up front when a feature's spread is
+    below SMALLEST_SPREAD (its squared deviations underflow float64: issue 18)."""
     X, K, t = problem
+    spread = X.max(axis=0) - X.min(axis=0)
+    if np.any((spread > 0) & (spread < SMALLEST_SPREAD)):
+        with pytest.raises(ValueError, match=re.escape("squares of such differences underflow float64")):
+            fit(X, K, t, "default")
+        return
     check_invariants(fit(X, K, t, "default"), X, t, "default")
 
 

@@ -1,14 +1,18 @@
 """save / load: netCDF round trip, atomic writes, clear errors for foreign files."""
 
+import os
 import re
 
 import arviz as az
+import h5netcdf
 import numpy as np
 import pytest
 import xarray as xr
 
 import gmmflow
+from conftest import fake_posterior, mixture_data
 from gmmflow.results import files as io
+from gmmflow.results import placement
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +51,32 @@ def test_save_over_the_file_it_was_loaded_from(fitted, tmp_path):
 def test_interrupted_write_leaves_previous_file_and_no_partial(fitted, tmp_path, monkeypatch):
     path = gmmflow.save(fitted, tmp_path / "r.nc")
     before = path.read_bytes()
+    real_write = os.write
 
-    def boom(idata, filename):
-        with open(filename, "wb") as f:
-            f.write(b"partial")
-        raise RuntimeError("disk full")
+    def interrupted(fd, data):
+        real_write(fd, bytes(data)[:100])
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(io, "_write", boom)
-    with pytest.raises(RuntimeError, match="disk full"):
+    monkeypatch.setattr(placement.os, "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
         gmmflow.save(fitted, path, overwrite=True)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.nc"]
+
+
+def test_large_arrays_are_compressed_small_ones_not_and_arviz_reads_both(fitted, tmp_path):
+    """zlib (level files.COMPRESSION_LEVEL, after the shuffle filter) on arrays of 16 KiB and more; the
+    uncompressed build (level 0) of the same result is the reference for the sizes."""
+    run = fake_posterior(mixture_data(seed=0, n_per=100, K=2), 2, chains=2, draws=100)  # 200 x 200 log-lik
+    for idata, name in ((fitted, "em.nc"), (run, "run.nc")):
+        path = gmmflow.save(idata, tmp_path / name)
+        assert path.stat().st_size <= io.netcdf_bytes(idata, level=0).nbytes, name
+        xr.testing.assert_identical(az.from_netcdf(path).em_estimate, idata.em_estimate)
+    assert (tmp_path / "run.nc").stat().st_size < 0.95 * io.netcdf_bytes(run, level=0).nbytes
+    with h5netcdf.File(tmp_path / "run.nc", "r") as f:
+        loglik = f["log_likelihood"].variables["x"]
+        assert (loglik.compression, loglik.compression_opts, loglik.shuffle) == ("gzip", io.COMPRESSION_LEVEL, True)
+        assert f["em_estimate"].variables["responsibilities"].compression is None  # 200 x 2: too small to gain
 
 
 def test_truncated_and_foreign_files(fitted, tmp_path):

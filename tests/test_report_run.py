@@ -17,14 +17,14 @@ POSTERIOR_PNGS = {"em_convergence", "clusters", "density", "trace", "rank", "pai
 
 
 class _References(HTMLParser):
-    """Every src/href attribute of a page."""
+    """Every src/href attribute of a page that points outside it."""
 
     def __init__(self):
         super().__init__()
         self.refs = []
 
-    def handle_starttag(self, tag, attrs):
-        self.refs += [value for name, value in attrs if name in ("src", "href")]
+    def handle_starttag(self, tag, attrs):  # links within the page (#verdict) are not references
+        self.refs += [value for name, value in attrs if name in ("src", "href") and not value.startswith("#")]
 
 
 def references(page) -> list[str]:
@@ -40,8 +40,8 @@ def test_report_of_a_posterior_embeds_every_plot(posteriors, tmp_path):
     refs = references(page)
     assert len(refs) == len(POSTERIOR_PNGS) and all(r.startswith("data:image/png;base64,") for r in refs)
     text = page.read_text()
-    for heading in ("Sampling diagnostics", "Parameters: EM MAP against the posterior", "Assignments",
-                    "Predictive fit", "Specification", "Resolved prior", "Versions"):
+    for heading in ("Verdict", "Sampling diagnostics", "EM MAP against the posterior", "Assignments",
+                    "Predictive fit", "Model specification", "Resolved prior", "Versions"):
         assert heading in text
 
 
@@ -57,8 +57,8 @@ def test_report_refuses_existing_directory_and_keeps_it(posteriors, tmp_path):
     out = tmp_path / "rep"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="already exists; pass overwrite=True"):
-        gmmflow.write_report(posteriors[2], out)
+    with pytest.raises(gmmflow.UnsafeOutputError, match="exists and is not a gmmflow output directory"):
+        gmmflow.write_report(posteriors[2], out, overwrite=True)  # a directory gmmflow did not write
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
@@ -121,6 +121,8 @@ def test_run_end_to_end(tmp_path, capsys):
     assert {p.stem for p in out.glob("*.png")} == POSTERIOR_PNGS | {"selection"}
     refs = references(out / "report.html")
     assert refs and all(r.startswith("data:image/png;base64,") for r in refs)
+    assert idata.attrs["selection_criterion"] == "bic"
+    assert "is shown, chosen by BIC: it has the lowest BIC" in (out / "report.html").read_text()
     assert sorted(p.name for p in tmp_path.rglob("*") if p.name.startswith(".")) == []  # no temporaries left
     # the same seed gives the same result file contents
     out2 = tmp_path / "again"

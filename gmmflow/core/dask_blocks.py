@@ -8,6 +8,10 @@ the small parameter arrays travel to the workers. Whatever dask scheduler is
 active runs it: the threaded scheduler by default, or a
 ``dask.distributed.Client`` (local or remote) if one has been created.
 
+Observation weights are a dask array chunked like the rows, (n,) or one row
+per batch entry (B, n) (bootstrap replicates): each task gets its rows and
+their weights, so weights are never gathered on the client.
+
 dask is imported when a ``DaskBlocks`` is used, not when gmmflow is.
 """
 
@@ -22,12 +26,17 @@ from gmmflow.core.em_steps import Params, SuffStats
 from gmmflow.core.row_blocks import ArrayBlocks
 
 
-def _chunk_statistics(chunk, params: Params, shift: np.ndarray, inner: int) -> SuffStats:
-    return ArrayBlocks(np.asarray(chunk, dtype=np.float64), chunk_size=inner, shift=shift).e_step(params)
+def _chunk_blocks(chunk, weights, shift: np.ndarray, inner: int) -> ArrayBlocks:
+    weights = None if weights is None else np.asarray(weights, dtype=np.float64)
+    return ArrayBlocks(np.asarray(chunk, dtype=np.float64), weights, chunk_size=inner, shift=shift)
 
 
-def _chunk_log_resp_and_norm(chunk, params: Params, shift: np.ndarray, inner: int):
-    return ArrayBlocks(np.asarray(chunk, dtype=np.float64), chunk_size=inner, shift=shift).log_resp_and_norm(params)
+def _chunk_statistics(chunk, weights, params: Params, shift: np.ndarray, inner: int, batch) -> SuffStats:
+    return _chunk_blocks(chunk, weights, shift, inner).e_step(params, batch)
+
+
+def _chunk_log_resp_and_norm(chunk, weights, params: Params, shift: np.ndarray, inner: int, batch):
+    return _chunk_blocks(chunk, None, shift, inner).log_resp_and_norm(params)
 
 
 class DaskBlocks:
@@ -39,38 +48,56 @@ class DaskBlocks:
     inner_chunk : int
         Rows per in-memory sub-block inside each dask chunk.
     shift : ndarray (d,), optional
+    sample_weight : dask.array.Array (n,) or (B, n), optional
+        Non-negative weights; rechunked to the row chunks of ``X``.
     """
 
-    sample_weight = None  # chunked data carry no observation weights
-
-    def __init__(self, X, inner_chunk: int, shift=None):
+    def __init__(self, X, inner_chunk: int, shift=None, sample_weight=None):
         self.X = X
         self.n_rows, self.n_features = (int(s) for s in X.shape)
         self.inner_chunk = int(inner_chunk)
         self.shift = np.zeros(self.n_features) if shift is None else np.asarray(shift, dtype=np.float64)
         self.chunks = X.to_delayed().ravel()
+        self.sample_weight = sample_weight
+        self.weight_chunks = [None] * len(self.chunks)
+        if sample_weight is not None:
+            aligned = sample_weight.rechunk(sample_weight.shape[:-1] + (X.chunks[0],))
+            self.sample_weight = aligned
+            self.weight_chunks = list(aligned.to_delayed().ravel())
 
     def with_shift(self, shift) -> DaskBlocks:
-        return DaskBlocks(self.X, self.inner_chunk, shift)
+        return DaskBlocks(self.X, self.inner_chunk, shift, self.sample_weight)
 
     def moments(self) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and covariance (denominator n - 1), two passes over the chunks."""
-        mean = self.X.mean(axis=0).compute()
+        """(Weighted) mean and covariance (denominator sum(w) - 1), two passes over the chunks."""
+        import dask
+
+        w = self.sample_weight
+        if w is None:
+            mean = self.X.mean(axis=0).compute()
+            centred = self.X - mean
+            return mean, (centred.T @ centred).compute() / max(self.n_rows - 1, 1)
+        total, sums = dask.compute(w.sum(), w @ self.X)
+        mean = sums / total
         centred = self.X - mean
-        cov = (centred.T @ centred).compute() / max(self.n_rows - 1, 1)
-        return mean, cov
+        scatter = (centred.T @ (centred * w[:, None])).compute()
+        return mean, scatter / max(float(total) - 1.0, 1.0)
 
     def sample(self, rows: np.ndarray | None):
         X = (self.X if rows is None else self.X[rows]).compute()
-        return X - self.shift, None
+        w = self.sample_weight
+        if w is not None and w.ndim == 1:
+            w = (w if rows is None else w[rows]).compute()
+        return X - self.shift, w if w is None or w.ndim == 1 else None
 
-    def _map(self, fn, params):
+    def _map(self, fn, params, batch=None):
         import dask
 
-        return dask.compute(*[dask.delayed(fn)(c, params, self.shift, self.inner_chunk) for c in self.chunks])
+        return dask.compute(*[dask.delayed(fn)(c, w, params, self.shift, self.inner_chunk, batch)
+                              for c, w in zip(self.chunks, self.weight_chunks)])
 
-    def e_step(self, params: Params) -> SuffStats:
-        return reduce(add, self._map(_chunk_statistics, params))
+    def e_step(self, params: Params, batch=None) -> SuffStats:
+        return reduce(add, self._map(_chunk_statistics, params, batch))
 
     def log_resp_and_norm(self, params: Params):
         parts = self._map(_chunk_log_resp_and_norm, params)

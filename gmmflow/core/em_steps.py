@@ -65,6 +65,7 @@ diagonal) plus ``reg_covar`` on the diagonal; ``n_k`` carries sklearn's
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cache, cached_property
 
 import numpy as np
 
@@ -83,7 +84,16 @@ LOG_FLOOR = -600.0
 
 # --------------------------------------------------------------------------
 # Parameters and statistics
+#
+# Both may carry leading batch axes (R restarts or bootstrap replicates advanced
+# together): weights (..., K), means (..., K, d), the covariance in its type's
+# shape after the same axes. Every step below is vectorised over them.
 # --------------------------------------------------------------------------
+def _take(value, index):
+    """``value[index]`` on the batch axis; scalars (shared by the batch) pass through."""
+    return value[index] if np.ndim(value) else value
+
+
 @dataclass(frozen=True, eq=False)
 class Params:
     """Mixture parameters in a covariance type's compact form, with Cholesky."""
@@ -95,22 +105,38 @@ class Params:
     covariance_type: str
 
     @classmethod
-    def from_cov(cls, weights, means, cov, covariance_type: str) -> Params:
+    def from_cov(cls, weights, means, cov, covariance_type: str, check_symmetric: bool = True) -> Params:
         cov = np.asarray(cov, dtype=np.float64)
         return cls(
             np.asarray(weights, dtype=np.float64),
             np.asarray(means, dtype=np.float64),
             cov,
-            cholesky(cov, covariance_type),
+            cholesky(cov, covariance_type, check_symmetric),
             covariance_type,
         )
+
+    @classmethod
+    def stack(cls, params: list[Params]) -> Params:
+        """Unbatched parameter sets stacked on a new leading batch axis."""
+        fields = ("weights", "means", "cov", "chol")
+        return cls(*(np.stack([getattr(p, f) for p in params]) for f in fields), params[0].covariance_type)
+
+    @property
+    def batch_shape(self) -> tuple:
+        return self.weights.shape[:-1]
+
+    def take(self, index) -> Params:
+        """Entries ``index`` of the leading batch axis (an int drops the axis)."""
+        return replace(self, weights=self.weights[index], means=self.means[index], cov=self.cov[index],
+                       chol=self.chol[index])
 
     def shifted(self, offset: np.ndarray) -> Params:
         """The same mixture with every mean moved by ``offset``."""
         return replace(self, means=self.means + offset)
 
-    @property
+    @cached_property
     def precision(self) -> np.ndarray:
+        """Whitening factor ``P`` (``P P^T = Sigma^{-1}``), computed once per parameter set."""
         return precision_cholesky(self.chol, self.covariance_type)
 
 
@@ -120,14 +146,17 @@ class SuffStats:
 
     ``sxx`` is per type: full (K, d, d) ``sum r x x^T``; tied (d, d) ``sum s x x^T``
     (responsibilities sum to one, so the tied M-step needs only the total);
-    diag (K, d) ``sum r x^2``; spherical (K,) ``sum r |x|^2``.
+    diag (K, d) ``sum r x^2``; spherical (K,) ``sum r |x|^2``. With batched
+    parameters every field has the batch axes in front (``weight_sum`` and
+    ``log_likelihood`` become arrays of the batch shape; ``weight_sum`` stays
+    a float when all entries share the rows' weights).
     """
 
-    weight_sum: float
+    weight_sum: float | np.ndarray
     nk: np.ndarray
     sx: np.ndarray
     sxx: np.ndarray
-    log_likelihood: float
+    log_likelihood: float | np.ndarray
 
     def __add__(self, other: SuffStats) -> SuffStats:
         return SuffStats(
@@ -138,19 +167,31 @@ class SuffStats:
             self.log_likelihood + other.log_likelihood,
         )
 
+    def take(self, index) -> SuffStats:
+        """Entries ``index`` of the leading batch axis."""
+        return SuffStats(_take(self.weight_sum, index), self.nk[index], self.sx[index], self.sxx[index],
+                         _take(self.log_likelihood, index))
+
+
+@cache
+def _upper_triangle(d: int):
+    return np.triu_indices(d)
+
 
 def _sxx_full(XT, R, sw):
     d = XT.shape[0]
-    iu, ju = np.triu_indices(d)
-    T = R @ (XT[iu] * XT[ju]).T  # (K, d(d+1)/2): one GEMM for all components
-    out = np.empty((R.shape[0], d, d))
-    out[:, iu, ju] = T
-    out[:, ju, iu] = T
+    iu, ju = _upper_triangle(d)
+    T = R @ (XT[iu] * XT[ju]).T  # (..., K, d(d+1)/2): one GEMM for all components
+    out = np.empty(R.shape[:-1] + (d, d))
+    out[..., iu, ju] = T
+    out[..., ju, iu] = T
     return out
 
 
 def _sxx_tied(XT, R, sw):
-    return (XT if sw is None else XT * sw) @ XT.T
+    d = XT.shape[0]
+    total = XT @ XT.T if sw is None else (XT * sw[..., None, :]) @ XT.T
+    return np.broadcast_to(total, R.shape[:-2] + (d, d))
 
 
 def _sxx_diag(XT, R, sw):
@@ -170,50 +211,62 @@ _SECOND_MOMENTS = {
 
 
 def _joint_exp(XT, log_weights, means, prec, covariance_type):
-    """``exp(log w_k N(x_i|k) - top_i)`` (K, m), its column sums and ``top`` (m,)."""
+    """``exp(log w_k N(x_i|k) - top_i)`` (..., K, m), its sums over K and ``top`` (..., m)."""
     log_prob = log_gaussian_prob_T(XT, means, prec, covariance_type)
-    log_prob += log_weights[:, None]
-    top = log_prob.max(axis=0)
-    log_prob -= top
+    log_prob += log_weights[..., None]
+    top = log_prob.max(axis=-2)
+    log_prob -= top[..., None, :]
     np.copyto(log_prob, -np.inf, where=log_prob < LOG_FLOOR)
     E = np.exp(log_prob, out=log_prob)
-    return E, E.sum(axis=0), top
+    return E, E.sum(axis=-2), top
 
 
 def log_resp_and_norm(XT, log_weights, means, prec, covariance_type):
-    """Log-responsibilities (K, m) and log mixture densities (m,) by logsumexp.
+    """Log-responsibilities (..., K, m) and log mixture densities (..., m) by logsumexp.
 
     ``log_norm_i = log sum_k w_k N(x_i | mu_k, Sigma_k)``; ``XT`` is (d, m).
     """
     E, total, top = _joint_exp(XT, log_weights, means, prec, covariance_type)
     with np.errstate(divide="ignore"):
-        log_resp = np.log(E / total)
+        log_resp = np.log(E / total[..., None, :])
     return log_resp, np.log(total) + top
 
 
 def statistics_from_responsibilities(
     XT: np.ndarray, R: np.ndarray, covariance_type: str, sample_weight=None, log_likelihood=0.0
 ) -> SuffStats:
-    """Sufficient statistics of rows ``XT`` (d, m) with responsibilities ``R`` (K, m)."""
+    """Sufficient statistics of rows ``XT`` (d, m) with responsibilities ``R`` (..., K, m).
+
+    ``sample_weight`` is (m,), or (..., m) with one row of weights per batch entry.
+    """
     if sample_weight is not None:
-        R = R * sample_weight
-    weight_sum = float(XT.shape[1] if sample_weight is None else sample_weight.sum())
+        R = R * sample_weight[..., None, :]
+    weight_sum = float(XT.shape[1]) if sample_weight is None else sample_weight.sum(axis=-1)
     return SuffStats(
-        weight_sum,
-        R.sum(axis=1),
+        weight_sum if np.ndim(weight_sum) else float(weight_sum),
+        R.sum(axis=-1),
         R @ XT.T,
         _SECOND_MOMENTS[covariance_type](XT, R, sample_weight),
-        float(log_likelihood),
+        log_likelihood,
     )
+
+
+def m_step_from_responsibilities(X: np.ndarray, resp: np.ndarray, covariance_type: str,
+                                 hyper: Hyperparameters | None, reg_covar: float, sample_weight=None) -> Params:
+    """One M-step on rows ``X`` (m, d) with responsibilities ``resp`` (m, K): how a start becomes parameters."""
+    stats = statistics_from_responsibilities(np.ascontiguousarray(X.T), np.ascontiguousarray(resp.T),
+                                             covariance_type, sample_weight)
+    return m_step(stats, covariance_type, hyper, reg_covar)
 
 
 def chunk_statistics(XT, sample_weight, log_weights, means, prec, covariance_type) -> SuffStats:
     """E-step on one block of rows ``XT`` (d, m): responsibilities reduced to statistics."""
     E, total, top = _joint_exp(XT, log_weights, means, prec, covariance_type)
-    E /= total
+    E /= total[..., None, :]
     log_norm = np.log(total) + top
-    ll = log_norm.sum() if sample_weight is None else sample_weight @ log_norm
-    return statistics_from_responsibilities(XT, E, covariance_type, sample_weight, ll)
+    ll = log_norm.sum(axis=-1) if sample_weight is None else (sample_weight * log_norm).sum(axis=-1)
+    return statistics_from_responsibilities(XT, E, covariance_type, sample_weight,
+                                             ll if np.ndim(ll) else float(ll))
 
 
 # --------------------------------------------------------------------------
@@ -223,39 +276,45 @@ def _outer(a):
     return a[..., :, None] * a[..., None, :]
 
 
+def _weighted_outer_sum(weights, means):
+    """``sum_k weights_k means_k means_k^T`` over the component axis: (..., d, d)."""
+    return np.einsum("...k,...kd,...ke->...de", weights, means, means)
+
+
 def _map_covariance(stats: SuffStats, means, hyper: Hyperparameters):
     """Closed-form MAP covariance (see the module docstring)."""
     t = hyper.covariance_type
     kappa, nu, m, d = hyper.shrinkage, hyper.dof, hyper.mean, hyper.n_features
     nk = stats.nk
-    K = nk.shape[0]
+    K = nk.shape[-1]
     if t == "full":
-        B = stats.sxx + kappa * np.outer(m, m) - (nk + kappa)[:, None, None] * _outer(means)
-        return (hyper.scale + B) / (nu + nk + d + 2)[:, None, None]
+        B = stats.sxx + kappa * np.outer(m, m) - (nk + kappa)[..., None, None] * _outer(means)
+        return (hyper.scale + B) / (nu + nk + d + 2)[..., None, None]
     if t == "tied":
-        B = stats.sxx + K * kappa * np.outer(m, m) - np.einsum("k,kd,ke->de", nk + kappa, means, means)
-        return (hyper.scale + B) / (nu + stats.weight_sum + K + d + 1)
+        B = stats.sxx + K * kappa * np.outer(m, m) - _weighted_outer_sum(nk + kappa, means)
+        return (hyper.scale + B) / (nu + np.asarray(stats.weight_sum) + K + d + 1)[..., None, None]
     if t == "diag":
-        B = stats.sxx + kappa * m**2 - (nk + kappa)[:, None] * means**2
-        return (hyper.scale + B) / (nu + nk + 3)[:, None]
-    trB = stats.sxx + kappa * (m @ m) - (nk + kappa) * np.sum(means**2, axis=1)
+        B = stats.sxx + kappa * m**2 - (nk + kappa)[..., None] * means**2
+        return (hyper.scale + B) / (nu + nk + 3)[..., None]
+    trB = stats.sxx + kappa * (m @ m) - (nk + kappa) * (means**2).sum(axis=-1)
     return (hyper.scale + trB) / (nu + (nk + 1) * d + 2)
 
 
 def _mle_covariance(stats: SuffStats, means, nk, reg_covar, covariance_type):
     """sklearn's MLE covariance plus ``reg_covar`` on the diagonal."""
-    d = means.shape[1]
+    d = means.shape[-1]
+    diagonal = np.arange(d)
     if covariance_type == "full":
-        cov = stats.sxx / nk[:, None, None] - _outer(means)
-        cov[:, np.arange(d), np.arange(d)] += reg_covar
+        cov = stats.sxx / nk[..., None, None] - _outer(means)
+        cov[..., diagonal, diagonal] += reg_covar
         return cov
     if covariance_type == "tied":
-        cov = (stats.sxx - np.einsum("k,kd,ke->de", nk, means, means)) / nk.sum()
-        cov.flat[:: d + 1] += reg_covar
+        cov = (stats.sxx - _weighted_outer_sum(nk, means)) / nk.sum(axis=-1)[..., None, None]
+        cov[..., diagonal, diagonal] += reg_covar
         return cov
     if covariance_type == "diag":
-        return stats.sxx / nk[:, None] - means**2 + reg_covar
-    return (stats.sxx / nk - np.sum(means**2, axis=1)) / d + reg_covar
+        return stats.sxx / nk[..., None] - means**2 + reg_covar
+    return (stats.sxx / nk - (means**2).sum(axis=-1)) / d + reg_covar
 
 
 def m_step(
@@ -267,6 +326,7 @@ def m_step(
     """Closed-form maximiser of the expected complete-data log posterior.
 
     MAP when ``hyper`` is given, else sklearn's MLE with ``reg_covar``.
+    Statistics with leading batch axes give parameters with the same axes.
 
     Raises
     ------
@@ -275,27 +335,38 @@ def m_step(
         collapse onto too few points).
     """
     nk = stats.nk + EPS
-    K = nk.shape[0]
+    K = nk.shape[-1]
     if hyper is None:
-        weights = nk / nk.sum()
-        means = stats.sx / nk[:, None]
+        weights = nk / nk.sum(axis=-1, keepdims=True)
+        means = stats.sx / nk[..., None]
         cov = _mle_covariance(stats, means, nk, reg_covar, covariance_type)
     else:
         a = hyper.alpha
-        weights = (nk + a - 1.0) / (nk.sum() + K * (a - 1.0))
-        means = (stats.sx + hyper.shrinkage * hyper.mean) / (stats.nk + hyper.shrinkage)[:, None]
+        weights = (nk + a - 1.0) / (nk.sum(axis=-1, keepdims=True) + K * (a - 1.0))
+        means = (stats.sx + hyper.shrinkage * hyper.mean) / (stats.nk + hyper.shrinkage)[..., None]
         cov = _map_covariance(stats, means, hyper)
-    try:
-        return Params.from_cov(weights, means, cov, covariance_type)
+    try:  # the covariances are symmetric by construction (sums of symmetric terms)
+        return Params.from_cov(weights, means, cov, covariance_type, check_symmetric=False)
     except NotPositiveDefiniteError as err:
+        if hyper is None:
+            advice = ("(for instance caused by singleton or collapsed samples). Try to decrease the number of "
+                      "components, increase reg_covar, use the default prior (prior='default'), or scale the "
+                      "input data.")
+        else:  # the MAP adds the prior's scale, so the scale itself is (nearly) singular
+            advice = ("although the prior is used: its scale is (nearly) singular, as the default scale is on "
+                      "tiny or degenerate data (no more rows than features, collinear or near-constant "
+                      "features). Use more rows than features, drop collinear features, or give the scale "
+                      "explicitly with Prior(scale=...).")
         raise NotPositiveDefiniteError(
             f"Fitting the mixture model failed because some components have ill-defined "
-            f"empirical covariance ({err}) (for instance caused by singleton or collapsed "
-            f"samples). Try to decrease the number of components, increase reg_covar, "
-            f"use the default prior (prior='default'), or scale the input data."
+            f"empirical covariance ({err}) {advice}"
         ) from err
 
 
-def log_objective_parts(stats: SuffStats, params: Params, hyper: Hyperparameters | None) -> tuple[float, float]:
-    """(log-likelihood, log-prior) of ``params``; ``stats`` from an E-step at ``params``."""
-    return stats.log_likelihood, log_prior(params.weights, params.means, params.cov, params.chol, hyper)
+def log_objective_parts(stats: SuffStats, params: Params, hyper: Hyperparameters | None):
+    """(log-likelihood, log-prior) of ``params`` (floats, or arrays of the batch shape);
+    ``stats`` from an E-step at ``params``."""
+    if hyper is None:
+        return stats.log_likelihood, np.zeros(params.batch_shape) if params.batch_shape else 0.0
+    return stats.log_likelihood, log_prior(params.weights, params.means, params.cov, params.chol, hyper,
+                                           params.precision)

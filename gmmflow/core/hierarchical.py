@@ -69,14 +69,16 @@ has 16, geyser 42) all merge at the same cost ``-2 log 2``.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from gmmflow.core.em_steps import m_step, statistics_from_responsibilities
+from gmmflow.core.em_steps import m_step_from_responsibilities
 
 MAX_HC_ROWS = 2000  # mclust.options("subset")
+HC_LEVELS = 9  # partitions kept per tree, K = 1..9 (mclust's default G range)
 EPS = np.finfo(np.float64).eps
 RTHALF = 0.7071067811865476  # the constant of mclust's Fortran
 HC_MODELS = ("VVV", "EII")
@@ -114,14 +116,16 @@ def svd_transform(X: ArrayLike) -> np.ndarray:
     -------
     ndarray of shape (n, min(n, d'))
         ``d'`` the number of features with finite standardised values (constant
-        features are dropped).
+        features are dropped); directions with a zero singular value (collinear
+        features, where mclust would divide by zero) are dropped too.
     """
     X = np.asarray(X, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         Xs = (X - X.mean(axis=0)) / X.std(axis=0, ddof=1)
     Xs = Xs[:, np.all(np.isfinite(Xs), axis=0)]
     _, s, vt = np.linalg.svd(Xs, full_matrices=False)
-    return (Xs @ vt.T) / np.sqrt(s)
+    keep = s > EPS * Xs.shape[0] * s.max(initial=0.0)  # collinear features: mclust would divide by 0
+    return (Xs @ vt[keep].T) / np.sqrt(s[keep])
 
 
 def _transform(X: np.ndarray, use: str) -> np.ndarray:
@@ -150,18 +154,31 @@ class _Clusters:
 
 
 def _log_det_or_nan(W: np.ndarray) -> np.ndarray:
-    """``log|W|`` of a stack of SPD matrices by Cholesky; NaN where it fails."""
+    """``log|W|`` of a stack of symmetric matrices by Cholesky; NaN where it fails.
+
+    LAPACK on the whole stack first; if any matrix is not positive definite
+    (a cluster of more than d rows on a line: duplicated or discretised data),
+    the same factorisation column by column, vectorised over the stack, with a
+    non-positive (or NaN) pivot marking failure as LAPACK's ``potrf`` does.
+    """
     try:
         L = np.linalg.cholesky(W)
         return 2.0 * np.sum(np.log(np.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
     except np.linalg.LinAlgError:
-        out = np.full(W.shape[0], np.nan)
-        for k, w in enumerate(W):
-            try:
-                out[k] = 2.0 * np.sum(np.log(np.diag(np.linalg.cholesky(w))))
-            except np.linalg.LinAlgError:
-                pass
-        return out
+        pass
+    m, d, _ = W.shape
+    L = np.zeros_like(W)
+    ok = np.ones(m, dtype=bool)
+    log_det = np.zeros(m)
+    for j in range(d):
+        pivot = W[:, j, j] - np.einsum("mk,mk->m", L[:, j, :j], L[:, j, :j])
+        ok &= pivot > 0.0
+        root = np.sqrt(np.where(ok, pivot, 1.0))
+        log_det += 2.0 * np.log(root)
+        L[:, j, j] = root
+        L[:, j + 1:, j] = (W[:, j + 1:, j] - (L[:, j + 1:, :j] @ L[:, j, :j, None])[..., 0]) / root[:, None]
+    log_det[~ok] = np.nan
+    return log_det
 
 
 def vvv_terms(size: np.ndarray, trace: np.ndarray, scatter: np.ndarray | None,
@@ -175,68 +192,75 @@ def vvv_terms(size: np.ndarray, trace: np.ndarray, scatter: np.ndarray | None,
     ----------
     size : ndarray (m,)
     trace : ndarray (m,)
-    scatter : ndarray (m, d, d) or None
-        Needed only for clusters with ``size > d``.
+    scatter : ndarray (m', d, d) or None
+        The scatters of the clusters with ``size > d`` and ``tr W > 0`` only, in
+        order (None when there are none).
     alpha, beta : float
     """
     r = size.astype(np.float64)
-    trace_term = beta * (trace + alpha) / r
-    out = np.log(trace_term)
-    if scatter is not None:
-        d = scatter.shape[-1]
-        big = np.flatnonzero((size > d) & (trace != 0.0))
-        if big.size:
-            detlog = _log_det_or_nan(scatter[big] / r[big, None, None])
-            ok = np.isfinite(detlog)
-            out[big[ok]] = np.logaddexp(detlog[ok], np.log(trace_term[big[ok]]))
+    out = np.log(beta * (trace + alpha) / r)
+    big = _big(size, trace, None if scatter is None else scatter.shape[-1])
+    if big.size:
+        detlog = _log_det_or_nan(scatter / r[big, None, None])
+        ok = np.isfinite(detlog)
+        out[big[ok]] = np.logaddexp(detlog[ok], out[big[ok]])
     return r * out
 
 
-def _merged_stats(c: _Clusters, a: int, others: np.ndarray, need_scatter: bool):
-    """Size, trace and (optionally) scatter of cluster ``a`` merged with each of ``others``."""
-    na, nj = c.size[a], c.size[others]
+def _big(size: np.ndarray, trace: np.ndarray, d: int | None) -> np.ndarray:
+    """Clusters whose determinant term counts: more than d rows and a non-zero trace."""
+    if d is None:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero((size > d) & (trace != 0.0))
+
+
+def _merged_stats(c: _Clusters, a: int, G: int):
+    """Size, trace and the scatters needed by :func:`vvv_terms` of cluster ``a`` merged
+    with each cluster at positions ``0..G-1`` (the entry for ``a`` itself is meaningless)."""
+    d = c.mean.shape[1]
+    na, nj = c.size[a], c.size[:G]
     nij = na + nj
-    diff = c.mean[a] - c.mean[others]
+    diff = c.mean[a] - c.mean[:G]
     w = (na * nj) / nij
-    trace = (c.trace[a] + c.trace[others]) + w * np.einsum("kd,kd->k", diff, diff)
+    trace = (c.trace[a] + c.trace[:G]) + w * np.einsum("kd,kd->k", diff, diff)
+    big = _big(nij, trace, d)
     scatter = None
-    if need_scatter:
-        scatter = (c.scatter[a] + c.scatter[others]) + w[:, None, None] * (diff[:, :, None] * diff[:, None, :])
+    if big.size:
+        db = diff[big]
+        scatter = (c.scatter[a] + c.scatter[big]) + w[big, None, None] * (db[:, :, None] * db[:, None, :])
     return nij, trace, scatter
 
 
-def _vvv_costs(c: _Clusters, a: int, others: np.ndarray, alpha: float, beta: float) -> np.ndarray:
-    d = c.mean.shape[1]
-    if others.size == 0:
-        return np.zeros(0)
-    nij, trace, _ = _merged_stats(c, a, others, need_scatter=False)
-    scatter = None
-    big = nij > d
-    if np.any(big):
-        scatter = np.zeros((others.size, d, d))
-        _, _, scatter[big] = _merged_stats(c, a, others[big], need_scatter=True)
-    terms = vvv_terms(nij, trace, scatter, alpha, beta)
-    singles = (c.size[a] == 1) & (c.size[others] == 1)
-    if np.any(singles):  # mclust scores two singletons by the trace term whatever d is
-        terms[singles] = 2.0 * np.log(beta * (trace[singles] + alpha) / 2.0)
-    return terms - (c.term[a] + c.term[others])
+def _vvv_costs(c: _Clusters, a: int, G: int, alpha: float, beta: float) -> np.ndarray:
+    """Cost of merging cluster ``a`` with each cluster at ``0..G-1`` (entry ``a`` meaningless).
+
+    Cluster ``a`` has just been formed by a merge, so it has two rows or more and
+    the rule for two singletons (in :func:`_initial_costs`) never applies here.
+    """
+    nij, trace, scatter = _merged_stats(c, a, G)
+    return vvv_terms(nij, trace, scatter, alpha, beta) - (c.term[a] + c.term[:G])
 
 
-def _eii_costs(c: _Clusters, a: int, others: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+def _eii_costs(c: _Clusters, a: int, G: int, alpha: float, beta: float) -> np.ndarray:
     """Ward's criterion (mclust's ``hceii``): the increase of the total within scatter."""
-    na, nj = c.size[a], c.size[others]
-    diff = c.mean[a] - c.mean[others]
+    na, nj = c.size[a], c.size[:G]
+    diff = c.mean[a] - c.mean[:G]
     return (na * nj) / (na + nj) * np.einsum("kd,kd->k", diff, diff)
 
 
 def _merge_into(c: _Clusters, a: int, b: int, model: str, alpha: float, beta: float) -> None:
     """Cluster ``b`` joins cluster ``a`` (statistics at position ``a``)."""
-    nij, trace, scatter = _merged_stats(c, a, np.array([b]), need_scatter=True)
     na, nb = c.size[a], c.size[b]
+    diff = c.mean[a] - c.mean[b]
+    w = (na * nb) / (na + nb)
+    c.scatter[a] = c.scatter[a] + c.scatter[b] + w * np.outer(diff, diff)
+    c.trace[a] = (c.trace[a] + c.trace[b]) + w * np.einsum("d,d->", diff, diff)
     c.mean[a] = (na * c.mean[a] + nb * c.mean[b]) / (na + nb)
-    c.size[a], c.trace[a], c.scatter[a] = nij[0], trace[0], scatter[0]
+    c.size[a] = na + nb
     if model == "VVV":
-        c.term[a] = vvv_terms(nij, trace, scatter, alpha, beta)[0]
+        big = _big(c.size[a:a + 1], c.trace[a:a + 1], c.mean.shape[1])
+        c.term[a] = vvv_terms(c.size[a:a + 1], c.trace[a:a + 1], c.scatter[a:a + 1][big] if big.size else None,
+                              alpha, beta)[0]
 
 
 def _initial_costs(Z: np.ndarray, model: str, alpha: float, beta: float) -> np.ndarray:
@@ -262,11 +286,14 @@ def _last_argmin(values: np.ndarray) -> int:
     return values.size - 1 - int(np.argmin(values[::-1]))
 
 
-def _column_min(D: np.ndarray, j: int) -> tuple[float, int]:
-    if j == 0:
-        return np.inf, -1
-    i = _last_argmin(D[:j, j])
-    return D[i, j], i
+def _rescan(D, colmin, colarg, cols: np.ndarray, G: int) -> None:
+    """Minimum of each column in ``cols`` over rows ``0..G-1`` (entries on and below the
+    diagonal are inf), the last row on ties; (inf, -1) for an all-inf column."""
+    if cols.size == 0:
+        return
+    last = G - 1 - np.argmin(D[:G, cols][::-1], axis=0)
+    colmin[cols] = D[last, cols]
+    colarg[cols] = np.where(np.isfinite(colmin[cols]), last, -1)
 
 
 def agglomerate(Z: ArrayLike, ks, model: str = "VVV", alpha: float = 1.0,
@@ -303,8 +330,7 @@ def agglomerate(Z: ArrayLike, ks, model: str = "VVV", alpha: float = 1.0,
     D = _initial_costs(Z, model, alpha, beta)
     colmin = np.full(n, np.inf)
     colarg = np.full(n, -1)
-    for j in range(1, n):
-        colmin[j], colarg[j] = _column_min(D, j)
+    _rescan(D, colmin, colarg, np.arange(n), n)
     position = np.arange(n)  # cluster position of each row
     out = {}
     G = n
@@ -334,32 +360,33 @@ def _merge(D, c, colmin, colarg, position, a, b, G, model, costs, alpha, beta):
     D[last, :] = np.inf
     colmin[last], colarg[last] = np.inf, -1
     G -= 1
-    others = np.concatenate([np.arange(a), np.arange(a + 1, G)])
-    new = costs(c, a, others, alpha, beta)
+    new = costs(c, a, G, alpha, beta)
     D[:a, a] = new[:a]
-    D[a, a + 1:G] = new[a:]
+    D[a, a + 1:G] = new[a + 1:G]
     _update_column_minima(D, colmin, colarg, a, b, G)
 
 
 def _update_column_minima(D, colmin, colarg, a, b, G):
-    full = {a}
-    if b < G:
-        full.add(b)
+    """Column minima after merging ``a < b``: row ``a`` was recomputed and column ``b``
+    now holds the former last cluster.
+
+    Columns whose minimum sat in row ``a`` or ``b`` (or column ``a`` or ``b``
+    itself) are rescanned; in every other column only rows ``a`` and ``b``
+    changed, so their new entries are compared with the kept minimum. Ties go to
+    the later row, as in mclust's ``<=`` scan.
+    """
     js = np.arange(a + 1, G)
-    js = js[js != b]
-    stale = (colarg[js] == a) | (colarg[js] == b)
-    full.update(js[stale].tolist())
-    js = js[~stale]
+    stale = (colarg[js] == a) | (colarg[js] == b) | (js == b)
+    rest = js[~stale]
     for row in (a, b):  # rows in increasing order: a tie goes to the later row
-        sel = js[js > row]
+        sel = rest[rest > row]
         if sel.size == 0:
             continue
         v = D[row, sel]
         take = (v < colmin[sel]) | ((v == colmin[sel]) & (row > colarg[sel]))
         colmin[sel[take]] = v[take]
         colarg[sel[take]] = row
-    for j in full:
-        colmin[j], colarg[j] = _column_min(D, j)
+    _rescan(D, colmin, colarg, np.concatenate([[a], js[stale]]), G)
 
 
 def _consecutive(labels: np.ndarray) -> np.ndarray:
@@ -436,6 +463,10 @@ def hierarchical_partitions(X: ArrayLike, ks, model: str | None = None, use: str
     -------
     HCPartitions
         ``labels[K]`` for the clustered rows, and those rows (``None`` = all).
+        When every feature is constant (all rows coincide) the partition is K
+        contiguous groups of rows. The tree of the last few data sets is kept
+        (levels 1..9 at least), so fits for other K or types on the same rows
+        do not cluster again.
     """
     X = np.asarray(X, dtype=np.float64)
     if X.ndim == 1:
@@ -453,7 +484,31 @@ def hierarchical_partitions(X: ArrayLike, ks, model: str | None = None, use: str
         model = "VVV" if n > d else "EII"
     if model not in HC_MODELS:
         raise ValueError(f"model must be one of {HC_MODELS}, got {model!r}.")
-    return HCPartitions(agglomerate(_transform(data, use), ks, model), rows)
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] < 1 or ks[-1] > n:
+        raise ValueError(f"ks must be numbers of clusters in 1..{n} (the number of rows), got {ks}.")
+    tree = _tree_levels(np.ascontiguousarray(data).tobytes(), data.shape, model, use, min(n, max(ks[-1], HC_LEVELS)))
+    return HCPartitions({k: tree[k].copy() for k in ks}, rows)
+
+
+def clear_tree_cache() -> None:
+    """Forget the kept trees (benchmarks timing a first fit use it)."""
+    _tree_levels.cache_clear()
+
+
+@lru_cache(maxsize=8)
+def _tree_levels(data: bytes, shape: tuple, model: str, use: str, top: int) -> dict:
+    """Partitions into 1..top clusters of one tree, kept for the next fit on the same rows.
+
+    One tree serves every K and covariance type (a K grid, a bootstrap of
+    types), as mclust computes ``hc`` once per ``Mclust`` call. The key is the
+    rows' bytes, so equal data share the tree and any other data do not.
+    """
+    X = np.frombuffer(data).reshape(shape)
+    Z = _transform(X, use)
+    if Z.shape[1] == 0:  # every feature constant: all rows coincide, any partition is as good
+        return {k: np.arange(shape[0]) * k // shape[0] for k in range(1, top + 1)}
+    return agglomerate(Z, range(1, top + 1), model)
 
 
 def partition_responsibilities(labels: ArrayLike, n_components: int) -> np.ndarray:
@@ -490,7 +545,5 @@ def partition_parameters(X: ArrayLike, labels: ArrayLike, n_components: int, cov
     """
     X = np.asarray(X, dtype=np.float64)
     R = partition_responsibilities(labels, n_components)
-    stats = statistics_from_responsibilities(np.ascontiguousarray(X.T), np.ascontiguousarray(R.T),
-                                             covariance_type)
-    params = m_step(stats, covariance_type, hyper, reg_covar)
+    params = m_step_from_responsibilities(X, R, covariance_type, hyper, reg_covar)
     return {"weights": params.weights, "means": params.means, "covariances": params.cov}

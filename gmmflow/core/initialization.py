@@ -16,21 +16,30 @@ alike, so initialisation costs O(100k) whatever n is.
     Uniform random responsibilities, normalised per row.
 ``"random_from_data"``
     K distinct rows as centres, each row to its nearest centre.
+``"hc"``
+    mclust's start: the partition into K clusters cut from model-based
+    agglomerative hierarchical clustering (:mod:`gmmflow.core.hierarchical`) of
+    the rows with positive weight (above ``MAX_HC_ROWS`` of them, a seeded
+    uniform subsample, as mclust). Deterministic: the random stream is unused.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
-from gmmflow.core.em_steps import Params, m_step, statistics_from_responsibilities
+from gmmflow.core.em_steps import Params, m_step_from_responsibilities
+from gmmflow.core.hierarchical import MAX_HC_ROWS, hierarchical_partitions, partition_responsibilities
 from gmmflow.core.hyperparameters import Hyperparameters
 
-INIT_METHODS = ("kmeans++", "random", "random_from_data")
+INIT_METHODS = ("kmeans++", "random", "random_from_data", "hc")
+USER_START = "user"  # the start method recorded for a restart from user-given values
 LLOYD_STEPS = 10
 INIT_SAMPLE_ROWS = 100_000
 _SAMPLE_STREAM = 0x5A4D  # keeps the subsample's random stream apart from the restarts'
+_HC_STREAM = 0x4843  # the hc subsample's stream
 
 
 def init_sample_rows(n_rows: int, seed: int) -> np.ndarray | None:
@@ -140,9 +149,7 @@ def initial_parameters(
     if {"weights", "means", "covariances"} <= given.keys():
         return Params.from_cov(given["weights"], given["means"], given["covariances"], covariance_type)
     resp = initial_responsibilities(X, n_components, method, rng, sample_weight, given.get("means"))
-    stats = statistics_from_responsibilities(np.ascontiguousarray(X.T), np.ascontiguousarray(resp.T),
-                                             covariance_type, sample_weight)
-    params = m_step(stats, covariance_type, hyper, reg_covar)
+    params = m_step_from_responsibilities(X, resp, covariance_type, hyper, reg_covar, sample_weight)
     return Params.from_cov(
         given.get("weights", params.weights),
         given.get("means", params.means),
@@ -153,24 +160,25 @@ def initial_parameters(
 
 @dataclass(frozen=True, eq=False)
 class StartingPoints:
-    """Where every EM restart starts: one shared sample of rows and a method.
+    """Where every EM restart starts: one shared sample of rows and the start methods.
 
     Built once per fit by :meth:`from_blocks`, in the frame of the blocks
     (shifted by their ``shift``); :meth:`draw` gives one restart's initial
-    parameters from its own random stream.
+    parameters by a method, from its own random stream. The hierarchical
+    clustering of ``"hc"`` is computed once and shared.
     """
 
     sample: np.ndarray
     sample_weight: np.ndarray | None
     n_components: int
     covariance_type: str
-    method: str
     hyper: Hyperparameters | None
     reg_covar: float
     given: dict | None
+    seed: int = 0
 
     @classmethod
-    def from_blocks(cls, blocks, seed: int, n_components: int, covariance_type: str, method: str,
+    def from_blocks(cls, blocks, seed: int, n_components: int, covariance_type: str,
                     hyper: Hyperparameters | None, reg_covar: float, given: dict | None) -> StartingPoints:
         """Starting points on the uniform subsample of :func:`init_sample_rows` of ``blocks``.
 
@@ -181,10 +189,34 @@ class StartingPoints:
         shift = blocks.shift
         if given and "means" in given:
             given = given | {"means": given["means"] - shift}
-        return cls(sample, sample_weight, n_components, covariance_type, method,
-                   None if hyper is None else hyper.shifted(shift), reg_covar, given)
+        return cls(sample, sample_weight, n_components, covariance_type,
+                   None if hyper is None else hyper.shifted(shift), reg_covar, given, seed)
 
-    def draw(self, rng: np.random.Generator) -> Params:
-        """One restart's initial parameters (blocks' frame)."""
-        return initial_parameters(self.sample, self.n_components, self.covariance_type, self.method, rng,
-                                  self.hyper, self.reg_covar, self.sample_weight, self.given)
+    @cached_property
+    def hc_start(self) -> Params:
+        """One M-step on the hc partition into K clusters (mclust's ``me()`` start)."""
+        rows = np.arange(self.sample.shape[0])
+        if self.sample_weight is not None:
+            rows = np.flatnonzero(self.sample_weight > 0)
+        seed = np.random.SeedSequence([self.seed, _HC_STREAM])
+        hc = hierarchical_partitions(self.sample[rows], [self.n_components], max_rows=MAX_HC_ROWS,
+                                     seed=np.random.default_rng(seed))
+        if hc.rows is not None:
+            rows = rows[hc.rows]
+        resp = partition_responsibilities(hc.labels[self.n_components], self.n_components)
+        sw = None if self.sample_weight is None else self.sample_weight[rows]
+        return m_step_from_responsibilities(self.sample[rows], resp, self.covariance_type, self.hyper,
+                                            self.reg_covar, sw)
+
+    def draw(self, method: str, rng: np.random.Generator) -> Params:
+        """One restart's initial parameters by ``method`` (blocks' frame).
+
+        ``"user"``: the given values, completed from assignments to the given
+        means (or to k-means++ centres).
+        """
+        if method == "hc":
+            return self.hc_start
+        return initial_parameters(self.sample, self.n_components, self.covariance_type,
+                                  "kmeans++" if method == USER_START else method, rng,
+                                  self.hyper, self.reg_covar, self.sample_weight,
+                                  self.given if method == USER_START else None)

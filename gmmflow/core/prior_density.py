@@ -2,48 +2,62 @@
 
 ``log p(theta) = log Dirichlet(w) + log p(Sigma) + sum_k log N(mu_k | m, Sigma_k / kappa)``
 for the hyper-parameters of :class:`~gmmflow.core.hyperparameters.Hyperparameters`.
-Densities are evaluated on Cholesky factors; nothing is inverted.
+Densities are evaluated on Cholesky factors; nothing is inverted. Parameters may
+carry leading batch axes (restarts, replicates); the result then has the batch
+shape (a float without them).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import linalg
-from scipy.special import gammaln, multigammaln
+from scipy.special import gammaln
 
-from gmmflow.core.gaussian import LOG_2PI, log_det_cholesky
+from gmmflow.core.gaussian import LOG_2PI, log_det_cholesky, solve_lower
 from gmmflow.core.hyperparameters import Hyperparameters
 
 
-def log_dirichlet(weights: np.ndarray, alpha: float) -> float:
+def _result(value):
+    """A float for unbatched parameters, else the array of the batch shape."""
+    return value if isinstance(value, np.ndarray) and value.ndim else float(value)
+
+
+def log_dirichlet(weights: np.ndarray, alpha: float):
     """log Dirichlet(w | alpha 1_K), density on the simplex."""
     K = weights.shape[-1]
-    return float(gammaln(K * alpha) - K * gammaln(alpha) + (alpha - 1.0) * np.sum(np.log(weights)))
+    return _result(gammaln(K * alpha) - K * gammaln(alpha) + (alpha - 1.0) * np.log(weights).sum(axis=-1))
 
 
-def log_inverse_wishart(chol: np.ndarray, dof: float, scale_chol: np.ndarray) -> np.ndarray:
+def log_multigamma(a: float, d: int) -> float:
+    """``log Gamma_d(a) = d(d-1)/4 log(pi) + sum_{j=1..d} log Gamma(a + (1-j)/2)``."""
+    return float(0.25 * d * (d - 1) * np.log(np.pi) + np.sum(gammaln(a + 0.5 * (1 - np.arange(1, d + 1)))))
+
+
+def _whitened(chol: np.ndarray, B: np.ndarray, prec: np.ndarray | None) -> np.ndarray:
+    """``L^{-1} B`` for lower ``chol`` = L: by the precision factor ``P = L^{-T}`` when given
+    (``P^T B``, a product), else by a triangular solve."""
+    return solve_lower(chol, B) if prec is None else prec.swapaxes(-1, -2) @ B
+
+
+def log_inverse_wishart(chol: np.ndarray, dof: float, scale_chol: np.ndarray,
+                        prec: np.ndarray | None = None) -> np.ndarray:
     """log InverseWishart(Sigma | nu, Lambda) from Cholesky factors of both.
 
-    ``chol`` may be (d, d) or a stack (K, d, d). ``tr(Lambda Sigma^{-1}) =
-    ||L_Sigma^{-1} L_Lambda||_F^2`` by a triangular solve.
+    ``chol`` is (..., d, d); the result has its leading shape. ``tr(Lambda
+    Sigma^{-1}) = ||L_Sigma^{-1} L_Lambda||_F^2`` by a triangular solve (or by the
+    precision factor ``prec`` of ``chol`` when the caller has it).
     """
     d = scale_chol.shape[-1]
     chol = np.asarray(chol)
-    stack = chol.reshape(-1, d, d)
-    tr = np.array([
-        np.sum(np.square(linalg.solve_triangular(c, scale_chol, lower=True, check_finite=False)))
-        for c in stack
-    ])
-    log_det_sigma = log_det_cholesky(stack, "full", d)
+    tr = np.square(_whitened(chol, scale_chol, prec)).sum(axis=(-2, -1))
+    log_det_sigma = log_det_cholesky(chol, "full", d)
     log_det_scale = log_det_cholesky(scale_chol, "tied", d)
-    out = (
+    return (
         0.5 * dof * log_det_scale
         - 0.5 * dof * d * np.log(2.0)
-        - multigammaln(0.5 * dof, d)
+        - log_multigamma(0.5 * dof, d)
         - 0.5 * (dof + d + 1) * log_det_sigma
         - 0.5 * tr
     )
-    return out.reshape(chol.shape[:-2])
 
 
 def log_inverse_gamma(var: np.ndarray, shape: float, rate: np.ndarray) -> np.ndarray:
@@ -51,32 +65,35 @@ def log_inverse_gamma(var: np.ndarray, shape: float, rate: np.ndarray) -> np.nda
     return shape * np.log(rate) - gammaln(shape) - (shape + 1.0) * np.log(var) - rate / var
 
 
-def log_mean_prior(means: np.ndarray, chol: np.ndarray, hyper: Hyperparameters) -> float:
+def log_mean_prior(means: np.ndarray, chol: np.ndarray, hyper: Hyperparameters, prec: np.ndarray | None = None):
     """sum_k log N(mu_k | mu_P, Sigma_k / kappa_P)."""
     t, d, kappa = hyper.covariance_type, hyper.n_features, hyper.shrinkage
     diff = means - hyper.mean
     if t in ("full", "tied"):
-        chols = chol if t == "full" else np.broadcast_to(chol, (means.shape[0], d, d))
-        maha = np.array([
-            np.sum(np.square(linalg.solve_triangular(c, r, lower=True, check_finite=False)))
-            for c, r in zip(chols, diff)
-        ])
+        chols = chol if t == "full" else chol[..., None, :, :]
+        precs = prec if prec is None or t == "full" else prec[..., None, :, :]
+        maha = np.square(_whitened(chols, diff[..., None], precs)).sum(axis=(-2, -1))
         log_det = log_det_cholesky(chols, "full", d)
     elif t == "diag":
-        maha = np.sum(np.square(diff / chol), axis=1)
+        maha = np.square(diff / chol).sum(axis=-1)
         log_det = log_det_cholesky(chol, "diag", d)
     else:
-        maha = np.sum(np.square(diff), axis=1) / np.square(chol)
+        maha = np.square(diff).sum(axis=-1) / np.square(chol)
         log_det = log_det_cholesky(chol, "spherical", d)
-    return float(np.sum(-0.5 * d * LOG_2PI + 0.5 * d * np.log(kappa) - 0.5 * log_det - 0.5 * kappa * maha))
+    terms = -0.5 * d * LOG_2PI + 0.5 * d * np.log(kappa) - 0.5 * log_det - 0.5 * kappa * maha
+    return _result(terms.sum(axis=-1))
 
 
-def log_covariance_prior(cov: np.ndarray, chol: np.ndarray, hyper: Hyperparameters) -> float:
+def log_covariance_prior(cov: np.ndarray, chol: np.ndarray, hyper: Hyperparameters, prec: np.ndarray | None = None):
     """log p(Sigma): InverseWishart (full, tied) or InverseGamma per variance (diag, spherical)."""
-    if hyper.covariance_type in ("full", "tied"):
-        return float(np.sum(log_inverse_wishart(chol, hyper.dof, hyper.scale_chol)))
-    # diag: scale (d,) broadcasts over (K, d); spherical: scalar over (K,)
-    return float(np.sum(log_inverse_gamma(cov, 0.5 * hyper.dof, 0.5 * hyper.scale)))
+    t = hyper.covariance_type
+    if t == "full":
+        return _result(log_inverse_wishart(chol, hyper.dof, hyper.scale_chol, prec).sum(axis=-1))
+    if t == "tied":
+        return _result(log_inverse_wishart(chol, hyper.dof, hyper.scale_chol, prec))
+    # diag: scale (d,) broadcasts over (..., K, d); spherical: scalar over (..., K)
+    axes = (-2, -1) if t == "diag" else -1
+    return _result(log_inverse_gamma(cov, 0.5 * hyper.dof, 0.5 * hyper.scale).sum(axis=axes))
 
 
 def log_prior(
@@ -85,12 +102,20 @@ def log_prior(
     cov: np.ndarray,
     chol: np.ndarray,
     hyper: Hyperparameters | None,
-) -> float:
-    """Full log prior density log p(w) + log p(Sigma) + log p(mu | Sigma); 0 if no prior."""
+    prec: np.ndarray | None = None,
+):
+    """Full log prior density log p(w) + log p(Sigma) + log p(mu | Sigma); 0 if no prior.
+
+    A float for one parameter set, an array of the batch shape for a batch.
+    ``prec``, the precision factor of ``chol`` (full, tied), saves the
+    triangular solves when the caller has it.
+    """
     if hyper is None:
-        return 0.0
-    return (
+        return _result(np.zeros(np.shape(weights)[:-1]))
+    if hyper.covariance_type not in ("full", "tied"):
+        prec = None
+    return _result(
         log_dirichlet(weights, hyper.alpha)
-        + log_covariance_prior(cov, chol, hyper)
-        + log_mean_prior(means, chol, hyper)
+        + log_covariance_prior(cov, chol, hyper, prec)
+        + log_mean_prior(means, chol, hyper, prec)
     )

@@ -11,8 +11,11 @@ and :class:`~gmmflow.core.dask_blocks.DaskBlocks` (a dask array, any scheduler):
     Weighted data mean and covariance (denominator ``sum(w) - 1``).
 ``with_shift(shift) -> blocks``
     The same rows seen from another origin.
-``e_step(params) -> SuffStats``
+``e_step(params, batch=None) -> SuffStats``
     Summed sufficient statistics of all rows at ``params`` (shifted frame).
+    ``params`` may carry a leading batch axis (restarts or replicates); with
+    one row of weights per batch entry (``sample_weight`` of shape (B, n)),
+    ``batch`` says which rows of weights the entries of ``params`` use.
 ``log_resp_and_norm(params) -> ((n, K), (n,))``
     Log-responsibilities and log mixture densities of every row.
 ``sample(rows) -> (X (m, d), weights (m,) or None)``
@@ -36,8 +39,9 @@ from gmmflow.core.em_steps import Params, SuffStats, chunk_statistics, log_resp_
 _BLOCK_ELEMENTS = 1 << 18
 
 
-def default_chunk_size(n_components: int, n_features: int) -> int:
-    return max(256, _BLOCK_ELEMENTS // max(1, n_components * n_features))
+def default_chunk_size(n_components: int, n_features: int, batch: int = 1) -> int:
+    """Rows per block so that a block's (batch * K * d, rows) work array stays cache-sized."""
+    return max(256, _BLOCK_ELEMENTS // max(1, batch * n_components * n_features))
 
 
 def default_n_threads(n_rows: int, chunk_size: int, cpu_count: int) -> int:
@@ -51,7 +55,9 @@ class ArrayBlocks:
     Parameters
     ----------
     X : ndarray (n, d), float64
-    sample_weight : ndarray (n,), optional
+    sample_weight : ndarray (n,) or (B, n), optional
+        Observation weights; (B, n) gives each of B batch entries its own
+        (bootstrap replicates), selected by ``e_step``'s ``batch``.
     chunk_size : int, optional
         Rows per block (default: all rows in one block).
     n_threads : int, default 1
@@ -76,12 +82,19 @@ class ArrayBlocks:
     def with_shift(self, shift) -> ArrayBlocks:
         return ArrayBlocks(self.X, self.sample_weight, self.chunk_size, self.n_threads, shift)
 
-    def block(self, a: int, b: int):
-        """Rows a:b, shifted and transposed to (d, m), and their weights."""
-        sw = None if self.sample_weight is None else self.sample_weight[a:b]
+    def block(self, a: int, b: int, weights=None):
+        """Rows a:b, shifted and transposed to (d, m), and their weights (from ``weights``,
+        default the blocks' own)."""
+        weights = self.sample_weight if weights is None else weights
+        sw = None if weights is None else weights[..., a:b]
         XT = np.empty((self.n_features, b - a))
         np.subtract(self.X[a:b].T, self.shift[:, None], out=XT)
         return XT, sw
+
+    def batch_weights(self, batch=None):
+        """The weights of batch entries ``batch``: shared (n,) weights as they are, rows of (B, n) ones."""
+        sw = self.sample_weight
+        return sw if sw is None or sw.ndim == 1 or batch is None else sw[batch]
 
     def _map(self, fn):
         if self.n_threads == 1 or len(self.bounds) == 1:
@@ -98,14 +111,15 @@ class ArrayBlocks:
         sw = self.sample_weight if self.sample_weight is None or rows is None else self.sample_weight[rows]
         return X - self.shift, sw
 
-    def e_step(self, params: Params) -> SuffStats:
-        """Summed sufficient statistics of all rows at ``params``."""
+    def e_step(self, params: Params, batch=None) -> SuffStats:
+        """Summed sufficient statistics of all rows at ``params`` (see the module docstring)."""
         log_w = np.log(params.weights)
         prec = params.precision
         t = params.covariance_type
+        weights = self.batch_weights(batch)
 
         def stats(a, b):
-            X, sw = self.block(a, b)
+            X, sw = self.block(a, b, weights)
             return chunk_statistics(X, sw, log_w, params.means, prec, t)
 
         return reduce(add, self._map(stats))

@@ -1,9 +1,16 @@
 """Chunked data: dask arrays, dask-backed DataArrays and zarr stores.
 
-:func:`as_chunked_matrix` checks such input (shape, dtype, one pass for NaN
-and inf naming the first bad chunk) and returns a :class:`ChunkedMatrix`:
-a float64 dask array chunked by rows only, with its feature names. The EM
-itself runs on it through ``core.dask_blocks``.
+:func:`as_chunked_matrix` checks such input (shape, dtype, and one pass
+over the chunks for NaN and inf naming the first bad chunk, for values
+float64 cannot carry, and for the fingerprint hash) and returns a
+:class:`ChunkedMatrix`: a float64 dask array chunked by rows only, with its
+feature names. The EM itself runs on it through ``core.dask_blocks``.
+
+Column names of a zarr store: a zarr array has no column names of its own;
+gmmflow reads them from the array's ``feature_names`` attribute (a list of
+one string per column: ``z.attrs["feature_names"] = ["height", "weight"]``)
+and otherwise names the columns ``x0, x1, ...``. ``columns=`` (CLI
+``--columns``) selects and orders columns by those names.
 
 dask is imported when chunked input is given, not when gmmflow is.
 """
@@ -17,15 +24,23 @@ from typing import Any
 
 import numpy as np
 
+from gmmflow.checks import summarize_values
+from gmmflow.inputs.fingerprint import DataFingerprint, block_digest, combine_digests
+from gmmflow.inputs.matrix import _check_dtype, data_label, check_exact_integers, check_ranges, default_feature_names, \
+    first_inexact_integer
 from gmmflow.schema import FEATURE
+
+FEATURE_NAMES_ATTR = "feature_names"  # zarr array attribute holding the column names
 
 
 @dataclass(frozen=True, eq=False)
 class ChunkedMatrix:
-    """Validated (n, d) float64 dask array, chunked by rows only, with its labels."""
+    """Validated (n, d) float64 dask array, chunked by rows only, with its labels and fingerprint."""
 
     values: Any  # dask.array.Array
     features: list
+    named: bool
+    fingerprint: DataFingerprint
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -40,57 +55,172 @@ def is_chunked(X) -> bool:
     return type(X).__module__.startswith("dask") or type(data).__module__.startswith("dask")
 
 
-def open_zarr(path, chunks: int | None = None):
-    """A zarr store of shape (n, d) as a dask array chunked by rows."""
+def zarr_feature_names(path, n_features: int) -> tuple[list[str], bool]:
+    """(names, named) of a zarr array's columns: its ``feature_names`` attribute, else ``x0, x1, ...``."""
+    import zarr
+
+    names = zarr.open_array(str(path), mode="r").attrs.get(FEATURE_NAMES_ATTR)
+    if names is None:
+        return default_feature_names(n_features), False
+    if not isinstance(names, list) or len(names) != n_features or len(set(map(str, names))) != n_features:
+        raise ValueError(
+            f"{path}: its {FEATURE_NAMES_ATTR!r} attribute must list {n_features} distinct column names, got "
+            f"{summarize_values(names) if isinstance(names, list) else repr(names)}. Fix it with "
+            f"zarr.open_array({str(path)!r}, mode='r+').attrs[{FEATURE_NAMES_ATTR!r}] = [...]."
+        )
+    return [str(n) for n in names], True
+
+
+def open_zarr(path, chunks: int | None = None, columns: list[str] | None = None):
+    """A zarr store of shape (n, d) as a dask array chunked by rows, with its column names.
+
+    Returns
+    -------
+    (dask.array.Array, list of str, bool)
+        The array (only ``columns``, in that order, when given), its column
+        names, and whether they are names (from the store's ``feature_names``
+        or from ``columns``) rather than positions.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        No such store; not a zarr array (a group, a damaged store); not 2-D;
+        ``columns`` names a column the store does not have.
+    """
     import dask.array as da
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No such zarr store: {path}.")
-    arr = da.from_zarr(str(path))
+    try:
+        arr = da.from_zarr(str(path))
+    except Exception as err:  # zarr's own errors name its store classes, not the problem
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise ValueError(
+            f"{path} is not a readable zarr array ({type(err).__name__}: {reason}). gmmflow reads one 2-D "
+            f"array of shape (rows, features), e.g. written with zarr.save_array({str(path)!r}, X)."
+        ) from None
+    if arr.ndim != 2:
+        raise ValueError(f"{path} holds a {arr.ndim}-D array of shape {arr.shape}; gmmflow needs a 2-D "
+                         "array of shape (rows, features).")
+    names, named = zarr_feature_names(path, arr.shape[1])
+    if columns:
+        missing = [c for c in columns if c not in names]
+        if missing:
+            how = "" if named else f" (it has no {FEATURE_NAMES_ATTR!r} attribute, so they are x0, x1, ...)"
+            raise ValueError(f"{path} has no column(s) {summarize_values(missing)}; its columns are "
+                             f"{summarize_values(names)}{how}.")
+        arr = arr[:, [names.index(c) for c in columns]]
+        names, named = list(columns), True  # the selection names the columns, x0, x1, ... included
     if chunks:
         arr = arr.rechunk({0: int(chunks), 1: -1})
-    return arr
+    return arr, names, named
 
 
-def _check_chunks_finite(X) -> None:
-    """One pass: the first chunk holding NaN or inf is named in the error."""
-    flags = X.map_blocks(lambda b: np.array([[np.isfinite(b).all()]]), chunks=(1, 1), dtype=bool)
-    ok = flags.compute().ravel()
-    if not ok.all():
-        chunk = int(np.argmin(ok))
-        start = int(np.sum(X.chunks[0][:chunk]))
+def _scan_block(block: np.ndarray):
+    """(all finite, digest, column minima, column maxima, first integer float64 would round) of one chunk."""
+    inexact = first_inexact_integer(block)
+    block = block.astype(np.float64, copy=False)
+    finite = bool(np.isfinite(block).all())
+    if not finite or block.shape[0] == 0:
+        return finite, block_digest(block), None, None, inexact
+    return finite, block_digest(block), block.min(axis=0), block.max(axis=0), inexact
+
+
+def _scan_cell(block: np.ndarray) -> np.ndarray:
+    """:func:`_scan_block` in a (1, 1) object array: one cell per chunk of the dask graph."""
+    cell = np.empty((1, 1), dtype=object)
+    cell[0, 0] = _scan_block(block)
+    return cell
+
+
+def _scan_chunks(X, features, what: str) -> DataFingerprint:
+    """One pass over the chunks: NaN/inf (the first bad chunk named), value ranges, and the hash."""
+    parts = X.map_blocks(_scan_cell, chunks=(1, 1), dtype=object).compute().ravel()
+    starts = np.concatenate([[0], np.cumsum(X.chunks[0])])
+    inexact = [p[4] for p in parts if p[4] is not None]
+    if inexact:
+        check_exact_integers(np.array(inexact[:1], dtype=X.dtype), what)
+    bad = [c for c, part in enumerate(parts) if not part[0]]
+    if bad:
+        c = bad[0]
         raise ValueError(
-            f"X contains NaN or inf in chunk {chunk} (rows {start} to {start + X.chunks[0][chunk] - 1}). "
+            f"{what} contains NaN or inf in chunk {c} (rows {starts[c]} to {starts[c + 1] - 1}). "
             "Remove or impute missing values before fitting."
         )
+    full = [p for p in parts if p[2] is not None]
+    low, high = np.min([p[2] for p in full], axis=0), np.max([p[3] for p in full], axis=0)
+
+    def locate(j: int, value: float) -> str:
+        c = next(c for c, p in enumerate(parts) if p[2] is not None and value in (p[2][j], p[3][j]))
+        return f"chunk {c}, rows {starts[c]} to {starts[c + 1] - 1}"
+
+    check_ranges(low, high, X.shape[0], what, features, locate)
+    return DataFingerprint(int(X.shape[0]), tuple(features), False, combine_digests([p[1] for p in parts]),
+                           int(X.chunks[0][0]))
 
 
-def as_chunked_matrix(X, chunk_size: int | None = None) -> ChunkedMatrix:
-    """Check chunked input ``X`` and rechunk it by rows (``chunk_size`` rows per chunk if given).
+@dataclass(frozen=True, eq=False)
+class ChunkedSource:
+    """Chunked input opened and rechunked by rows, its shape and dtype checked, not yet read."""
+
+    values: Any  # dask.array.Array, original dtype
+    features: list
+    named: bool
+    what: str  # how messages call it: the zarr path, the DataArray's path attr, or "X"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(int(s) for s in self.values.shape)
+
+    @property
+    def chunk_rows(self) -> int:
+        return int(self.values.chunks[0][0])
+
+
+def open_chunked(X, chunk_size: int | None = None) -> ChunkedSource:
+    """Open chunked input ``X`` (dask array, dask-backed DataArray, zarr path) and rechunk it by rows
+    (``chunk_size`` rows per chunk if given), without reading any chunk.
 
     Raises
     ------
     TypeError, ValueError
-        Not numeric, not 2-D, empty, unnamed feature axis, NaN or inf (the chunk is named).
+        Not numeric, not 2-D, empty, unnamed feature axis, not a zarr array.
     """
-    features = None
+    features, named, what = None, False, "X"
     if isinstance(X, (str, os.PathLike)):
-        X = open_zarr(X, chunk_size)
+        what = str(X)
+        X, features, named = open_zarr(X, chunk_size)
     elif hasattr(X, "dims") and hasattr(X, "data"):  # xarray.DataArray
+        what = data_label(X)
         if FEATURE not in X.dims:
-            raise ValueError(f"X has dims {X.dims}; name the feature axis {FEATURE!r}.")
+            raise ValueError(f"{what} has dims {X.dims}; name the feature axis {FEATURE!r}.")
         obs = next(d for d in X.dims if d != FEATURE)
         X = X.transpose(obs, FEATURE)
         if FEATURE in X.coords:
-            features = [str(f) for f in X[FEATURE].values]
+            features, named = [str(f) for f in X[FEATURE].values], True
         X = X.data
     if X.ndim != 2:
-        raise ValueError(f"X must be 2-D (n_samples, n_features); got {X.ndim}-D with shape {X.shape}.")
-    if X.dtype.kind not in "iuf":
-        raise TypeError(f"X must be numeric (integer or float), got dtype {X.dtype}.")
+        raise ValueError(f"{what} must be 2-D (n_samples, n_features); got {X.ndim}-D with shape {X.shape}.")
+    _check_dtype(X.dtype, what)
     if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"X is empty or has no features (shape {X.shape}).")
-    X = X.astype(np.float64).rechunk({0: chunk_size or X.chunks[0][0], 1: -1})
-    _check_chunks_finite(X)
-    return ChunkedMatrix(X, features or [f"x{j}" for j in range(X.shape[1])])
+        raise ValueError(f"{what} is empty or has no features (shape {X.shape}).")
+    X = X.rechunk({0: chunk_size or X.chunks[0][0], 1: -1})
+    return ChunkedSource(X, features or default_feature_names(X.shape[1]), named, what)
+
+
+def as_chunked_matrix(X, chunk_size: int | None = None) -> ChunkedMatrix:
+    """Check chunked input ``X`` in one pass over its chunks (a :class:`ChunkedSource`, or anything
+    :func:`open_chunked` takes) and return it as float64 with its fingerprint.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`open_chunked`; NaN or inf (the chunk is named), values whose squares overflow
+        float64, integers float64 would round.
+    """
+    source = X if isinstance(X, ChunkedSource) else open_chunked(X, chunk_size)
+    scanned = _scan_chunks(source.values, source.features, source.what)
+    fingerprint = DataFingerprint(scanned.n_obs, scanned.features, source.named, scanned.values_hash,
+                                  scanned.block_rows)
+    return ChunkedMatrix(source.values.astype(np.float64), source.features, source.named, fingerprint)

@@ -23,6 +23,9 @@ DATASETS = {
              "Fisher's iris measurements (cm), 150 flowers"),
     "blobs": (["x1", "x2"], "source",
               "Two Gaussian blobs, N([0,0], I) and N([3,3], I), 100 each, np.random.seed(42)"),
+    "wine": (["alcohol", "malic_acid", "ash", "alcalinity", "magnesium", "phenols", "flavanoids",
+              "nonflavanoid", "proanthocyanins", "intensity", "hue", "od280", "proline"], "class",
+             "Chemical analysis of 178 Italian wines from three cultivars (UCI, gclus::wine), 13 features"),
 }
 
 
@@ -43,13 +46,13 @@ def load_dataset(name: str) -> xr.DataArray:
 
     Parameters
     ----------
-    name : {"faithful", "geyser", "galaxies", "iris", "blobs"}
+    name : {"faithful", "geyser", "galaxies", "iris", "blobs", "wine"}
 
     Returns
     -------
     xarray.DataArray
-        float64 values, real feature names; iris carries ``species`` and blobs
-        ``source`` as coordinates along ``obs_id``. Provenance in ``data/README.md``.
+        float64 values, real feature names; iris carries ``species``, blobs
+        ``source`` and wine ``class`` (cultivar 1-3) as coordinates along ``obs_id``. Provenance in ``data/README.md``.
     """
     if name not in DATASETS:
         raise ValueError(f"Unknown dataset {name!r}; known datasets: {', '.join(list_datasets())}.")

@@ -40,7 +40,7 @@ Givens rotations):
 - VII: ``sigma2_k = (s + tr B_k) / (nu + n_k p + p + 2)``;
 - means ``(n_k xbar_k + kappa m) / (n_k + kappa)``, proportions ``n_k / n``.
 
-These are gmmflow's MAP M-step formulas (``gmmflow.core.em``; ``d = p``, ``K = G``,
+These are gmmflow's MAP M-step formulas (``gmmflow.core.em_steps``; ``d = p``, ``K = G``,
 ``alpha = 1``) term by term, so with the hyper-parameters returned here gmmflow's EM
 has the same fixed points as mclust's. The differences are elsewhere:
 
@@ -56,15 +56,18 @@ has the same fixed points as mclust's. The differences are elsewhere:
   below ``sqrt(.Machine$double.eps)``; gmmflow carries on.
 - mclust's ``shrinkage = 0`` drops the ``+1``/``+G``/``+p`` terms above and the
   mean prior; gmmflow's ``Prior`` requires ``shrinkage > 0``.
+
+Use it as ``gmmflow.GMM(K, covariance_type, prior="mclust")`` (or
+``Prior(defaults="mclust", ...)`` to override some hyper-parameters):
+``models.priors.resolve_hyperparameters`` fills the unset hyper-parameters through
+:func:`mclust_data_cov`. :func:`mclust_default_prior` is the same prior computed
+from the data directly, in mclust's terms, for checking against R.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike
-
-from gmmflow.core.hyperparameters import Hyperparameters
-from gmmflow.models.priors import Prior, resolve_hyperparameters
 
 MCLUST_SHRINKAGE = 0.01
 MCLUST_MODEL_NAMES = {"full": "VVV", "tied": "EEE", "diag": "VVI", "spherical": "VII"}
@@ -155,25 +158,22 @@ def mclust_default_prior(
     }
 
 
-def mclust_prior(X: ArrayLike, n_components: int, covariance_type: str, **overrides) -> Prior:
-    """A :class:`gmmflow.Prior` with mclust's default hyper-parameters for ``X``.
+def mclust_data_cov(data_cov: np.ndarray, n_obs: float | None, covariance_type: str) -> np.ndarray:
+    """The covariance whose gmmflow default scale is mclust's ``defaultPrior`` scale.
 
-    Use as ``gmmflow.GMM(K, covariance_type, prior=mclust_prior(X, K, covariance_type))``.
-    The hyper-parameters are fixed numbers (they depend on ``X`` and ``K``), so the
-    same ``Prior`` must not be reused for other data or another ``K``.
+    gmmflow's defaults are ``cov / K^(2/d)`` (full, tied), its diagonal (diag) and
+    the mean of its diagonal (spherical). mclust's differ from these only for diag
+    (one scalar, the mean variance, on every feature) and for full/tied when
+    ``n <= p`` (the diagonal of the covariance); this returns the covariance that
+    turns the one rule into the other. ``n_obs`` None counts as ``n > p``.
     """
-    h = mclust_default_prior(X, n_components, covariance_type, **overrides)
-    return Prior(alpha=1.0, mean=h["mean"], shrinkage=h["shrinkage"], dof=h["dof"], scale=h["scale"])
-
-
-def mclust_hyperparameters(X: ArrayLike, n_components: int, covariance_type: str,
-                           **overrides) -> Hyperparameters:
-    """The same prior as concrete, validated :class:`Hyperparameters`."""
-    data = _as_data(X)
-    prior = mclust_prior(data, n_components, covariance_type, **overrides)
-    p = data.shape[1]
-    return resolve_hyperparameters(prior, covariance_type, n_components,
-                                   data_mean=data.mean(axis=0), data_cov=np.eye(p))
+    cov = np.atleast_2d(np.asarray(data_cov, dtype=np.float64))
+    variances = np.diag(cov)
+    if covariance_type == "diag":
+        return np.diag(np.full(variances.shape, variances.mean()))
+    if covariance_type in ("full", "tied") and n_obs is not None and n_obs <= cov.shape[0]:
+        return np.diag(variances)
+    return cov
 
 
 def _check_k(n_components) -> int:

@@ -8,15 +8,30 @@ The prior of docs/architecture.md, for K components in d dimensions::
     sigma2_k     ~ InverseGamma(nu_P / 2, s2_P / 2)         spherical
     mu_k | Sigma ~ Normal(mu_P, Sigma_k / kappa_P)
 
-Default hyper-parameters are mclust's ``defaultPrior`` (Fraley & Raftery 2007):
+Default hyper-parameters follow mclust's ``defaultPrior`` (Fraley & Raftery 2007):
 ``mu_P`` = data mean, ``kappa_P`` = 0.01, ``nu_P`` = d + 2,
 ``Lambda_P`` = cov(data) / K^(2/d) (full, tied), ``s2_P`` = diag(cov(data)) /
-K^(2/d) (diag) or its mean (spherical), ``alpha`` = 1.
+K^(2/d) (diag) or its mean (spherical), ``alpha`` = 1. That is
+``Prior(defaults="gmmflow")``; ``Prior(defaults="mclust")`` (``GMM(prior="mclust")``)
+is mclust's ``defaultPrior`` exactly (``models.mclust_prior``). They differ in two
+places:
 
-One departure: when cov(data) is singular (a constant feature, duplicate or
-collinear columns) the default scale would not be SPD and the MAP would not
-exist, so ``DEFAULT_SCALE_RIDGE`` times the mean feature variance (or that
-ridge alone, for constant data) is added to its diagonal. A feature whose
+- diag (VVI): gmmflow scales each feature by its own variance,
+  ``s2_Pj = var_j / K^(2/d)``; mclust uses one scalar for every feature, the mean
+  variance ``sum_j var_j / d / K^(2/d)``. gmmflow's choice makes the MAP
+  equivariant under rescaling one feature (changing a feature's units changes
+  nothing else), which mclust's is not: on raw data whose features have very
+  different variances (wine: proline ~1e5, hue ~0.05) the scalar prior puts a
+  variance floor of the large features' size on the small ones.
+- full, tied with n <= d: mclust replaces cov(data), which is singular there, by
+  its diagonal; gmmflow keeps it and adds the ridge below.
+
+One departure from both: when cov(data) is singular (a constant feature, duplicate or
+collinear columns, no more rows than features) the default scale would not
+be SPD and the MAP would not exist, so ``DEFAULT_SCALE_RIDGE`` times the
+mean feature variance (or that ridge alone, for constant data) is added to
+its diagonal. Singular means an eigenvalue below ``SINGULAR_RATIO`` times
+the largest (a Cholesky factor of a singular matrix can exist by round-off). A feature whose
 variance is below the round-off of its own values (sd < ``ROUNDOFF`` x
 |mean|, e.g. a constant 132.49581465 whose computed variance is 1e-27) counts
 as constant. A user-given scale is never altered.
@@ -41,11 +56,14 @@ from gmmflow.checks import numeric_array
 from gmmflow.core.hyperparameters import Hyperparameters
 from gmmflow.core.row_blocks import data_moments
 from gmmflow.inputs.matrix import as_data_matrix
+from gmmflow.models.mclust_prior import mclust_data_cov
 
 DEFAULT_ALPHA = 1.0
 DEFAULT_SHRINKAGE = 0.01
 DEFAULT_SCALE_RIDGE = 1e-6
 ROUNDOFF = 1e-10  # a feature with sd below this fraction of its mean is constant up to round-off
+SINGULAR_RATIO = 1e-12  # cov(data) with eigenvalues spanning more than this ratio counts as singular
+DEFAULT_RULES = ("gmmflow", "mclust")  # Prior(defaults=...): how unset hyper-parameters are filled
 
 
 def _default_data_cov(data_cov: np.ndarray, data_mean: np.ndarray) -> np.ndarray:
@@ -59,12 +77,9 @@ def _default_data_cov(data_cov: np.ndarray, data_mean: np.ndarray) -> np.ndarray
     constant = variances <= (ROUNDOFF * np.abs(np.asarray(data_mean, dtype=np.float64))) ** 2
     cov[constant, :] = 0.0
     cov[:, constant] = 0.0
-    try:
-        linalg.cholesky(cov, lower=True)
-        if np.all(np.diag(cov) > 0):
-            return cov
-    except linalg.LinAlgError:
-        pass
+    eigenvalues = np.linalg.eigvalsh(cov)  # a Cholesky factor can exist for a singular matrix by round-off
+    if np.all(np.diag(cov) > 0) and eigenvalues.min() > SINGULAR_RATIO * eigenvalues.max():
+        return cov
     informative = variances[~constant & (variances > 0)]
     level = informative.mean() if informative.size else 1.0
     return cov + DEFAULT_SCALE_RIDGE * level * np.eye(cov.shape[0])
@@ -118,6 +133,12 @@ class Prior:
         ``Lambda_P`` (d, d) SPD for full/tied, ``s2_P`` (d,) > 0 for diag, a
         scalar > 0 for spherical. Default ``cov(data) / K^(2/d)`` (its
         diagonal for diag, the mean of its diagonal for spherical).
+    defaults : {"gmmflow", "mclust"}, default "gmmflow"
+        How the unset hyper-parameters are filled from the data. ``"mclust"``
+        is mclust's ``defaultPrior`` exactly: for diag one scalar scale for
+        every feature (the mean variance / K^(2/d)) instead of one per
+        feature, and for full/tied with n <= d the diagonal of cov(data)
+        (see the module docstring for why gmmflow's own differs).
     """
 
     alpha: float = DEFAULT_ALPHA
@@ -125,6 +146,7 @@ class Prior:
     shrinkage: float = DEFAULT_SHRINKAGE
     dof: float | None = None
     scale: Any = None
+    defaults: str = "gmmflow"
 
     def __post_init__(self):
         object.__setattr__(self, "alpha", _as_float(self.alpha, "alpha"))
@@ -145,6 +167,9 @@ class Prior:
                 raise ValueError(f"Prior dof (nu_P) must be > 0, got {self.dof!r}.")
         object.__setattr__(self, "mean", _as_tuple(self.mean, "mean"))
         object.__setattr__(self, "scale", _as_tuple(self.scale, "scale"))
+        if self.defaults not in DEFAULT_RULES:
+            raise ValueError(f"Prior defaults must be one of {', '.join(map(repr, DEFAULT_RULES))}, "
+                             f"got {self.defaults!r}.")
 
     def resolve(self, X=None, *, covariance_type: str = "full", n_components: int) -> Hyperparameters:
         """The concrete hyper-parameters: unset fields take their defaults from the data ``X``.
@@ -165,7 +190,7 @@ class Prior:
         if X is not None:
             data = as_data_matrix(X)
             mean, cov = data_moments(data.values)
-            return resolve_hyperparameters(self, covariance_type, n_components, mean, cov)
+            return resolve_hyperparameters(self, covariance_type, n_components, mean, cov, data.values.shape[0])
         if self.mean is None or self.scale is None:
             raise ValueError(
                 "Without X the default prior has no data to take its mean and scale from: "
@@ -182,6 +207,7 @@ class Prior:
             "shrinkage": self.shrinkage,
             "dof": self.dof,
             "scale": self.scale,
+            "defaults": self.defaults,
         }
 
 
@@ -191,6 +217,7 @@ def resolve_hyperparameters(
     n_components: int,
     data_mean: np.ndarray,
     data_cov: np.ndarray,
+    n_obs: float | None = None,
 ) -> Hyperparameters:
     """Fill the prior's unset hyper-parameters from data moments and validate.
 
@@ -202,6 +229,9 @@ def resolve_hyperparameters(
     data_mean : ndarray of shape (d,)
     data_cov : ndarray of shape (d, d)
         Sample covariance of the data (denominator n - 1).
+    n_obs : float, optional
+        Number of rows (sum of weights); ``Prior(defaults="mclust")`` needs it
+        for full/tied (mclust's scale depends on whether n <= d).
 
     Raises
     ------
@@ -212,6 +242,8 @@ def resolve_hyperparameters(
     d = int(np.shape(data_mean)[0])
     K = int(n_components)
     denom = K ** (2.0 / d)
+    if prior.defaults == "mclust":
+        data_cov = mclust_data_cov(data_cov, n_obs, covariance_type)
     data_cov = _default_data_cov(data_cov, data_mean)
 
     mean = np.asarray(data_mean, float) if prior.mean is None else np.asarray(prior.mean, float)

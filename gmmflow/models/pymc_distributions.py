@@ -72,11 +72,15 @@ class CholeskyCovTransform(Transform):
         """``L`` (..., d, d) from ``v`` (..., d(d+1)/2), tagged lower-triangular for PyTensor's rewrites."""
         d = self.d
         batch = value.shape[:-1]
-        flat = value.reshape((-1, value.shape[-1]))
+        # (K, m), the model's shape, needs no reshape. With K = d = 1 a reshape to (1, 1, 1) makes
+        # PyTensor 2.38's local_reshape_to_dimshuffle rewrite fail: it prints "BUG IN FGRAPH.REPLACE"
+        # with a traceback to stderr and skips itself (the compiled graph is still right).
+        flat = value if value.ndim == 2 else value.reshape((-1, value.shape[-1]))
         L = pt.zeros((flat.shape[0], d, d), dtype=value.dtype)
         entries = pt.set_subtensor(flat[:, self.diag_pos], pt.exp(flat[:, self.diag_pos]))
         L = pt.set_subtensor(L[:, self.rows, self.cols], entries)
-        L = L.reshape((*[batch[i] for i in range(value.ndim - 1)], d, d))
+        if value.ndim != 2:
+            L = L.reshape((*[batch[i] for i in range(value.ndim - 1)], d, d))
         L.tag.lower_triangular = True
         return L
 

@@ -20,6 +20,8 @@ from gmmflow.models.priors import Prior, resolve_hyperparameters
 
 # sklearn's and mclust's names for the same structure
 MCLUST_NAMES = {"full": "VVV", "tied": "EEE", "diag": "VVI", "spherical": "VII"}
+# GMM(prior=<name>)
+PRIOR_NAMES = {"default": Prior(), "mclust": Prior(defaults="mclust")}
 
 
 @dataclass(frozen=True)
@@ -32,9 +34,12 @@ class GMM:
         Number of mixture components K >= 1.
     covariance_type : {"full", "tied", "diag", "spherical"}, default "full"
         sklearn's names; mclust's VVV, EEE, VVI, VII.
-    prior : Prior, "default" or None, default "default"
-        ``"default"`` is ``Prior()``: mclust's conjugate prior with data-dependent
-        defaults, which makes EM compute the MAP. ``None`` means no prior:
+    prior : Prior, "default", "mclust" or None, default "default"
+        ``"default"`` is ``Prior()``: the conjugate prior of Fraley & Raftery
+        (2007) with data-dependent defaults, which makes EM compute the MAP.
+        ``"mclust"`` is ``Prior(defaults="mclust")``: mclust's ``defaultPrior``
+        exactly (it differs for ``diag``: one scalar scale for all features
+        instead of one per feature; see :class:`Prior`). ``None`` means no prior:
         EM computes the MLE, with ``reg_covar`` added to the covariance diagonal
         as sklearn does (NUTS needs a prior and refuses ``None``).
     reg_covar : float, default 1e-6
@@ -73,14 +78,14 @@ class GMM:
                 f"got {self.covariance_type!r}."
             )
         if isinstance(self.prior, str):
-            if self.prior != "default":
+            if self.prior not in PRIOR_NAMES:
                 raise ValueError(
-                    f"prior must be 'default', None or a gmmflow.Prior, got {self.prior!r}."
+                    f"prior must be 'default', 'mclust', None or a gmmflow.Prior, got {self.prior!r}."
                 )
-            object.__setattr__(self, "prior", Prior())
+            object.__setattr__(self, "prior", PRIOR_NAMES[self.prior])
         elif self.prior is not None and not isinstance(self.prior, Prior):
             raise TypeError(
-                f"prior must be 'default', None or a gmmflow.Prior, got {type(self.prior).__name__}."
+                f"prior must be 'default', 'mclust', None or a gmmflow.Prior, got {type(self.prior).__name__}."
             )
         reg = self.reg_covar
         if isinstance(reg, bool) or not isinstance(reg, (int, float, np.integer, np.floating)) \
@@ -106,16 +111,17 @@ class GMM:
         return (K - 1) + K * d + cov
 
     def hyperparameters(
-        self, data_mean: np.ndarray, data_cov: np.ndarray
+        self, data_mean: np.ndarray, data_cov: np.ndarray, n_obs: float | None = None
     ) -> Hyperparameters | None:
-        """The prior's concrete hyper-parameters for data with these moments.
+        """The prior's concrete hyper-parameters for data with these moments and
+        ``n_obs`` rows (see :func:`~gmmflow.models.priors.resolve_hyperparameters`).
 
         ``None`` when the model has no prior.
         """
         if self.prior is None:
             return None
         return resolve_hyperparameters(
-            self.prior, self.covariance_type, self.n_components, data_mean, data_cov
+            self.prior, self.covariance_type, self.n_components, data_mean, data_cov, n_obs
         )
 
     def pymc_model(

@@ -30,11 +30,14 @@ def em_reference_lines(idata, var_names, coords=None) -> list[tuple]:
 
 
 @register("rank", order=50, needs=(S.POSTERIOR,), kwargs={"kind": "rank_bars"},
-          caption="Rank plots per chain, EM MAP on the marginals: roughly uniform bars in every chain "
-                  "mean the chains agree.")
+          caption="Rank plots: how each chain's draws rank among all chains' draws. Look for roughly flat bars in "
+                  "every chain. A chain whose bars slope or pile up at one end explored another region than the "
+                  "others (r_hat sees the same).")
 @register("trace", order=40, needs=(S.POSTERIOR,),
-          caption="Posterior traces (relabelled) with the EM MAP as reference lines: chains should overlap "
-                  "and show no trend or jumps between levels.")
+          caption="Posterior draws of the weights and means, chain by chain, relabelled to EM's components, with "
+                  "EM's MAP as grey reference lines. Look for chains that overlap like noise around one level. A "
+                  "trend, a chain at another level, or jumps between levels mean the sampler has not converged or "
+                  "labels switched.")
 def plot_trace(idata, var_names=("w", "mu"), *, kind: str = "trace", **kwargs):
     """ArviZ trace (or rank) plot of the relabelled posterior, EM estimate as reference lines.
 
@@ -60,8 +63,9 @@ def plot_trace(idata, var_names=("w", "mu"), *, kind: str = "trace", **kwargs):
 
 
 @register("pair", order=60, needs=(S.POSTERIOR,),
-          caption="Posterior pair plot with the EM MAP marked: strong correlations or separate clouds show "
-                  "what one number per parameter hides.")
+          caption="Posterior draws of every pair of weights and means, EM's MAP marked by a red cross. Look for one "
+                  "compact cloud around each cross. An elongated cloud shows two parameters the data cannot tell "
+                  "apart; separate clouds show several modes that one interval per parameter hides.")
 def plot_pair(idata, var_names=("w", "mu"), *, coords=None, kind: str = "scatter", **kwargs):
     """ArviZ pair plot of the posterior with the EM estimate marked (red crosses)."""
     S.require_groups(idata, S.POSTERIOR, S.EM_ESTIMATE, hint=S.HINTS[S.POSTERIOR])
@@ -75,8 +79,9 @@ def plot_pair(idata, var_names=("w", "mu"), *, coords=None, kind: str = "scatter
 
 
 @register("ppc", order=90, needs=(S.POSTERIOR_PREDICTIVE,),
-          caption="Posterior predictive check, one panel per feature: the observed density (dark) should "
-                  "lie among the replicated ones.")
+          caption="Posterior predictive check, one panel per feature: the data's density (dark) among the densities "
+                  "of data sets replicated from the posterior. Look for the dark line inside the bundle; where it "
+                  "leaves the bundle (a peak, a tail) the model does not reproduce the data.")
 def plot_ppc(idata, *, num_pp_samples: int = 100, seed: int = 0, **kwargs):
     """ArviZ posterior predictive check, one panel per feature (observations pooled).
 

@@ -22,8 +22,10 @@ def _plane(X: np.ndarray):
 
 
 @register("assignments", order=80, needs=(S.POSTERIOR,),
-          caption="EM responsibilities against posterior assignment probabilities (on the diagonal when "
-                  "they agree); assignment uncertainty over the data.")
+          caption="Left: each observation's EM responsibility against its posterior assignment probability, per "
+                  "component. Right: the data coloured by posterior assignment uncertainty (1 - largest "
+                  "probability). Look for points on the diagonal on the left. Points off it, and bright points on "
+                  "the right, are observations between components whose label is uncertain.")
 def plot_assignments(idata, *, axes=None):
     """EM responsibilities against posterior assignment probabilities, and assignment uncertainty.
 

@@ -43,8 +43,10 @@ def _clusters_1d(ax, x, labels, em, draws, colours, level):
 
 
 @register("clusters", order=20, needs=(S.OBSERVED_DATA,),
-          caption="Data coloured by assignment; EM covariance ellipses (thick) and posterior draws (thin). "
-                  "Thin ellipses spread widely around a thick one mean that component is poorly determined.")
+          caption="The data coloured by their most probable component, with each component's 95% ellipse (an "
+                  "interval in 1-D) from EM (thick) and from 20 posterior draws (thin). Look for ellipses that cover "
+                  "their points. Thin ellipses scattered widely around a thick one mean that component is poorly "
+                  "determined; points no ellipse covers suggest a missing component.")
 def plot_clusters(idata, *, draws: int = 20, projection: str = "auto", level: float = LEVEL, ax=None):
     """Data coloured by assignment with the EM covariance ellipses and those of posterior draws.
 

@@ -38,8 +38,10 @@ def _density_1d(ax, x, j, em, post, band, grid_size, name):
 
 
 @register("density", order=30, needs=(S.OBSERVED_DATA,),
-          caption="Data density with the EM plug-in density and the posterior predictive band. "
-                  "Data outside the band, or EM outside it, point to a misfit.")
+          caption="The data (histogram per feature; points in 2-D) with EM's plug-in mixture density (red) and "
+                  "the posterior's mean density (blue; its 94% band shaded in the histograms). Look for the data "
+                  "following the curves. A bump or tail of data the curves miss points to a misfit: another "
+                  "component, or another covariance type.")
 def plot_density(idata, *, band: float = defaults.INTERVAL_PROB, draws: int = 200, grid_size: int = 200, ax=None):
     """Data density against the EM plug-in density and the posterior predictive band.
 

@@ -10,8 +10,10 @@ from gmmflow.plots.registry import register
 
 
 @register("em_convergence", order=10, needs=(S.EM_TRACE, S.EM_ESTIMATE),
-          caption="EM convergence: objective gap to the best restart, every restart. Restarts that end "
-                  "far below the chosen one mean several optima: keep n_init high.")
+          caption="EM convergence: for every restart, how far its objective lies below the best restart's final "
+                  "value, iteration by iteration (log scale; the chosen restart thick and red). Look for lines that "
+                  "fall and end: that restart reached the best optimum. A line that levels off above the others "
+                  "stopped at a worse optimum; if many do, keep n_init high.")
 def plot_em_convergence(idata, *, ax=None):
     """Objective gap to the best restart's final value, per iteration, for every restart.
 

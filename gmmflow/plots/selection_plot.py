@@ -10,8 +10,10 @@ from gmmflow.plots.registry import register
 
 
 @register("selection", order=100, reads_table=True,
-          caption="Choice of the number of components: BIC / ICL (lower is better) and ELPD-LOO (higher is "
-                  "better) against K; the ringed points are each criterion's choice.")
+          caption="BIC and ICL (left, lower is better) and ELPD-LOO with its standard error (right, higher is "
+                  "better) against K; each criterion's choice is ringed. Look for a clear minimum (maximum for "
+                  "ELPD-LOO). A curve that flattens after some K means more components add little: the simplest K "
+                  "near the best is the safer choice.")
 def plot_selection(table: pd.DataFrame, *, axes=None):
     """BIC and ICL (and ELPD-LOO with its se, when sampled) against K, per covariance type.
 

@@ -17,6 +17,8 @@ from gmmflow.core.em_steps import Params
 from gmmflow.core.gaussian import compact_covariances
 from gmmflow.core.hyperparameters import Hyperparameters
 from gmmflow.exceptions import NotAGmmflowFileError
+from gmmflow.inputs.fingerprint import DataFingerprint
+from gmmflow.inputs.matrix import default_feature_names
 from gmmflow.models.spec import GMM
 
 
@@ -43,6 +45,97 @@ def hyperparameters_from_idata(idata: az.InferenceData) -> Hyperparameters | Non
 def feature_names(idata: az.InferenceData) -> list[str]:
     S.require_groups(idata, S.EM_ESTIMATE)
     return [str(f) for f in idata[S.EM_ESTIMATE][S.FEATURE].values]
+
+
+def check_schema(idata: az.InferenceData) -> None:
+    """Raise naming the first damage: a group its method needs is missing, a variable is missing or has
+    other dims than ``schema.VARIABLES`` says, a dim has different lengths in two groups (or ``component``
+    another length than ``n_components``), or the fingerprint attr does not parse.
+
+    Raises
+    ------
+    ValueError
+        ``"group 'posterior' has no variable 'cov'"`` and the like (``files.load`` says which file).
+    """
+    present = S.groups(idata)
+    needed = S.METHOD_GROUPS.get(str(idata.attrs.get("method")), (S.EM_ESTIMATE,))
+    missing = [g for g in needed if g not in present]
+    if missing:
+        raise ValueError(f"it has no {', '.join(missing)} group(s), which a {idata.attrs.get('method')!r} result has")
+    sizes = {S.COMPONENT: ("the n_components attr", idata.attrs.get("n_components"))}
+    for group in [g for g in S.VARIABLES if g in present]:
+        ds = idata[group]
+        optional = S.OPTIONAL_VARIABLES.get(group, {})
+        for name, dims in list(S.VARIABLES[group].items()) + list(optional.items()):
+            if name not in ds:
+                if name in optional:
+                    continue
+                raise ValueError(f"group {group!r} has no variable {name!r}")
+            if ds[name].dims != dims:
+                raise ValueError(f"variable {group}.{name} has dims {ds[name].dims}, not {dims}")
+            for dim, size in ds[name].sizes.items():
+                where, seen = sizes.setdefault(S.FEATURE if dim == S.FEATURE2 else dim, (f"{group}.{name}", size))
+                if seen is not None and seen != size:
+                    raise ValueError(f"dim {dim!r} has length {size} in {group}.{name} but {seen} in {where}")
+    data_fingerprint(idata)
+
+
+def data_fingerprint(idata: az.InferenceData) -> DataFingerprint | None:
+    """The fingerprint of the data a result was fitted on; None for files written before gmmflow recorded it.
+
+    Raises
+    ------
+    NotAGmmflowFileError
+        The attr is there but is not a fingerprint (a damaged file).
+    """
+    text = idata.attrs.get(S.FINGERPRINT_ATTR)
+    if text is None:
+        return None
+    try:
+        return DataFingerprint.from_json(text)
+    except (ValueError, KeyError, TypeError) as err:
+        raise NotAGmmflowFileError(f"its {S.FINGERPRINT_ATTR!r} attr is damaged ({err}); re-create the result.") \
+            from err
+
+
+def fitted_features(idata: az.InferenceData) -> tuple[list[str], bool]:
+    """(feature names, whether they came from the data) of a result.
+
+    Results without a fingerprint count their names as given unless they
+    are gmmflow's own ``x0, x1, ...``.
+    """
+    features = feature_names(idata)
+    fingerprint = data_fingerprint(idata)
+    named = fingerprint.named if fingerprint is not None else features != default_feature_names(len(features))
+    return features, named
+
+
+def check_fitted_on(idata: az.InferenceData, values: np.ndarray, features, named: bool, what: str,
+                    fix: str) -> None:
+    """Raise unless ``idata`` is an unweighted fit of exactly these data.
+
+    ``values`` (n, d) in the fit's feature order. Compares the recorded
+    fingerprint (or, for files without one, that of the stored data) with
+    the data's: shape, names when both are named, the hash of the values
+    (re-hashed in the fit's blocks); a weighted fit is refused. ``what``
+    names the result in the message, ``fix`` says what to do.
+    """
+    recorded = data_fingerprint(idata)
+    if recorded is None:
+        if not S.has_groups(idata, S.OBSERVED_DATA):
+            raise ValueError(f"{what} records neither a fingerprint of its data nor the data (an older gmmflow "
+                             f"result), so it cannot be checked against X; {fix}.")
+        recorded = DataFingerprint.of_values(observed_values(idata), *fitted_features(idata), sample_weights(idata))
+    if recorded.weights_hash is not None:
+        raise ValueError(f"{what} is a weighted fit (sample_weight) and X comes without weights: its estimate and "
+                         f"data-based prior are of other data; {fix}.")
+    given = DataFingerprint.of_values(values, features, named, block_rows=recorded.block_rows)
+    differences = recorded.differences(given)
+    if differences:
+        raise ValueError(
+            f"{what} was fitted on other data than X ({'; '.join(differences)}: {what} {recorded.describe()}; "
+            f"X {given.describe()}), so its estimate and data-based prior are not X's; {fix}."
+        )
 
 
 def em_params(idata: az.InferenceData) -> tuple[GMM, Params, list]:
@@ -112,3 +205,11 @@ def selection_from_idata(idata: az.InferenceData) -> pd.DataFrame | None:
     for name in [c for c in table.columns if c.startswith("best_") or c == "converged"]:
         table[name] = table[name].astype(bool)
     return table
+
+
+def bootstrap_draws(idata: az.InferenceData):
+    """The successful bootstrap replicates as a Dataset of ``w``, ``mu``, ``cov`` along ``replicate``."""
+    S.require_groups(idata, S.EM_BOOTSTRAP)
+    boot = idata[S.EM_BOOTSTRAP]
+    ok = ~boot[S.FAILED].values.astype(bool)
+    return boot[list(S.PARAMETERS)].isel({S.REPLICATE: np.flatnonzero(ok)})

@@ -17,6 +17,7 @@ import numpy as np
 from gmmflow.core.em_driver import EMResult
 from gmmflow.core.em_steps import Params
 from gmmflow.core.hyperparameters import Hyperparameters
+from gmmflow.inputs.fingerprint import DataFingerprint
 from gmmflow.inputs.matrix import DataMatrix
 from gmmflow.models.spec import GMM
 
@@ -26,7 +27,9 @@ class EMFit:
     """One ``fit_em`` call: every restart, the chosen one, and what it was fitted on.
 
     ``data.values`` is empty (0 rows) when the observations were not kept
-    (chunked input above the storage limit); ``n_obs`` is always the number of rows.
+    (chunked input above the storage limit); ``n_obs`` is always the number of
+    rows. ``fingerprint`` identifies the data and weights fitted (computed
+    from ``data`` and ``sample_weight`` when not given).
     """
 
     model: GMM
@@ -40,6 +43,12 @@ class EMFit:
     sample_weight: np.ndarray | None = None
     store_observed: bool = True
     options: dict = field(default_factory=dict)
+    fingerprint: DataFingerprint | None = None
+
+    def __post_init__(self):
+        if self.fingerprint is None:
+            self.fingerprint = DataFingerprint.of_values(self.data.values, self.data.features, self.data.named,
+                                                         self.sample_weight)
 
     @property
     def estimate(self) -> EMResult:
@@ -77,3 +86,35 @@ class PosteriorSample:
     tune: int
     relabelled: bool
     seed: int
+
+
+@dataclass(eq=False)
+class BootstrapSample:
+    """Bootstrap refits of an EM estimate, relabelled to it.
+
+    Arrays over B replicates: ``w`` (B, K), ``mu`` (B, K, d), ``cov`` (B, K, d, d)
+    full matrices, ``permutation`` (B, K) (replicate component given label k),
+    ``ambiguous`` (B,), ``objective``, ``log_likelihood``, ``converged``,
+    ``n_iter`` (B,); a replicate whose refit ``failed`` (B,) has NaN parameters
+    and permutation -1.
+    """
+
+    kind: str
+    seed: int
+    w: np.ndarray
+    mu: np.ndarray
+    cov: np.ndarray
+    permutation: np.ndarray
+    ambiguous: np.ndarray
+    failed: np.ndarray
+    objective: np.ndarray
+    log_likelihood: np.ndarray
+    converged: np.ndarray
+    n_iter: np.ndarray
+    ambiguity_ratio: float
+
+    @property
+    def ambiguous_share(self) -> float:
+        """Share of the successful replicates whose labelling was ambiguous."""
+        ok = ~self.failed
+        return float(self.ambiguous[ok].mean()) if ok.any() else float("nan")

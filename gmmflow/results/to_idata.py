@@ -2,8 +2,9 @@
 
 Layout and names are those of :mod:`gmmflow.schema`. Root attrs hold only
 netCDF-storable types (str, int, float): the package version, the model spec
-and the resolved prior as JSON, the seed, the covariance type and the
-creation time as ISO text.
+and the resolved prior as JSON, the seed, the covariance type, the
+creation time as ISO text, and the fingerprint of the data fitted
+(``data_fingerprint``, JSON of :class:`~gmmflow.inputs.fingerprint.DataFingerprint`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from gmmflow.core.em_driver import EMResult
 from gmmflow.core.em_steps import Params
 from gmmflow.core.gaussian import full_covariances
 from gmmflow.core.hyperparameters import Hyperparameters
+from gmmflow.inputs.fingerprint import DataFingerprint
 from gmmflow.models.spec import GMM
-from gmmflow.results.records import EMFit, PosteriorSample
+from gmmflow.results.records import BootstrapSample, EMFit, PosteriorSample
 
 
 def _coords(features, n_components, **extra) -> dict:
@@ -97,9 +99,11 @@ def em_groups(fit: EMFit) -> dict[str, xr.Dataset]:
     trace = np.full((len(restarts), n_trace), np.nan)
     for i, r in enumerate(restarts):
         trace[i, : r.trace.shape[0]] = r.trace
+    starts = {S.INIT_METHOD: ((S.RESTART,), np.array([r.start for r in restarts], dtype=str))}
     groups = {
         S.EM_ESTIMATE: _dataset(estimate, coords),
-        S.EM_RESTARTS: _dataset(_stacked_parameters(restarts, d) | _scalars(restarts, (S.RESTART,)), coords),
+        S.EM_RESTARTS: _dataset(_stacked_parameters(restarts, d) | _scalars(restarts, (S.RESTART,)) | starts,
+                                coords),
         S.EM_TRACE: _dataset({"objective": ((S.RESTART, S.ITERATION), trace)},
                              coords | {S.ITERATION: np.arange(n_trace)}),
     }
@@ -113,7 +117,8 @@ def em_groups(fit: EMFit) -> dict[str, xr.Dataset]:
 def em_inference_data(fit: EMFit) -> az.InferenceData:
     """A ``fit_em`` result: ``observed_data``, ``em_estimate``, ``em_restarts``, ``em_trace``."""
     attrs = root_attrs(fit.model, fit.hyper, fit.seed, method="em", n_obs=int(fit.n_obs),
-                       observed_data_stored=int(fit.store_observed), **fit.options)
+                       observed_data_stored=int(fit.store_observed),
+                       **{S.FINGERPRINT_ATTR: fit.fingerprint.to_json()}, **fit.options)
     return az.InferenceData(attrs=attrs, **em_groups(fit))
 
 
@@ -154,7 +159,9 @@ def posterior_inference_data(model: GMM, data, hyper: Hyperparameters, em: dict[
     groups |= {name: em[name] for name in S.EM_GROUPS}
     attrs = root_attrs(model, hyper, sample.seed, method="nuts", sampler=sample.sampler, chains=C,
                        draws=sample.draws, tune=sample.tune, relabelled=int(sample.relabelled),
-                       n_obs=int(data.values.shape[0]), em_seed=int(em_seed))
+                       n_obs=int(data.values.shape[0]), em_seed=int(em_seed),
+                       **{S.FINGERPRINT_ATTR: DataFingerprint.of_values(data.values, data.features,
+                                                                        data.named).to_json()})
     return az.InferenceData(attrs=attrs, **groups)
 
 
@@ -175,4 +182,37 @@ def with_selection(idata: az.InferenceData, table: pd.DataFrame) -> az.Inference
         columns[name] = ((S.CANDIDATE,), values)
     out = idata.copy()
     out.add_groups({S.MODEL_SELECTION: xr.Dataset(columns, coords={S.CANDIDATE: np.arange(len(table))})})
+    return out
+
+
+def with_bootstrap(idata: az.InferenceData, boot: BootstrapSample) -> az.InferenceData:
+    """A copy of ``idata`` with an ``em_bootstrap`` group (replacing any earlier one).
+
+    Dims ``replicate``, ``component``, ``feature``, ``feature2``; group attrs
+    ``kind``, ``seed``, ``n_boot``, ``n_failed``, ``ambiguous_share`` and
+    ``ambiguity_ratio``.
+    """
+    est = idata[S.EM_ESTIMATE]
+    B, K = boot.w.shape
+    coords = {S.REPLICATE: np.arange(B), S.COMPONENT: est[S.COMPONENT].values,
+              S.FEATURE: est[S.FEATURE].values, S.FEATURE2: est[S.FEATURE2].values}
+    rep = (S.REPLICATE,)
+    ds = _dataset({
+        "w": (rep + (S.COMPONENT,), boot.w),
+        "mu": (rep + (S.COMPONENT, S.FEATURE), boot.mu),
+        "cov": (rep + (S.COMPONENT, S.FEATURE, S.FEATURE2), boot.cov),
+        S.RELABEL_PERMUTATION: (rep + (S.COMPONENT,), boot.permutation),
+        S.RELABEL_AMBIGUOUS: (rep, boot.ambiguous),
+        S.FAILED: (rep, boot.failed),
+        "objective": (rep, boot.objective),
+        "log_likelihood": (rep, boot.log_likelihood),
+        "converged": (rep, boot.converged),
+        "n_iter": (rep, boot.n_iter),
+    }, coords)
+    ds.attrs = {"kind": boot.kind, "seed": int(boot.seed), "n_boot": int(B), "n_failed": int(boot.failed.sum()),
+                "ambiguous_share": boot.ambiguous_share, "ambiguity_ratio": float(boot.ambiguity_ratio)}
+    out = idata.copy()
+    if S.EM_BOOTSTRAP in out.groups():
+        del out[S.EM_BOOTSTRAP]
+    out.add_groups({S.EM_BOOTSTRAP: ds})
     return out

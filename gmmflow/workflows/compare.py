@@ -5,7 +5,9 @@ carries the EM groups of its start); only EM's leave-one-out refits.
 
 - ``"parameters"``: for every weight, mean, variance and correlation the EM
   MAP, the posterior mean, sd and HDI, whether the MAP lies in the HDI and
-  its distance from the posterior mean in posterior sds.
+  its distance from the posterior mean in posterior sds; with an
+  ``em_bootstrap`` group (``gmmflow.bootstrap``) also the EM estimate's
+  bootstrap sd and percentile interval of the same probability.
 - ``"assignments"``: EM responsibilities against posterior assignment
   probabilities (mean absolute difference, share of hard labels that
   differ, adjusted Rand index).
@@ -31,6 +33,7 @@ from gmmflow.exceptions import ConvergenceWarning
 from gmmflow.models.priors import Prior
 from gmmflow.models.spec import GMM
 from gmmflow.results.from_idata import (
+    bootstrap_draws,
     em_params,
     hyperparameters_from_idata,
     model_from_idata,
@@ -44,6 +47,7 @@ from gmmflow.workflows.prediction import log_resp_and_norm
 
 KINDS = ("parameters", "assignments", "predictive")
 STATISTICS = ("em", "mean", "sd", "hdi_lower", "hdi_upper", "map_in_hdi", "z")
+BOOT_STATISTICS = ("boot_sd", "boot_lower", "boot_upper")  # with an em_bootstrap group
 NEEDED = (S.POSTERIOR, S.EM_ESTIMATE, S.OBSERVED_DATA, S.LOG_LIKELIHOOD, S.POSTERIOR_ASSIGNMENT)
 
 
@@ -85,9 +89,19 @@ def _statistics(draws: xr.DataArray, em: xr.DataArray, hdi_prob: float) -> xr.Da
     inside = ((em >= lower) & (em <= upper)).astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = (em - mean) / sd
-    stats = [em, mean, sd, lower, upper, inside, z]
-    return xr.concat([s.drop_vars("hdi", errors="ignore") for s in stats],
-                     dim=xr.DataArray(list(STATISTICS), dims="statistic", name="statistic"))
+    return _stacked([em, mean, sd, lower, upper, inside, z], STATISTICS)
+
+
+def _bootstrap_statistics(replicates: xr.DataArray, prob: float) -> xr.DataArray:
+    """Bootstrap sd (ddof=1) and equal-tailed percentile interval of mass ``prob``."""
+    sd = replicates.std(S.REPLICATE, ddof=1)
+    q = replicates.quantile([(1 - prob) / 2, (1 + prob) / 2], dim=S.REPLICATE)
+    return _stacked([sd, q.isel(quantile=0), q.isel(quantile=1)], BOOT_STATISTICS)
+
+
+def _stacked(values: list, names: tuple) -> xr.DataArray:
+    return xr.concat([v.drop_vars(["hdi", "quantile"], errors="ignore") for v in values],
+                     dim=xr.DataArray(list(names), dims="statistic", name="statistic"))
 
 
 def compare_parameters(idata: az.InferenceData, *, hdi_prob: float = defaults.INTERVAL_PROB) -> xr.Dataset:
@@ -95,14 +109,21 @@ def compare_parameters(idata: az.InferenceData, *, hdi_prob: float = defaults.IN
 
     Variables ``w``, ``mu``, ``var``, ``corr`` (every entry, constant ones
     included); ``statistic`` runs over ``em``, ``mean``, ``sd``,
-    ``hdi_lower``, ``hdi_upper``, ``map_in_hdi`` (0/1) and ``z``. The flat
-    table of :func:`compare` keeps one row per free parameter.
+    ``hdi_lower``, ``hdi_upper``, ``map_in_hdi`` (0/1) and ``z``, and, when the
+    result holds an ``em_bootstrap`` group, ``boot_sd``, ``boot_lower`` and
+    ``boot_upper`` (the equal-tailed percentile interval of mass ``hdi_prob``).
+    The flat table of :func:`compare` keeps one row per free parameter.
     """
     hdi_prob = check_probability(hdi_prob, "hdi_prob")
     check_comparable(idata)
     posterior = _parameter_views(idata[S.POSTERIOR])
     em = _parameter_views(idata[S.EM_ESTIMATE])
-    return xr.Dataset({name: _statistics(posterior[name], em[name], hdi_prob) for name in posterior})
+    stats = {name: _statistics(posterior[name], em[name], hdi_prob) for name in posterior}
+    if S.has_groups(idata, S.EM_BOOTSTRAP):
+        boot = _parameter_views(bootstrap_draws(idata))
+        stats = {name: xr.concat([stats[name], _bootstrap_statistics(boot[name], hdi_prob)], dim="statistic")
+                 for name in stats}
+    return xr.Dataset(stats)
 
 
 def _kept_entries(name: str, covariance_type: str, n_features: int):
@@ -142,12 +163,19 @@ def parameter_table(ds: xr.Dataset, covariance_type: str, hdi_prob: float) -> pd
             if not keep(*([k] + [pos[x] for x in (f, g) if x is not None])):
                 continue
             rows.append({"parameter": name, S.COMPONENT: int(k), S.FEATURE: f, S.FEATURE2: g,
-                         **{s: values[s] for s in STATISTICS}})
+                         **{s: values[s] for s in ds["statistic"].values}})
     table = pd.DataFrame(rows)
     table["map_in_hdi"] = table["map_in_hdi"].astype(bool)
     pct = round(100 * hdi_prob)
-    lo, hi = f"hdi_{(100 - pct) / 2:g}%", f"hdi_{100 - (100 - pct) / 2:g}%"
-    return table.rename(columns={"hdi_lower": lo, "hdi_upper": hi})
+    lo, hi = f"{(100 - pct) / 2:g}%", f"{100 - (100 - pct) / 2:g}%"
+    return table.rename(columns={"hdi_lower": f"hdi_{lo}", "hdi_upper": f"hdi_{hi}",
+                                 "boot_lower": f"boot_{lo}", "boot_upper": f"boot_{hi}"})
+
+
+def parameter_label(row) -> str:
+    """The name of one row of the parameter table: ``w[1]``, ``mu[0, waiting]``, ``corr[0, a, b]``."""
+    parts = [str(row[S.COMPONENT])] + [str(row[c]) for c in (S.FEATURE, S.FEATURE2) if pd.notna(row[c])]
+    return f"{row['parameter']}[{', '.join(parts)}]"
 
 
 # --------------------------------------------------------------------------
@@ -289,8 +317,10 @@ def compare(idata: az.InferenceData, kind: str = "parameters", *, hdi_prob: floa
         ``"parameters"``: one row per free parameter (``w``, ``mu``, ``var``,
         ``corr``) with columns ``em`` (the MAP), ``mean``, ``sd`` (ddof=1),
         the HDI bounds (``hdi_3%``, ``hdi_97%`` for 0.94), ``map_in_hdi`` and
-        ``z = (em - mean) / sd``. (:func:`compare_parameters` gives the same
-        numbers as a labelled ``xarray.Dataset``.)
+        ``z = (em - mean) / sd``; after :func:`gmmflow.bootstrap`, also the EM
+        estimate's bootstrap ``boot_sd`` and percentile interval (``boot_3%``,
+        ``boot_97%``). (:func:`compare_parameters` gives the same numbers as a
+        labelled ``xarray.Dataset``.)
         ``"assignments"``: one row of agreement measures between EM
         responsibilities and posterior assignment probabilities.
         ``"predictive"``: rows ``em_plugin`` and ``posterior``; in-sample

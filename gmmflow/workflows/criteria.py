@@ -1,4 +1,12 @@
-"""Information criteria of an EM fit: BIC, AIC, ICL (lower is better, sklearn's sign)."""
+"""Information criteria of an EM fit: BIC, AIC, ICL (lower is better, sklearn's sign).
+
+On the fitted data (``X=None``) they read the stored estimate; for a
+weighted fit ``log L = sum_i w_i log p(x_i)`` with the weights rescaled to
+sum to ``n_+``, the number of rows of positive weight, which is BIC's ``n``
+(so scaling every weight by a constant changes no criterion). With ``X``
+they score the estimate on those data, matched to the fitted features by
+name when both carry names, else by position (``inputs.alignment``).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +26,7 @@ def _criterion_parts(idata, X):
             raise ValueError("This result stores no responsibilities; pass X explicitly.")
         ll = float(idata[S.EM_ESTIMATE]["log_likelihood"])
         sw = sample_weights(idata)
-        n = resp.shape[0] if sw is None else sw.sum()
+        n = resp.shape[0] if sw is None else np.count_nonzero(sw)
     else:
         log_resp, log_norm = fitted_log_resp_and_norm(idata, X)
         ll, resp, sw, n = float(log_norm.sum()), np.exp(log_resp), None, log_norm.shape[0]

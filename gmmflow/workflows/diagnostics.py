@@ -12,6 +12,7 @@ from gmmflow import schema as S
 from gmmflow.exceptions import SamplingWarning
 
 RHAT_MAX, ESS_MIN, MIN_CHAINS = 1.01, 400, 4
+INFORMATION = ("draws relabelled",)  # rows that inform (threshold: the number of draws) and cannot fail
 
 ADVICE = {
     "divergences": "divergent transitions: the posterior has regions NUTS cannot explore; "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from dataclasses import replace
 
 import arviz as az
 import numpy as np
@@ -19,17 +20,20 @@ from gmmflow.checks import check_float, check_int, check_sample_weight, check_se
 from gmmflow.core.dask_blocks import DaskBlocks
 from gmmflow.core.em_driver import best_restart, fit_restarts
 from gmmflow.core.gaussian import cholesky, covariance_shape
-from gmmflow.core.initialization import INIT_METHODS, StartingPoints
+from gmmflow.core.initialization import INIT_METHODS, USER_START, StartingPoints
 from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size, default_n_threads
 from gmmflow.exceptions import NotPositiveDefiniteError
-from gmmflow.inputs.chunked import as_chunked_matrix, is_chunked
+from gmmflow.inputs.chunked import as_chunked_matrix, is_chunked, open_chunked
+from gmmflow.inputs.fingerprint import hash_values
 from gmmflow.inputs.matrix import DataMatrix, as_data_matrix
 from gmmflow.models.spec import GMM
-from gmmflow.resources import check_memory, em_bytes
+from gmmflow.resources import check_memory, chunked_em_bytes, em_bytes
 from gmmflow.results.records import EMFit
 from gmmflow.results.to_idata import em_inference_data
 
 INIT_KEYS = ("weights", "means", "covariances")
+HC_FIRST = "hc+"  # "hc+<method>": restart 0 from hc, the others by <method>
+INIT_NAMES = INIT_METHODS + tuple(HC_FIRST + m for m in INIT_METHODS if m != "hc")
 # chunked input: observed data and responsibilities are stored in the result only up to this many rows
 STORE_MAX_ROWS = 1_000_000
 
@@ -51,12 +55,25 @@ def check_rows(data_shape, model: GMM) -> None:
         )
 
 
+def restart_methods(init: str, n_init: int) -> list[str]:
+    """The start method of every restart: ``"hc"`` is deterministic, so it runs once;
+    ``"hc+m"`` starts restart 0 from hc and the other ``n_init - 1`` by ``m``."""
+    if init == "hc":
+        return ["hc"]
+    if init.startswith(HC_FIRST):
+        return ["hc"] + [init[len(HC_FIRST):]] * (n_init - 1)
+    return [init] * n_init
+
+
 def check_init(init, model: GMM, n_features: int):
-    """Validate ``init``: a method name or a dict of initial values (returned as arrays)."""
+    """Validate ``init``: a method name or a dict of initial values (returned as arrays).
+
+    Returns the method (``"user"`` for a dict) and the given values (or None).
+    """
     if isinstance(init, str):
-        if init not in INIT_METHODS:
+        if init not in INIT_NAMES:
             raise ValueError(
-                f"init must be one of {', '.join(map(repr, INIT_METHODS))} or a dict with "
+                f"init must be one of {', '.join(map(repr, INIT_NAMES))} or a dict with "
                 f"keys among {INIT_KEYS}; got {init!r}."
             )
         return init, None
@@ -94,7 +111,7 @@ def check_init(init, model: GMM, n_features: int):
             cholesky(given["covariances"], t)
         except NotPositiveDefiniteError as err:
             raise ValueError(f"init['covariances']: {err} Give symmetric positive definite covariances.") from err
-    return "kmeans++", given
+    return USER_START, given
 
 
 def fit_em(
@@ -102,7 +119,7 @@ def fit_em(
     X,
     *,
     n_init: int = defaults.N_INIT,
-    init: str | dict = "kmeans++",
+    init: str | dict = defaults.INIT,
     max_iter: int = defaults.MAX_ITER,
     tol: float = defaults.TOL,
     seed: int | None = None,
@@ -122,11 +139,18 @@ def fit_em(
     n_init : int, default 10
         Number of restarts, each from its own seeded start. All are kept; the
         one with the highest objective is the estimate.
-    init : {"kmeans++", "random", "random_from_data"} or dict, default "kmeans++"
-        Start method, or a dict with any of ``"weights"`` (K,), ``"means"``
-        (K, d) and ``"covariances"`` (the type's shape: full (K, d, d), tied
-        (d, d), diag (K, d), spherical (K,)). What is not given is derived from
-        the data's assignment to the given (or k-means++) means.
+    init : str or dict, default "hc+kmeans++"
+        Start method. ``"hc"``: mclust's start, the partition cut from
+        model-based hierarchical clustering (deterministic, so one restart
+        whatever ``n_init``); ``"kmeans++"``, ``"random"`` (random
+        responsibilities), ``"random_from_data"`` (K rows as centres);
+        ``"hc+kmeans++"`` (the default), ``"hc+random"``, ``"hc+random_from_data"``:
+        restart 0 from hc, the other ``n_init - 1`` by the second method
+        (``em_restarts.init_method`` records each restart's). Or a dict with
+        any of ``"weights"`` (K,), ``"means"`` (K, d) and ``"covariances"`` (the
+        type's shape: full (K, d, d), tied (d, d), diag (K, d), spherical (K,)).
+        What is not given is derived from the data's assignment to the given
+        (or k-means++) means.
     max_iter : int, default 1000
         Maximum number of EM iterations per restart.
     tol : float, default 1e-8
@@ -134,8 +158,12 @@ def fit_em(
     seed : int, optional
         Seed of all randomness; ``None`` draws one, recorded in the attrs.
     sample_weight : array_like (n,), optional
-        Non-negative observation weights (as mclust's), counted as frequencies.
-        In-memory data only.
+        Non-negative observation weights as relative importances: only their
+        ratios matter. They are rescaled to sum to the number of rows with a
+        positive weight (stored so in ``constant_data``), so multiplying them
+        all by a constant changes no estimate and no criterion, and BIC's
+        ``n`` is that number of rows. Integer weights are not frequencies:
+        repeat rows to count them twice. With chunked input a numpy or dask array, used chunk by chunk.
     chunk_size : int, optional
         Rows per E-step block (chunked input: rows per dask chunk); the
         default keeps each block's work in cache.
@@ -156,25 +184,57 @@ def fit_em(
     return em_inference_data(_fit(model, X, n_init, init, max_iter, tol, seed, sample_weight, chunk_size))
 
 
-def _blocks(model: GMM, X, sample_weight, chunk_size):
-    """(data record, blocks) for in-memory or chunked ``X``, all checked."""
-    K = model.n_components
+def _blocks(model: GMM, X, sample_weight, chunk_size, n_init: int = 1):
+    """(data record, blocks) for in-memory or chunked ``X``, all checked, memory included; blocks
+    sized for the ``n_init`` restarts advanced together."""
+    K, t = model.n_components, model.covariance_type
     if is_chunked(X):
-        if sample_weight is not None:
-            raise ValueError("sample_weight is not supported with chunked input; repeat rows or use "
-                             "in-memory data.")
-        chunked = as_chunked_matrix(X, chunk_size)
-        n, d = chunked.shape
+        source = open_chunked(X, chunk_size)
+        (n, d), rows = source.shape, source.chunk_rows
         check_rows((n, d), model)
-        return chunked, DaskBlocks(chunked.values, default_chunk_size(K, d))
+        check_memory(chunked_em_bytes(n, d, K, rows, n <= STORE_MAX_ROWS, n_init, t),
+                     f"fit_em on {n} x {d} chunked data with K={K}, {n_init} restart(s) and {rows} rows per chunk",
+                     "use smaller chunks or fewer restarts")
+        chunked = as_chunked_matrix(source)
+        sw = _chunked_weights(sample_weight, chunked.values)
+        return chunked, DaskBlocks(chunked.values, default_chunk_size(K, d, n_init), sample_weight=sw)
     data = as_data_matrix(X)
     n, d = data.shape
     check_rows(data.shape, model)
     sw = check_sample_weight(sample_weight, n)
-    check_memory(em_bytes(n, d, K), f"fit_em on {n} x {d} data with K={K}",
-                 "pass a dask array or a zarr store to run EM out of core")
-    chunk = chunk_size or default_chunk_size(K, d)
+    check_memory(em_bytes(n, d, K, n_init, t), f"fit_em on {n} x {d} data with K={K} and {n_init} restart(s)",
+                 "use fewer restarts, or pass a dask array or a zarr store to run EM out of core")
+    chunk = chunk_size or default_chunk_size(K, d, n_init)
     return data, ArrayBlocks(data.values, sw, chunk, default_n_threads(n, chunk, os.cpu_count() or 1))
+
+
+def _chunked_weights(sample_weight, X):
+    """Weights for chunked rows ``X``: a numpy or dask array (n,), checked in one pass,
+    as a dask array chunked like the rows."""
+    if sample_weight is None:
+        return None
+    import dask
+    import dask.array as da
+
+    if not isinstance(sample_weight, da.Array):
+        return da.from_array(check_sample_weight(sample_weight, X.shape[0]), chunks=(X.chunks[0],))
+    if sample_weight.shape != (X.shape[0],):
+        raise ValueError(f"sample_weight must have shape ({X.shape[0]},) (one weight per row), "
+                         f"got {sample_weight.shape}.")
+    sw = sample_weight.astype(np.float64).rechunk((X.chunks[0],))
+    finite, low, high, positive = dask.compute(da.isfinite(sw).all(), sw.min(), sw.max(), (sw > 0).sum())
+    if not finite or low < 0:
+        raise ValueError("sample_weight must be finite and >= 0.")
+    if high <= 0:
+        raise ValueError("sample_weight sums to 0; at least one row needs a positive weight.")
+    relative = sw / high  # as checks.check_sample_weight: rescaled to sum to the positive rows' count
+    return relative * (float(positive) / float(relative.sum().compute()))
+
+
+def n_weighted(blocks) -> float:
+    """The number of rows, or the sum of the weights of a weighted fit."""
+    sw = blocks.sample_weight
+    return float(blocks.n_rows if sw is None else sw.sum())
 
 
 def fit_em_record(model: GMM, X, **options) -> EMFit:
@@ -195,16 +255,17 @@ def _fit(model: GMM, X, n_init, init, max_iter, tol, seed, sample_weight, chunk_
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, "chunk_size", 1)
     n_init, max_iter, tol, seed = check_fit_options(n_init, max_iter, tol, seed)
-    data, blocks = _blocks(model, X, sample_weight, chunk_size)
+    data, blocks = _blocks(model, X, sample_weight, chunk_size, n_init)
     n, d = data.shape
     method, given = check_init(init, model, d)
+    methods = restart_methods(method, n_init)
 
     mean, cov = blocks.moments()
-    hyper = model.hyperparameters(mean, cov)
+    hyper = model.hyperparameters(mean, cov, n_weighted(blocks))
     blocks = blocks.with_shift(mean)
-    starts = StartingPoints.from_blocks(blocks, seed, model.n_components, model.covariance_type, method,
+    starts = StartingPoints.from_blocks(blocks, seed, model.n_components, model.covariance_type,
                                         hyper, model.reg_covar, given)
-    restarts = fit_restarts(blocks, starts, hyper, model.reg_covar, n_init, max_iter, tol, seed)
+    restarts = fit_restarts(blocks, starts, hyper, model.reg_covar, methods, max_iter, tol, seed)
     best = best_restart(restarts)
 
     store = isinstance(data, DataMatrix) or n <= STORE_MAX_ROWS
@@ -212,14 +273,19 @@ def _fit(model: GMM, X, n_init, init, max_iter, tol, seed, sample_weight, chunk_
     if store:
         log_resp, _ = blocks.log_resp_and_norm(restarts[best].params.shifted(-mean))
         responsibilities = np.exp(log_resp, out=log_resp)
-    options = fit_options(n_init, init, max_iter, tol)
+    options = fit_options(len(methods), init, max_iter, tol)
+    sample_weight, fingerprint = blocks.sample_weight, None  # in-memory data: fingerprint from the record
     if not isinstance(data, DataMatrix):
         values = data.values.compute() if store else np.empty((0, d))
-        data = DataMatrix(values, data.features, np.arange(values.shape[0]))
+        fingerprint = data.fingerprint
+        if blocks.sample_weight is not None:  # the weights' hash, as for in-memory data (one block)
+            fingerprint = replace(fingerprint, weights_hash=hash_values(blocks.sample_weight.compute()))
+        data = DataMatrix(values, data.features, np.arange(values.shape[0]), named=data.named)
+        sample_weight = sample_weight.compute() if store and sample_weight is not None else None
         options |= dict(chunked=1, init_sample_rows=int(starts.sample.shape[0]), n_chunks=len(blocks.chunks))
     return EMFit(model=model, data=data, hyper=hyper, restarts=restarts, best=best,
-                 responsibilities=responsibilities, seed=seed, n_obs=n, sample_weight=blocks.sample_weight,
-                 store_observed=store, options=options)
+                 responsibilities=responsibilities, seed=seed, n_obs=n, sample_weight=sample_weight,
+                 store_observed=store, options=options, fingerprint=fingerprint)
 
 
 # fit_em's keyword arguments and their defaults: the one declaration is fit_em's signature

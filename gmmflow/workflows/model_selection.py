@@ -17,12 +17,12 @@ import pandas as pd
 
 from gmmflow import defaults
 from gmmflow import schema as S
-from gmmflow.checks import check_int, check_seed
+from gmmflow.checks import check_int, check_seed, summarize_value, summarize_values
 from gmmflow.core.gaussian import COVARIANCE_TYPES
 from gmmflow.exceptions import ConvergenceWarning, SamplingWarning
 from gmmflow.inputs.matrix import as_data_matrix
 from gmmflow.models.spec import GMM
-from gmmflow.resources import check_memory, em_bytes, posterior_bytes
+from gmmflow.resources import check_memory, describe_ks, em_bytes, posterior_bytes
 from gmmflow.workflows.criteria import aic, bic, icl
 from gmmflow.workflows.diagnostics import diagnose
 from gmmflow.workflows.em_fit import fit_em
@@ -53,26 +53,52 @@ class SelectionTable(pd.DataFrame):
         flag = f"best_{criterion}"
         best = self[self[flag]] if flag in self else self.iloc[0:0]
         if best.empty:
-            errors = "; ".join(f"K={r.k}: {r.error}" for r in self.itertuples() if r.status != "ok")
-            raise RuntimeError(f"no K could be chosen by {criterion}: every fit failed ({errors}).")
+            errors = [f"K={r.k}: {r.error}" for r in self.itertuples() if r.status != "ok"]
+            shown = "; ".join(errors[:3]) + (f"; ... and {len(errors) - 3} more" if len(errors) > 3 else "")
+            raise RuntimeError(f"no K could be chosen by {criterion}: every fit failed ({shown}).")
         row = best.iloc[0]
         return row["covariance_type"], int(row["k"])
 
 
 def check_ks(ks, n_rows: int) -> list[int]:
-    """Validate a grid of component counts: whole numbers in [1, n_rows], at least one."""
+    """Validate a grid of component counts: whole numbers in [1, n_rows], at least one.
+
+    Bounded by the number of rows before anything is materialised: a
+    ``range`` is checked by its ends (``range(1, 10**20)`` costs nothing),
+    any other iterable one value at a time, keeping only distinct valid
+    values (at most ``n_rows`` of them) and the first ``MAX_REPORTED`` too large.
+    """
     if isinstance(ks, (int, np.integer)):
         ks = [ks]
     if not isinstance(ks, Iterable) or isinstance(ks, str):
-        raise TypeError(f"ks must be an iterable of whole numbers such as range(1, 7); got {ks!r}.")
-    ks = [check_int(k, "every entry of ks", 1) for k in ks]
-    if not ks:
+        raise TypeError(f"ks must be an iterable of whole numbers such as range(1, 7); got {summarize_value(ks)}.")
+    if isinstance(ks, range):
+        ks = ks if ks.step > 0 else ks[::-1]
+        if not ks:
+            raise ValueError(f"ks is empty ({ks}); give at least one number of components, e.g. range(1, 7).")
+        check_int(ks[0], "every entry of ks", 1)
+        first_too_big = max(0, -(-(n_rows + 1 - ks.start) // ks.step))
+        _refuse_too_big(ks[first_too_big:], n_rows)
+        return list(ks)
+    valid, too_big = set(), set()
+    for k in ks:
+        k = check_int(k, "every entry of ks", 1)
+        (valid if k <= n_rows else too_big).add(k)
+        if len(too_big) >= MAX_REPORTED:
+            break
+    if not valid and not too_big:
         raise ValueError("ks is empty; give at least one number of components, e.g. range(1, 7).")
-    too_big = [k for k in ks if k > n_rows]
+    _refuse_too_big(sorted(too_big), n_rows, more=len(too_big) >= MAX_REPORTED)
+    return sorted(valid)
+
+
+MAX_REPORTED = 1000  # too-large K values collected before the grid is refused
+
+
+def _refuse_too_big(too_big, n_rows: int, more: bool = False) -> None:
     if too_big:
-        raise ValueError(f"ks contains {too_big} but X has only {n_rows} rows; every K must be at most "
-                         "the number of rows.")
-    return sorted(set(ks))
+        raise ValueError(f"ks contains {summarize_values(too_big)}{' and more' if more else ''} but X has only "
+                         f"{n_rows} rows; every K must be at most the number of rows.")
 
 
 def check_covariance_types(types) -> list[str]:
@@ -235,11 +261,12 @@ def select_components(
     options = SamplerOptions.from_kwargs("select_components", {"progressbar": False} | sampling)
     sampling_options = options.with_sampler(available_sampler(options.sampler)) if mcmc else None
     n, d = data.shape
-    per_cell = [posterior_bytes(n, d, k, options.chains, options.draws, posterior_predictive) if mcmc
-                else em_bytes(n, d, k) for k in ks]
-    needed = len(types) * sum(per_cell) if keep_fits or mcmc else max(per_cell)
-    check_memory(needed, f"select_components over K={ks} x {types}",
-                 "use fewer K values, fewer draws, or fewer rows")
+    restarts = check_int(em_kwargs["n_init"], "n_init", 1)
+    per_cell = [posterior_bytes(n, d, k, options.chains, options.draws, posterior_predictive, t, restarts,
+                                loo=True) if mcmc else em_bytes(n, d, k, restarts, t) for t in types for k in ks]
+    needed = sum(per_cell) if keep_fits or mcmc else max(per_cell)
+    check_memory(needed, f"select_components over {describe_ks(ks)} x {types} with {restarts} restart(s) each",
+                 "use fewer K values, fewer restarts, fewer draws, or fewer rows")
 
     grid = [(t, k) for t in types for k in ks]
     rows, fits = [], {}

@@ -14,19 +14,26 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from gmmflow import schema as S
-from gmmflow.checks import check_seed
+from gmmflow.checks import check_int, check_seed
 from gmmflow.core.em_steps import Params
-from gmmflow.core.gaussian import cholesky, compact_covariances, full_covariances, sample_mixture
+from gmmflow.core.gaussian import compact_covariances, full_covariances, sample_mixture
 from gmmflow.core.hyperparameters import Hyperparameters
-from gmmflow.core.relabel import apply_permutation, relabel_costs, relabel_permutations
+from gmmflow.core.relabel import relabel_to_pivot
 from gmmflow.core.row_blocks import ArrayBlocks
 from gmmflow.defaults import N_INIT
 from gmmflow.exceptions import SamplingError
-from gmmflow.inputs.matrix import as_data_matrix
+from gmmflow.inputs.alignment import align_to_features
+from gmmflow.inputs.matrix import DataMatrix, as_data_matrix
 from gmmflow.models.pymc_model import covariance_value_name
 from gmmflow.models.spec import GMM
 from gmmflow.resources import check_memory, posterior_bytes
-from gmmflow.results.from_idata import em_params, hyperparameters_from_idata, model_from_idata
+from gmmflow.results.from_idata import (
+    check_fitted_on,
+    em_params,
+    fitted_features,
+    hyperparameters_from_idata,
+    model_from_idata,
+)
 from gmmflow.results.records import PosteriorSample
 from gmmflow.results.to_idata import em_groups, em_inference_data, posterior_inference_data
 from gmmflow.workflows import nuts_backends
@@ -40,15 +47,18 @@ def _start_values(params: Params, model: GMM) -> dict:
     return {"w": params.weights, "mu": params.means, covariance_value_name(model.covariance_type): params.cov}
 
 
-def _check_em(em, model: GMM, n_features: int) -> None:
+def _check_em(em, model: GMM, X) -> DataMatrix:
+    """``X`` matched to ``em``'s features, once ``em`` is checked to be an EM fit of ``model`` on these data."""
     if not isinstance(em, az.InferenceData) or not S.has_groups(em, S.EM_ESTIMATE):
         raise TypeError("em must be the InferenceData returned by gmmflow.fit_em.")
     if model_from_idata(em) != model:
         raise ValueError("em was fitted with a different model spec; refit EM with this model or pass em=None.")
     if hyperparameters_from_idata(em) is None:
         raise ValueError("em has no prior (an MLE fit): NUTS needs the prior; fit EM with a prior.")
-    if em[S.EM_ESTIMATE].sizes[S.FEATURE] != n_features:
-        raise ValueError("em was fitted on data with a different number of features than X.")
+    data = align_to_features(X, *fitted_features(em))
+    check_fitted_on(em, data.values, data.features, data.named, "em",
+                    "pass the X em was fitted on (unweighted), or em=None to fit EM on X here")
+    return data
 
 
 def _draw_arrays(raw: az.InferenceData, model: GMM, n_features: int):
@@ -85,9 +95,7 @@ def _relabelled(w, mu, cov, pivot: Params, relabel: bool):
     S_, K, d = mu.shape
     if not relabel:
         return w, mu, cov, np.broadcast_to(np.arange(K), (S_, K)).copy()
-    pivot_chol = cholesky(full_covariances(pivot.cov, pivot.covariance_type, K, d), "full")
-    perm = relabel_permutations(relabel_costs(mu, pivot.means, pivot_chol))
-    return (*(apply_permutation(a, perm) for a in (w, mu, cov)), perm)
+    return relabel_to_pivot(pivot, w, mu, cov)[:4]
 
 
 def sample_posterior(
@@ -113,7 +121,11 @@ def sample_posterior(
         Must have a prior.
     X : array_like (n, d), DataFrame or DataArray
     em : InferenceData, optional
-        A ``fit_em`` result of the same model and data (its hyper-parameters are used).
+        An unweighted ``fit_em`` result of the same model on the same data
+        (its hyper-parameters and estimate are used). Checked against ``X``
+        by the fingerprint it records: other data (other values, rows or
+        names) or a weighted fit are refused. ``X`` is matched to its
+        features by name when both carry names.
     seed : int, optional
         Same seed and backend, same draws.
     relabel : bool, default True
@@ -153,13 +165,15 @@ def sample_posterior(
     check_model(model)
     if model.prior is None:
         raise ValueError("sample_posterior needs a prior; GMM(..., prior=None) is for the MLE only.")
-    data = as_data_matrix(X)  # NaN rejected here, before any PyMC model (which would impute)
+    # NaN rejected here, before any PyMC model (which would impute); with em, X is matched to its features
+    data = as_data_matrix(X) if em is None else _check_em(em, model, X)
     check_rows(data.shape, model)
     options = SamplerOptions.from_kwargs("sample_posterior", sampling)
     seed = check_seed(seed)
     backend = nuts_backends.available_sampler(options.sampler)
+    n_init = 0 if em is not None else check_int((em_kwargs or {}).get("n_init", N_INIT), "em_kwargs['n_init']", 1)
     check_memory(posterior_bytes(*data.shape, model.n_components, options.chains, options.draws,
-                                 posterior_predictive),
+                                 posterior_predictive, model.covariance_type, n_init),
                  f"sample_posterior with {options.chains} chains x {options.draws} draws on {data.shape[0]} rows",
                  "draw fewer samples, use fewer chains, or thin the data")
     em_seed, jitter_seed, pp_seed = np.random.SeedSequence(seed).spawn(3)
@@ -169,7 +183,6 @@ def sample_posterior(
         pivot, hyper, start_groups, start_seed = fit.params, fit.hyper, em_groups(fit), fit.seed
         partial_result = lambda: em_inference_data(fit)  # noqa: E731 - built only if sampling fails
     else:
-        _check_em(em, model, data.shape[1])
         pivot, hyper = em_params(em)[1], hyperparameters_from_idata(em)
         start_groups, start_seed = {g: em[g] for g in S.EM_GROUPS}, int(em.attrs.get("seed", -1))
         partial_result = em.copy

@@ -1,7 +1,11 @@
 """What users expect of a fitted mixture: labels, probabilities, densities, new draws.
 
 Every function reads the EM estimate of a result (``fit_em`` or
-``sample_posterior``) and applies it to data.
+``sample_posterior``) and applies it to data. Data are matched to the fit
+by feature name when both carry names (DataFrame columns, a DataArray
+``feature`` coordinate): columns in another order are reordered, unknown or
+missing names refused. Plain arrays are taken by position, and only when
+the number of columns agrees (``inputs.alignment``).
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ from gmmflow.checks import check_int, check_seed
 from gmmflow.core.em_steps import Params
 from gmmflow.core.gaussian import sample_mixture
 from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size
-from gmmflow.inputs.matrix import as_data_matrix
-from gmmflow.results.from_idata import em_params
+from gmmflow.inputs.alignment import align_to_features
+from gmmflow.resources import check_memory, sample_bytes
+from gmmflow.results.from_idata import em_params, fitted_features
 
 
 def log_resp_and_norm(params: Params, X: np.ndarray):
@@ -24,29 +29,53 @@ def log_resp_and_norm(params: Params, X: np.ndarray):
 
 
 def fitted_log_resp_and_norm(idata: az.InferenceData, X):
-    """:func:`log_resp_and_norm` of the EM estimate of ``idata`` on data ``X`` (checked)."""
-    _, params, features = em_params(idata)
-    data = as_data_matrix(X)
-    if data.shape[1] != len(features):
+    """:func:`log_resp_and_norm` of the EM estimate of ``idata`` on data ``X``, matched by name (checked).
+
+    Raises
+    ------
+    ValueError
+        Bad data, unknown or missing feature names, another number of columns
+        (unnamed data), or a row so far from every component that its squared
+        distance overflows float64 (its probabilities would be NaN).
+    """
+    _, params, _ = em_params(idata)
+    data = align_to_features(X, *fitted_features(idata))
+    log_resp, log_norm = log_resp_and_norm(params, data.values)
+    bad = ~np.isfinite(log_norm)
+    if bad.any():
+        i = int(np.argmax(bad))
         raise ValueError(
-            f"X has {data.shape[1]} feature(s) but the mixture was fitted on {len(features)} "
-            f"({', '.join(features)}). Pass data with the same columns."
+            f"X row {i} ({', '.join(f'{f}={v:.3g}' for f, v in zip(data.features, data.values[i]))}) lies so "
+            f"far from every component that its squared distance overflows float64 ({int(bad.sum())} such "
+            "row(s)); its probabilities would be NaN. Check the row's units, or rescale X as the fitted data were."
         )
-    return log_resp_and_norm(params, data.values)
+    return log_resp, log_norm
 
 
 def predict_proba(idata: az.InferenceData, X) -> np.ndarray:
-    """Responsibilities P(z_i = k | x_i) under the EM estimate: (n, K)."""
+    """Responsibilities P(z_i = k | x_i) under the EM estimate: (n, K).
+
+    ``X`` is matched to the fitted features by name when both have names,
+    else by position (same number of columns); see the module docstring.
+    """
     return np.exp(fitted_log_resp_and_norm(idata, X)[0])
 
 
 def predict(idata: az.InferenceData, X) -> np.ndarray:
-    """Most probable component of each row under the EM estimate: (n,)."""
+    """Most probable component of each row under the EM estimate: (n,).
+
+    ``X`` is matched to the fitted features by name when both have names,
+    else by position (same number of columns); see the module docstring.
+    """
     return np.argmax(fitted_log_resp_and_norm(idata, X)[0], axis=1)
 
 
 def score_samples(idata: az.InferenceData, X) -> np.ndarray:
-    """Log mixture density ``log sum_k w_k N(x_i | mu_k, Sigma_k)`` of each row: (n,)."""
+    """Log mixture density ``log sum_k w_k N(x_i | mu_k, Sigma_k)`` of each row: (n,).
+
+    ``X`` is matched to the fitted features by name when both have names,
+    else by position (same number of columns); see the module docstring.
+    """
     return fitted_log_resp_and_norm(idata, X)[1]
 
 
@@ -61,5 +90,6 @@ def sample_em(idata: az.InferenceData, n: int, seed: int | None = None):
     """
     _, params, _ = em_params(idata)
     n = check_int(n, "n", 1)
+    check_memory(sample_bytes(n, params.means.shape[1]), f"sample_em of {n} rows", "draw fewer rows")
     rng = np.random.default_rng(check_seed(seed))
     return sample_mixture(rng, n, params.weights, params.means, params.chol, params.covariance_type)

@@ -11,6 +11,7 @@ from gmmflow.core.gaussian import full_covariances
 from gmmflow.core.hyperparameters import Hyperparameters
 from gmmflow.models.pymc_model import covariance_value_name
 from gmmflow.models.spec import GMM
+from gmmflow.resources import check_memory, sample_bytes
 
 
 def simulate(model: GMM, n: int, seed: int | None = None,
@@ -37,6 +38,7 @@ def simulate(model: GMM, n: int, seed: int | None = None,
         ``mu`` and ``cov`` (full matrices) that made them.
     """
     n = check_int(n, "n", 1)
+    check_memory(sample_bytes(n, 1), f"simulate of {n} rows", "simulate fewer rows")  # d >= 1: a lower bound
     seed = check_seed(seed)
     pm_model = model.pymc_model(marginalized=False, n_obs=n, hyperparameters=hyperparameters)
     with pm_model:

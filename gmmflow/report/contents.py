@@ -1,0 +1,149 @@
+"""What the report shows about a result: its tables, each computed once, and the verdict built from them.
+
+:func:`gather` reads the result (and its model-selection table) and runs
+the workflows' tables (``diagnose``, the three kinds of ``compare``);
+:func:`findings` turns them into the verdict's sentences. The page layout
+lives in ``html_page``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+import pandas as pd
+
+from gmmflow import schema as S
+from gmmflow.models.spec import GMM
+from gmmflow.report.number_format import plural
+from gmmflow.report.verdict import (
+    Finding,
+    assignment_findings,
+    em_findings,
+    parameter_findings,
+    predictive_findings,
+    sampling_findings,
+    selection_findings,
+)
+from gmmflow.results.from_idata import em_arrays, model_from_idata
+from gmmflow.workflows.compare import compare
+from gmmflow.workflows.diagnostics import diagnose
+
+PACKAGES = ("gmmflow", "numpy", "scipy", "pandas", "xarray", "pymc", "pytensor", "arviz", "nutpie",
+            "matplotlib", "dask")
+
+
+def versions() -> dict[str, str]:
+    """Python's and each package's version in the environment writing the report."""
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+@dataclass(frozen=True)
+class Contents:
+    """Everything the page shows, as numbers and tables (``None``: the result has no such part)."""
+
+    model: GMM
+    features: list[str]
+    n_obs: int
+    restarts: pd.DataFrame  # objective, converged, n_iter, chosen: one row per EM restart
+    estimate: tuple  # EM weights (K,), means (K, d), full covariances (K, d, d)
+    checks: pd.DataFrame | None  # diagnose()
+    parameters: pd.DataFrame | None  # compare(..., "parameters")
+    assignments: pd.DataFrame | None  # compare(..., "assignments")
+    predictive: pd.DataFrame | None  # compare(..., "predictive")
+    selection: pd.DataFrame | None  # select_components()
+    criterion: str | None  # the criterion K was chosen by, when recorded
+    settings: dict[str, str]
+    specification: str  # the model spec, JSON
+    prior: str  # the resolved prior, JSON, or "none (MLE)"
+    versions: dict[str, str]
+
+
+def restart_table(idata) -> pd.DataFrame:
+    """One row per EM restart: ``objective``, ``converged``, ``n_iter``, ``chosen``."""
+    restarts = idata[S.EM_RESTARTS]
+    best = int(idata[S.EM_ESTIMATE]["best_restart"])
+    return pd.DataFrame({
+        "objective": restarts["objective"].values.astype(float),
+        "converged": restarts["converged"].values.astype(bool),
+        "n_iter": restarts["n_iter"].values.astype(int),
+        "chosen": np.arange(restarts.sizes[S.RESTART]) == best,
+    })
+
+
+def settings(idata, model: GMM, features: list[str], n_obs: int, n_restarts: int) -> dict[str, str]:
+    """The run's settings in words, from the result's attrs (what was not recorded is left out)."""
+    attrs = idata.attrs
+    hyper = attrs.get(S.HYPERPARAMETERS_ATTR, "null")
+    found = {
+        "data": f"{n_obs} observations of {plural(len(features), 'feature')}: {', '.join(features)}",
+        "model": f"{plural(model.n_components, 'component')}, {model.covariance_type} covariances",
+        "prior": "none: maximum likelihood" if hyper == "null" else "conjugate (resolved hyper-parameters below)",
+        "EM": ", ".join([plural(n_restarts, "restart")] + [f"{k} {attrs[k]}" for k in ("init", "max_iter", "tol")
+                                                          if k in attrs]),
+    }
+    if "sampler" in attrs:
+        found["sampling"] = (f"{attrs['sampler']}: {plural(int(attrs.get('chains', 0)), 'chain')} \u00d7 "
+                             f"{attrs.get('draws', '?')} draws after {attrs.get('tune', '?')} tuning steps")
+    if S.SELECTION_CRITERION_ATTR in attrs:
+        found["K chosen by"] = str(attrs[S.SELECTION_CRITERION_ATTR]).upper()
+    for key, name in (("seed", "seed"), ("em_seed", "EM seed"), ("created_at", "created"),
+                      (S.VERSION_ATTR, "written by gmmflow")):
+        if key in attrs:
+            found[name] = str(attrs[key])
+    return found
+
+
+def gather(idata, selection: pd.DataFrame | None = None) -> Contents:
+    """Compute every table the report shows, once."""
+    model = model_from_idata(idata)
+    w, mu, cov, features = em_arrays(idata)
+    restarts = restart_table(idata)
+    n_obs = int(idata.attrs.get("n_obs", idata[S.OBSERVED_DATA].sizes[S.OBS] if S.has_groups(
+        idata, S.OBSERVED_DATA) else 0))
+    sampled = S.has_groups(idata, S.POSTERIOR)
+    hyper = idata.attrs.get(S.HYPERPARAMETERS_ATTR, "null")
+    criterion = idata.attrs.get(S.SELECTION_CRITERION_ATTR)
+    return Contents(
+        model=model, features=features, n_obs=n_obs, restarts=restarts, estimate=(w, mu, cov),
+        checks=diagnose(idata) if sampled else None,
+        parameters=compare(idata) if sampled else None,
+        assignments=compare(idata, "assignments") if sampled else None,
+        predictive=compare(idata, "predictive") if sampled else None,
+        selection=selection, criterion=str(criterion) if criterion else None,
+        settings=settings(idata, model, features, n_obs, len(restarts)),
+        specification=json.dumps(json.loads(idata.attrs[S.MODEL_ATTR]), indent=2),
+        prior="none (MLE)" if hyper == "null" else json.dumps(json.loads(hyper), indent=2),
+        versions=versions(),
+    )
+
+
+def findings(contents: Contents) -> list[Finding]:
+    """The verdict: selection, EM, sampling, parameters, assignments, prediction, in that order."""
+    found = []
+    if contents.selection is not None:
+        found += selection_findings(contents.selection, contents.model.n_components, contents.criterion)
+    found += em_findings(contents.restarts, contents.estimate[0], contents.n_obs, len(contents.features))
+    if contents.checks is not None:
+        found += sampling_findings(contents.checks)
+        found += parameter_findings(contents.parameters)
+        found += assignment_findings(contents.assignments)
+        found += predictive_findings(contents.predictive, contents.n_obs)
+    return found
+
+
+def title(contents: Contents) -> str:
+    """The page title: what was fitted."""
+    model = contents.model
+    method = "EM and NUTS" if contents.checks is not None else "EM"
+    return (f"gmmflow report: {model.n_components}-component {model.covariance_type} Gaussian mixture "
+            f"({method}, {contents.n_obs} observations)")

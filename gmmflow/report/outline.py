@@ -1,0 +1,38 @@
+"""The report's sections: their anchors and titles, in page order.
+
+The verdict's findings point to a section by its anchor (``report.html#sampling``);
+the table of contents lists the sections a result has. Anchors are stable:
+messages elsewhere (command-line warnings) may refer to them.
+"""
+
+from __future__ import annotations
+
+VERDICT = "verdict"
+SELECTION = "selection"
+EM = "em"
+SAMPLING = "sampling"
+PARAMETERS = "parameters"
+ASSIGNMENTS = "assignments"
+PREDICTIVE = "predictive"
+PLOTS = "plots"
+SETTINGS = "settings"
+VERSIONS = "versions"
+
+TITLES = {
+    VERDICT: "Verdict",
+    SELECTION: "Number of components",
+    EM: "EM estimate",
+    SAMPLING: "Sampling diagnostics",
+    PARAMETERS: "EM MAP against the posterior",
+    ASSIGNMENTS: "Assignments",
+    PREDICTIVE: "Predictive fit",
+    PLOTS: "Plots",
+    SETTINGS: "Settings",
+    VERSIONS: "Versions",
+}
+ORDER = tuple(TITLES)
+
+
+def plot_anchor(name: str) -> str:
+    """Anchor of one plot's figure (``plot-trace``)."""
+    return f"plot-{name}"
