@@ -209,3 +209,14 @@ def test_compiled_code_goes_to_the_user_cache_directory_not_the_working_director
     subprocess.run([sys.executable, "-W", "ignore", "-c", code], cwd=work, env=env, check=True, capture_output=True)
     assert list(work.iterdir()) == []
     assert len(list((cache / "gmmflow" / "jax").iterdir())) >= 2  # the chain's start and its advance
+
+
+def test_the_chain_key_is_jaxs_for_every_64_bit_seed():
+    """``PRNGKey`` where it accepts the seed; the two 32-bit words of the seed beyond (gmmflow takes 64 bits)."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    for seed in (0, 7, 2**32 + 5, 2**63 - 1):
+        np.testing.assert_array_equal(numpyro_nuts.prng_key(seed), np.asarray(jax.random.PRNGKey(seed)))
+    assert numpyro_nuts.prng_key(2**64 - 1).tolist() == [2**32 - 1, 2**32 - 1]
+    assert numpyro_nuts.prng_key(2**63).tolist() == [2**31, 0]

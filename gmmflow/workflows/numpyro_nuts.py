@@ -22,7 +22,7 @@ gmmflow runs that kernel itself rather than through ``MCMC``:
 * chains advance in chunks of :data:`CHUNK` iterations: the progress bar
   moves, and Ctrl-C stops every chain at the end of its chunk.
 
-Chain c uses the key ``jax.random.fold_in(jax.random.PRNGKey(seed), c)``: with its
+Chain c uses the key ``jax.random.fold_in(prng_key(seed), c)``: with its
 start point (drawn first for chain 0, then chain 1, ...), chain c's draws are
 the same whatever the number of chains.
 """
@@ -147,7 +147,7 @@ def run_chains(programs: NutsPrograms, starts: np.ndarray, inputs: dict, templat
     chains, tune = starts.shape[0], programs.tune
     total = tune + draws
     args = tuple(jax.numpy.asarray(inputs[name]) for name in INPUT_NAMES)
-    key = jax.random.PRNGKey(seed)
+    key = prng_key(seed)
     states = [programs.init([jax.numpy.asarray(v) for v in split_flat(template, s)], jax.random.fold_in(key, c),
                             args) for c, s in enumerate(starts)]
     for c, state in enumerate(states):
@@ -181,6 +181,15 @@ def run_chains(programs: NutsPrograms, starts: np.ndarray, inputs: dict, templat
         finally:
             bar.close()
     return _assemble(records, template, tune)
+
+
+def prng_key(seed: int) -> np.ndarray:
+    """The threefry key of a seed in [0, 2**64): its high and low 32-bit words.
+
+    The same key as ``jax.random.PRNGKey(seed)`` (which refuses seeds of
+    2**63 and more) wherever that accepts the seed.
+    """
+    return np.array([seed >> 32, seed & 0xFFFFFFFF], dtype=np.uint32)
 
 
 def _assemble(records, template: ModelTemplate, tune: int):
