@@ -35,7 +35,8 @@ from gmmflow.workflows.sampler_options import check_sampler_name
 JITTER = 0.05  # sd of the start-point jitter, in the unconstrained space
 
 BACKENDS = ("numpyro", "nutpie", "pymc")
-REQUIREMENTS = {"numpyro": ("jax", "numpyro"), "nutpie": ("nutpie", "numba"), "pymc": ()}
+# the modules each sampler needs ("gibbs", gmmflow's own Gibbs sampler, is not a NUTS backend: never "auto")
+REQUIREMENTS = {"numpyro": ("jax", "numpyro"), "nutpie": ("nutpie", "numba"), "pymc": (), "gibbs": ()}
 
 
 def installed(backend: str) -> bool:
