@@ -426,6 +426,8 @@ def main():
     ap.add_argument("--child", nargs="+")
     ap.add_argument("--sections", default="faithful,grad,select,run")
     ap.add_argument("--only", default="", help="faithful configurations to run (default: all)")
+    ap.add_argument("--grad", default="floor,jax,numba,big",
+                    help="grad section parts: floor, jax, numba (its compile at n=30,000 is long), big")
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1)
@@ -461,16 +463,17 @@ def main():
                      "--seed", str(a.seed)], tree)
                 _save(results, a.out)
         if "grad" in sections:
-            for which in ("floor", "jax", "numba"):
+            for which in [w for w in a.grad.split(",") if w != "big"]:
                 print("grad", which, flush=True)
                 with tempfile.TemporaryDirectory(prefix="gmmflow-bench-") as cache:
                     results.setdefault("grad", {})[which] = _spawn([me, "--child", "grad", which],
                                                                    _env(ROOT, Path(cache)))
                 print("  ", json.dumps(results["grad"][which])[:300], flush=True)
                 _save(results, a.out)
-            print("big", flush=True)
-            results["big"] = _cold_then_warm([me, "--child", "big", "--draws", "1000", "--chains", "2"], ROOT)
-            _save(results, a.out)
+            if "big" in a.grad.split(","):
+                print("big", flush=True)
+                results["big"] = _cold_then_warm([me, "--child", "big", "--draws", "1000", "--chains", "2"], ROOT)
+                _save(results, a.out)
         if "select" in sections:
             for which in ("today", "now"):
                 print("select", which, flush=True)
