@@ -164,7 +164,8 @@ def test_a_chains_draws_do_not_depend_on_how_many_chains_run():
 
 
 def test_a_start_point_off_the_support_is_a_sampling_error(monkeypatch):
-    monkeypatch.setattr(nuts_backends, "start_points", lambda maps, start, chains, rng: np.full((chains, maps.template.size), np.nan))
+    monkeypatch.setattr(nuts_backends, "start_points",
+                        lambda maps, start, chains, rng: np.full((chains, maps.template.size), np.nan))
     with pytest.raises(SamplingError, match=re.escape("NUTS (numpyro) failed: the log-density is not finite at the "
                                                       "start point of chain 0.")) as info:
         short_run(standardised(), sampler="numpyro")

@@ -166,7 +166,11 @@ def run_pymc(spec, X, hyper, start, draws, tune, chains, seed, jitter_rng, progr
 
 def _single(batched):
     """A (chain, draw)-batched point map applied to one point."""
-    return lambda point: {k: v[0, 0] for k, v in batched({k: np.asarray(v)[None, None] for k, v in point.items()}).items()}
+    def single(point: dict) -> dict:
+        mapped = batched({k: np.asarray(v)[None, None] for k, v in point.items()})
+        return {k: v[0, 0] for k, v in mapped.items()}
+
+    return single
 
 
 RUNNERS = {"numpyro": "run_numpyro", "nutpie": "run_nutpie", "pymc": "run_pymc"}
