@@ -288,13 +288,18 @@ def grad_child(which):
     elif which == "jax":
         import jax
 
-        from gmmflow.models.pymc_template import INPUT_NAMES, split_flat
+        from gmmflow.models.pymc_template import INPUT_NAMES
         from gmmflow.workflows import numpyro_nuts
 
         jax.config.update("jax_enable_x64", True)
         density = numpyro_nuts.jax_log_density(maps.template)
         args = tuple(jax.numpy.asarray(inputs[k]) for k in INPUT_NAMES)
-        vg = jax.jit(jax.value_and_grad(lambda x, a: density(split_flat(maps.template, x), a)))
+        offsets = np.cumsum([0] + [int(np.prod(s, dtype=int)) for s in maps.template.value_shapes])
+
+        def unflat(x):  # split_flat, on a traced array
+            return [x[a:b].reshape(s) for a, b, s in zip(offsets[:-1], offsets[1:], maps.template.value_shapes)]
+
+        vg = jax.jit(jax.value_and_grad(lambda x, a: density(unflat(x), a)))
         x = jax.numpy.asarray(theta)
         c = _clock()
         jax.block_until_ready(vg(x, args))
