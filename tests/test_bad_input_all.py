@@ -22,7 +22,6 @@ import gmmflow
 from gmmflow import plots
 from gmmflow.cli import main
 from conftest import forbid_work
-from gmmflow.workflows.sampler_options import SAMPLERS
 
 GOOD = np.random.default_rng(0).normal(size=(30, 2))
 NAMED = pd.DataFrame(GOOD, columns=["a", "b"])
@@ -256,7 +255,7 @@ ENTRY_CASES = [
     ("sample_posterior", lambda out: gmmflow.sample_posterior(gmmflow.GMM(2), GOOD, draws=0), ValueError,
      "draws must be >= 1, got 0"),
     ("sample_posterior", lambda out: gmmflow.sample_posterior(gmmflow.GMM(2), GOOD, sampler="stan"), ValueError,
-     f"sampler must be one of {', '.join(map(repr, SAMPLERS))}; got 'stan'"),
+     "sampler must be one of 'auto', 'pymc', 'nutpie', 'numpyro', 'gibbs'; got 'stan'"),
     ("sample_posterior", lambda out: gmmflow.sample_posterior(gmmflow.GMM(3), GOOD, em=FITTED), ValueError,
      "em was fitted with a different model spec"),
     ("sample_posterior", lambda out: gmmflow.sample_posterior(gmmflow.GMM(2), GOOD, em={"w": 1}), TypeError,
