@@ -270,7 +270,7 @@ ENTRY_CASES = [
     ("run", lambda out: gmmflow.run(GOOD, _existing(out), ks=2), FileExistsError,
      "already exists; pass overwrite=True (CLI: --overwrite) to replace it"),
     ("run", lambda out: gmmflow.run(GOOD, out / "r", ks=2, chains=0), ValueError, "chains must be >= 1, got 0"),
-    ("compare", lambda out: gmmflow.compare(FITTED), ValueError, "no posterior, log_likelihood"),
+    ("compare", lambda out: gmmflow.compare(FITTED), ValueError, "This result has no posterior group(s); compare needs a gmmflow.sample_posterior result"),
     ("compare", lambda out: gmmflow.compare(GOOD), TypeError, "compare needs an arviz.InferenceData"),
     ("save", lambda out: gmmflow.save(GOOD, out / "x.nc"), TypeError, "save() needs an arviz.InferenceData"),
     ("save", lambda out: gmmflow.save(FITTED, out / "missing" / "x.nc"), FileNotFoundError,
