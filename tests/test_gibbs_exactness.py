@@ -63,7 +63,7 @@ def free_entries(idata, t):
 
 def mcse(draws, method, prob=None):
     kwargs = {"prob": prob} if prob is not None else {}
-    return float(az.mcse(draws, method=method, **kwargs))
+    return np.asarray(az.mcse(draws, method=method, **kwargs)).item()  # "mean" gives shape (1,): float() refuses
 
 
 @pytest.mark.parametrize("case", list(CASES))
