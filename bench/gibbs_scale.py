@@ -138,18 +138,7 @@ print(json.dumps({"em_wall": em_wall, "em_iter": int(em.em_estimate.n_iter), "em
                   "peak_gib": peak_gib()}))
 '''
 
-WRITE = r'''
-import sys, numpy as np, zarr
-path, n, d, K, chunk = sys.argv[1], int(sys.argv[2]), 8, 8, int(sys.argv[3])
-rng = np.random.default_rng(0)
-centers = rng.normal(scale=4.0, size=(K, d))
-A = rng.normal(size=(K, d, d)) * 0.4 + np.eye(d)
-z = zarr.create_array(store=path, shape=(n, d), chunks=(chunk, d), dtype="f8")
-for a in range(0, n, chunk):
-    m = min(chunk, n - a)
-    lab = rng.integers(K, size=m)
-    z[a:a + m] = centers[lab] + np.einsum("nij,nj->ni", A[lab], rng.normal(size=(m, d)))
-'''
+from em_dask_scale import WRITE  # noqa: E402 - the 20M x 8 store em_dask_scale.py writes (bench/ is on sys.path)
 
 ZARR_RATIO = COMMON + r'''
 import gmmflow
