@@ -15,7 +15,7 @@ from pathlib import Path
 from gmmflow import defaults
 from gmmflow import schema as S
 from gmmflow._version import __version__
-from gmmflow.checks import SEED_LIMIT, summarize_value, summarize_values
+from gmmflow.checks import MISSING_OPTIONS, SEED_LIMIT, summarize_value, summarize_values
 from gmmflow.console import Stopped, session
 from gmmflow.core.gaussian import COVARIANCE_TYPES
 from gmmflow.workflows.sampler_options import OPTION_HELP, SAMPLERS
@@ -139,7 +139,14 @@ def _add_data_args(p: argparse.ArgumentParser, default: str | None = None) -> No
 
 
 def _csv_options(args) -> dict:
-    return dict(sep=args.sep, decimal=args.decimal, header=args.header, encoding=args.encoding)
+    return dict(sep=args.sep, decimal=args.decimal, header=args.header, encoding=args.encoding,
+                missing=getattr(args, "missing", defaults.MISSING) == "marginalize")
+
+
+def _add_missing_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--missing", default=defaults.MISSING, choices=MISSING_OPTIONS,
+                   help="empty cells: 'error' refuses them, 'marginalize' fits on each row's observed values "
+                        f"(default {defaults.MISSING})")
 
 
 def _add_output_args(p: argparse.ArgumentParser) -> None:
@@ -189,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     em.add_argument("--seed", type=_seed, default=None, help=SEED_HELP)
     em.add_argument("--chunks", type=_positive_int, default=None,
                     help="rows per chunk (zarr input: dask chunk size)")
+    _add_missing_arg(em)
     _add_output_args(em)
 
     sm = sub.add_parser("sample", parents=[common], help="sample the posterior with NUTS (started from EM)",
@@ -319,7 +327,7 @@ def cmd_em(args) -> None:
     X = load_data(args.data, args.columns, args.chunks, in_memory=False, **_csv_options(args))
     model = GMM(args.k, args.covariance, prior=None if args.no_prior else "default")
     idata = fit_em(model, X, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol,
-                   seed=args.seed, chunk_size=args.chunks)
+                   seed=args.seed, chunk_size=args.chunks, missing=args.missing)
     save(idata, args.out, overwrite=args.overwrite, inputs=inputs)
     if not args.quiet:
         _print_em_summary(idata)
