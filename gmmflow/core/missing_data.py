@@ -93,6 +93,7 @@ from gmmflow.core.em_steps import (
     statistics_from_responsibilities,
 )
 from gmmflow.core.gaussian import full_covariances
+from gmmflow.core.row_blocks import data_moments
 
 # one-Gaussian EM for the data moments: stop at this relative change of the log-likelihood
 MOMENTS_TOL = 1e-12
@@ -346,3 +347,11 @@ class MissingBlocks:
         if rows is not None:
             X, sw = X[rows], None if sw is None else sw[rows]
         return X - self.shift, sw
+
+
+def observed_moments(X: np.ndarray, sample_weight=None) -> tuple[np.ndarray, np.ndarray]:
+    """Data mean and covariance for the default prior: :func:`~gmmflow.core.row_blocks.data_moments`
+    when nothing is missing, else those of :meth:`MissingBlocks.moments`."""
+    if not np.isnan(X).any():
+        return data_moments(X, sample_weight)
+    return MissingBlocks(X, sample_weight).moments()

@@ -13,10 +13,12 @@ import arviz as az
 import numpy as np
 
 from gmmflow import schema as S
-from gmmflow.checks import check_int, check_seed
+from gmmflow import defaults
+from gmmflow.checks import check_int, check_missing, check_seed
 from gmmflow.core.em_steps import Params
 from gmmflow.core.gaussian import compact_covariances, full_covariances, sample_mixture
 from gmmflow.core.hyperparameters import Hyperparameters
+from gmmflow.core.missing_data import MissingBlocks
 from gmmflow.core.relabel import relabel_to_pivot
 from gmmflow.core.row_blocks import ArrayBlocks
 from gmmflow.defaults import N_INIT
@@ -46,7 +48,7 @@ def _start_values(params: Params, model: GMM) -> dict:
     return {"w": params.weights, "mu": params.means, covariance_value_name(model.covariance_type): params.cov}
 
 
-def _check_em(em, model: GMM, X) -> DataMatrix:
+def _check_em(em, model: GMM, X, missing: bool = False) -> DataMatrix:
     """``X`` matched to ``em``'s features, once ``em`` is checked to be an EM fit of ``model`` on these data."""
     if not isinstance(em, az.InferenceData) or not S.has_groups(em, S.EM_ESTIMATE):
         raise TypeError("em must be the InferenceData returned by gmmflow.fit_em.")
@@ -54,7 +56,7 @@ def _check_em(em, model: GMM, X) -> DataMatrix:
         raise ValueError("em was fitted with a different model spec; refit EM with this model or pass em=None.")
     if hyperparameters_from_idata(em) is None:
         raise ValueError("em has no prior (an MLE fit): NUTS needs the prior; fit EM with a prior.")
-    data = align_to_features(X, *fitted_features(em))
+    data = align_to_features(X, *fitted_features(em), missing=missing)
     check_fitted_on(em, data.values, data.features, data.named, "em",
                     "pass the X em was fitted on (unweighted), or em=None to fit EM on X here")
     return data
@@ -79,8 +81,9 @@ def _draw_params(w, mu, cov, t) -> list[Params]:
 
 
 def _pointwise(X, draws: list[Params]):
-    """Per draw: pointwise log-likelihood (S, n) and mean responsibilities (n, K)."""
-    blocks = ArrayBlocks(X)
+    """Per draw: pointwise log-likelihood (S, n) and mean responsibilities (n, K); rows with
+    missing cells contribute the density of their observed coordinates."""
+    blocks = MissingBlocks(X) if np.isnan(X).any() else ArrayBlocks(X)
     loglik = np.empty((len(draws), X.shape[0]))
     resp_sum = np.zeros((X.shape[0], draws[0].weights.shape[0]))
     for s, p in enumerate(draws):
@@ -106,6 +109,7 @@ def sample_posterior(
     relabel: bool = True,
     posterior_predictive: bool = False,
     em_kwargs: dict | None = None,
+    missing: str = defaults.MISSING,
     **sampling,
 ) -> az.InferenceData:
     """Sample the exact posterior of ``model`` given ``X`` with NUTS.
@@ -133,6 +137,12 @@ def sample_posterior(
         Add ``posterior_predictive.x`` (one replicate data set per draw).
     em_kwargs : dict, optional
         Passed to ``fit_em`` when ``em`` is None (default ``n_init=10``).
+    missing : {"error", "marginalize"}, default "error"
+        As ``fit_em``'s: with ``"marginalize"`` the PyMC model's likelihood is
+        the density of each row's observed coordinates (rows grouped by
+        missingness pattern, :mod:`gmmflow.models.pymc_missing`), so NUTS
+        samples the posterior given the observed values; ``log_likelihood`` is
+        that density per row. ``em`` must then be fitted with it too.
     **sampling
         The sampling options of :class:`~gmmflow.workflows.sampler_options.SamplerOptions`:
         ``draws`` (1000), ``tune`` (1000), ``chains`` (4), ``sampler``
@@ -163,8 +173,10 @@ def sample_posterior(
     check_model(model)
     if model.prior is None:
         raise ValueError("sample_posterior needs a prior; GMM(..., prior=None) is for the MLE only.")
-    # NaN rejected here, before any PyMC model (which would impute); with em, X is matched to its features
-    data = as_data_matrix(X) if em is None else _check_em(em, model, X)
+    # NaN rejected here unless marginalized, before any PyMC model (which would impute); with em, X is
+    # matched to its features
+    marginalize = check_missing(missing) == "marginalize"
+    data = as_data_matrix(X, missing=marginalize) if em is None else _check_em(em, model, X, marginalize)
     check_rows(data.shape, model)
     options = SamplerOptions.from_kwargs("sample_posterior", sampling)
     seed = check_seed(seed)
@@ -177,7 +189,7 @@ def sample_posterior(
     em_seed, jitter_seed, pp_seed = np.random.SeedSequence(seed).spawn(3)
     if em is None:
         fit = fit_em_record(model, data, seed=int(em_seed.generate_state(1)[0]),
-                            **({"n_init": N_INIT} | (em_kwargs or {})))
+                            **({"n_init": N_INIT, "missing": missing} | (em_kwargs or {})))
         pivot, hyper, start_groups, start_seed = fit.params, fit.hyper, em_groups(fit), fit.seed
         partial_result = lambda: em_inference_data(fit)  # noqa: E731 - built only if sampling fails
     else:
@@ -185,7 +197,7 @@ def sample_posterior(
         start_groups, start_seed = {g: em[g] for g in S.EM_GROUPS}, int(em.attrs.get("seed", -1))
         partial_result = em.copy
 
-    raw = _run_sampler(backend, model, data, hyper, pivot, options, seed, jitter_seed, partial_result)
+    raw = _run_sampler(backend, model, data, hyper, pivot, options, seed, jitter_seed, partial_result, missing)
     d, t = data.shape[1], model.covariance_type
     shape, w, mu, cov = _draw_arrays(raw, model, d)
     w, mu, cov, perm = _relabelled(w, mu, cov, pivot, relabel)
@@ -202,6 +214,7 @@ def sample_posterior(
                              sampler=backend, draws=options.draws, tune=options.tune, relabelled=relabel,
                              seed=seed)
     idata = posterior_inference_data(model, data, hyper, start_groups, start_seed, sample)
+    idata.attrs |= dict(missing=missing, n_missing=int(np.isnan(data.values).sum()))
     checks = diagnose(idata)
     idata.attrs[S.SAMPLING_STATUS_ATTR] = sampling_status(checks)
     warn_failed_checks(checks)
@@ -209,9 +222,9 @@ def sample_posterior(
 
 
 def _run_sampler(backend: str, model: GMM, data, hyper: Hyperparameters, pivot: Params,
-                 options: SamplerOptions, seed: int, jitter_seed, partial_result):
+                 options: SamplerOptions, seed: int, jitter_seed, partial_result, missing: str):
     """Raw NUTS draws of the PyMC model started at ``pivot``; a failure becomes a SamplingError."""
-    pm_model = model.pymc_model(data, hyperparameters=hyper)
+    pm_model = model.pymc_model(data, hyperparameters=hyper, missing=missing)
     try:
         return nuts_backends.run(backend, pm_model, _start_values(pivot, model), options.draws, options.tune,
                                  options.chains, seed, np.random.default_rng(jitter_seed), options.progressbar)
