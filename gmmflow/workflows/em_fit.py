@@ -16,6 +16,7 @@ import arviz as az
 import numpy as np
 
 from gmmflow import defaults
+from gmmflow import schema as S
 from gmmflow.checks import check_float, check_int, check_missing, check_sample_weight, check_seed, numeric_array
 from gmmflow.core.dask_blocks import DaskBlocks
 from gmmflow.core.em_driver import best_restart, fit_restarts
@@ -320,7 +321,7 @@ def fit_options(n_init, init, max_iter, tol) -> dict:
 
 def missing_attrs(missing: str, blocks) -> dict:
     """The ``missing`` option and the count of missing cells, for a result's attrs."""
-    return dict(missing=missing, n_missing=blocks.n_missing if isinstance(blocks, MissingBlocks) else 0)
+    return {S.MISSING_ATTR: missing, S.N_MISSING_ATTR: blocks.n_missing if isinstance(blocks, MissingBlocks) else 0}
 
 
 def check_fit_options(n_init, max_iter, tol, seed):

@@ -214,7 +214,7 @@ def sample_posterior(
                              sampler=backend, draws=options.draws, tune=options.tune, relabelled=relabel,
                              seed=seed)
     idata = posterior_inference_data(model, data, hyper, start_groups, start_seed, sample)
-    idata.attrs |= dict(missing=missing, n_missing=int(np.isnan(data.values).sum()))
+    idata.attrs |= {S.MISSING_ATTR: missing, S.N_MISSING_ATTR: int(np.isnan(data.values).sum())}
     checks = diagnose(idata)
     idata.attrs[S.SAMPLING_STATUS_ATTR] = sampling_status(checks)
     warn_failed_checks(checks)
