@@ -225,7 +225,7 @@ def test_nan_without_the_option_names_it(incomplete, monkeypatch):
 
 @pytest.mark.parametrize("make, message", [
     (lambda X: np.vstack([X, np.full((2, 3), np.nan)]),
-     "X has 2 row(s) with every value missing (the first is row 100, obs_id np.int64(100)); they carry no "
+     "X has 2 row(s) with every value missing (the first is row 100, obs_id 100); they carry no "
      "information about the mixture. Drop them first"),
     (lambda X: np.column_stack([X, np.r_[1.0, np.full(X.shape[0] - 1, np.nan)]]),
      "X feature 'x3' has 1 observed value(s); at least 2 are needed to estimate its variance. Drop the feature."),

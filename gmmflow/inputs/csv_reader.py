@@ -309,9 +309,9 @@ def read_csv(path: str | os.PathLike, columns: list[str] | None = None, *, sep: 
         raise ValueError(f"{path} has a header but no data rows.")
     frame.columns = [str(c) for c in frame.columns]
     if columns:
-        missing = [c for c in columns if c not in frame.columns]
-        if missing:
-            raise ValueError(f"{path} has no column(s) {summarize_values(missing)}; its columns are "
+        unknown = [c for c in columns if c not in frame.columns]
+        if unknown:
+            raise ValueError(f"{path} has no column(s) {summarize_values(unknown)}; its columns are "
                              f"{summarize_values(list(frame.columns))}.")
         frame = frame[list(columns)]
     else:

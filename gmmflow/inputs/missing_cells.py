@@ -18,13 +18,13 @@ MISSING_HINT = ("Pass missing='marginalize' to fit on each row's observed values
 def check_missing_cells(values: np.ndarray, what: str, features, obs_id) -> int:
     """Raise if a row has no observed value or a feature fewer than two; return the count of missing cells."""
     missing = np.isnan(values)
-    empty = missing.all(axis=1)
-    if empty.any():
-        first = int(np.argmax(empty))
+    empty = np.flatnonzero(missing.all(axis=1))
+    if empty.size:
         raise ValueError(
-            f"{what} has {int(empty.sum())} row(s) with every value missing (the first is row {first}, "
-            f"obs_id {obs_id[first]!r}); they carry no information about the mixture. Drop them first, "
-            "e.g. X.dropna(how='all') for a DataFrame or X[~np.isnan(X).all(axis=1)] for an array."
+            f"{what} has {empty.size} row(s) with every value missing (the first is row {empty[0]}, "
+            f"obs_id {obs_id[empty[0]]}); they carry no information about the mixture. Drop them first, "
+            "e.g. X.dropna(how='all') for a DataFrame or X[~np.isnan(X).all(axis=1)] for an array (in a file: "
+            "delete their lines)."
         )
     observed = (~missing).sum(axis=0)
     if (observed < 2).any():
