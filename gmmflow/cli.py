@@ -207,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampler_args(sm)
     sm.add_argument("--seed", type=_seed, default=None, help=SEED_HELP)
     sm.add_argument("--posterior-predictive", action="store_true", help="store replicate data sets")
+    _add_missing_arg(sm)
     _add_output_args(sm)
 
     rn = sub.add_parser("run", parents=[common], help="the main job: EM, NUTS, comparison, plots, report",
@@ -228,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="output directory (default results/<data name>)")
     rn.add_argument("--overwrite", action="store_true",
                     help="replace an existing --out directory (only one gmmflow wrote)")
+    _add_missing_arg(rn)
 
     rp = sub.add_parser("report", parents=[common], help="plots and report.html of a saved result",
                         epilog=EXAMPLES["report"], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -350,7 +352,8 @@ def cmd_sample(args) -> None:
         n, d, args.chains * args.draws, args.posterior_predictive), str(args.out))
     try:
         idata = sample_posterior(GMM(args.k, args.covariance), X, seed=args.seed,
-                                 posterior_predictive=args.posterior_predictive, **_sampling(args))
+                                 posterior_predictive=args.posterior_predictive, missing=args.missing,
+                                 **_sampling(args))
     except SamplingError as err:  # keep what was computed: the EM result, marked as such
         save(err.partial, args.out, overwrite=args.overwrite, inputs=inputs)
         raise SamplingError(f"{err} Wrote the EM result only to {args.out}.") from err
@@ -376,7 +379,7 @@ def cmd_run(args) -> None:
     X = load_data(args.data, args.columns, **_csv_options(args))
     idata, table = run(X, out, ks=args.k, covariance_type=args.covariance, criterion=args.criterion,
                        n_init=args.n_init, seed=args.seed, overwrite=args.overwrite, inputs=inputs,
-                       **_sampling(args))
+                       missing=args.missing, **_sampling(args))
     if not args.quiet:
         if table is not None:
             shown = ["covariance_type", "k", "status", "bic", "icl"] + \

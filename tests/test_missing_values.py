@@ -353,3 +353,22 @@ def test_cli_fits_a_csv_with_empty_cells(tmp_path):
     assert back.attrs["n_missing"] == int(np.isnan(Xm).sum()) and back.attrs["missing"] == "marginalize"
     assert main(["em", "--data", str(path), "--k", "2", "--out", str(tmp_path / "s.nc"), "--quiet"]) != 0
     assert not (tmp_path / "s.nc").exists()
+
+
+def test_run_with_missing_values_writes_result_and_report(incomplete, tmp_path, monkeypatch):
+    """gmmflow run (one K) on incomplete data, NUTS replaced by conftest.fake_nuts: the whole
+    pipeline (EM, sampling, comparison, plots, report) takes the NaN; a K range is refused."""
+    from conftest import fake_nuts
+    from gmmflow.main_job import run
+
+    monkeypatch.setattr("gmmflow.workflows.nuts_backends.run_nutpie", fake_nuts)
+    monkeypatch.setattr("gmmflow.workflows.nuts_backends.run_pymc", fake_nuts)
+    idata, _ = run(incomplete, tmp_path / "out", ks=2, seed=0, n_init=2, missing="marginalize", draws=30,
+                   tune=30, chains=2, progressbar=False)
+    assert idata.attrs["n_missing"] == int(np.isnan(incomplete).sum())
+    assert np.isfinite(idata.log_likelihood.x.values).all()
+    assert "cells (" in (tmp_path / "out" / "report.html").read_text()
+    forbid_work(monkeypatch)
+    with pytest.raises(ValueError, match=re.escape("X has missing values: choosing K from K in [2, 3] with "
+                                                   "missing='marginalize' is not supported yet.")):
+        run(incomplete, tmp_path / "other", ks=range(2, 4), missing="marginalize")
