@@ -285,6 +285,9 @@ def test_sample_posterior_refuses_nan_without_the_option(incomplete, monkeypatch
     forbid_work(monkeypatch)
     with pytest.raises(ValueError, match=re.escape("Pass missing='marginalize'")):
         gmmflow.sample_posterior(gmmflow.GMM(2), incomplete)
+    with pytest.raises(ValueError, match=re.escape("sampler='gibbs' does not draw missing cells yet: with "
+                                                   "missing='marginalize' use NUTS")):
+        gmmflow.sample_posterior(gmmflow.GMM(2), incomplete, sampler="gibbs", missing="marginalize")
 
 
 @pytest.mark.slow
