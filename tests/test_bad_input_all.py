@@ -255,7 +255,7 @@ ENTRY_CASES = [
     ("sample_posterior", lambda out: gmmflow.sample_posterior(gmmflow.GMM(2), GOOD, draws=0), ValueError,
      "draws must be >= 1, got 0"),
     ("sample_posterior", lambda out: gmmflow.sample_posterior(gmmflow.GMM(2), GOOD, sampler="stan"), ValueError,
-     "sampler must be one of 'auto', 'pymc', 'nutpie'; got 'stan'"),
+     "sampler must be one of 'auto', 'pymc', 'nutpie', 'gibbs'; got 'stan'"),
     ("sample_posterior", lambda out: gmmflow.sample_posterior(gmmflow.GMM(3), GOOD, em=FITTED), ValueError,
      "em was fitted with a different model spec"),
     ("sample_posterior", lambda out: gmmflow.sample_posterior(gmmflow.GMM(2), GOOD, em={"w": 1}), TypeError,

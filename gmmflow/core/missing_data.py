@@ -78,12 +78,14 @@ only the start sees imputed values, never the fit.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import reduce
 from operator import add
 
 import numpy as np
 
+from gmmflow.core.em_driver import one_blas_thread
 from gmmflow.core.em_steps import (
     Params,
     SuffStats,
@@ -240,8 +242,7 @@ class MissingBlocks:
     Has the protocol of :class:`~gmmflow.core.row_blocks.ArrayBlocks` (see
     that module): ``moments``, ``with_shift``, ``sample``, ``e_step``,
     ``log_resp_and_norm``; statistics are the expected ones of the module
-    docstring and the log-likelihood the observed-data one. Blocks run in a
-    fixed order on one thread.
+    docstring and the log-likelihood the observed-data one.
 
     Parameters
     ----------
@@ -251,10 +252,14 @@ class MissingBlocks:
     chunk_size : int, optional
         Rows per block within a pattern (default: each pattern one block).
     shift : ndarray (d,), optional
+    n_threads : int, default 1
+        Threads reducing the blocks (results are bit-identical whatever the count).
     """
 
-    def __init__(self, X, sample_weight=None, chunk_size=None, shift=None, *, _pieces=None, _gaussian=None):
+    def __init__(self, X, sample_weight=None, chunk_size=None, shift=None, n_threads=1, *, _pieces=None,
+                 _gaussian=None):
         self.X = X
+        self.n_threads = max(1, int(n_threads))
         self.sample_weight = sample_weight
         self.n_rows, self.n_features = X.shape
         self.chunk_size = int(chunk_size) if chunk_size else self.n_rows
@@ -275,8 +280,8 @@ class MissingBlocks:
         return int(sum(p.missing.size * p.rows.size for p in self.patterns))
 
     def with_shift(self, shift) -> MissingBlocks:
-        return MissingBlocks(self.X, self.sample_weight, self.chunk_size, shift, _pieces=self.pieces,
-                             _gaussian=self.gaussian())
+        return MissingBlocks(self.X, self.sample_weight, self.chunk_size, shift, self.n_threads,
+                             _pieces=self.pieces, _gaussian=self.gaussian())
 
     def batch_weights(self, batch=None):
         sw = self.sample_weight
@@ -285,24 +290,32 @@ class MissingBlocks:
     def _observed(self, pattern: Pattern, XT_o: np.ndarray) -> np.ndarray:
         return XT_o - self.shift[pattern.observed, None]
 
+    def _map(self, fn):
+        """``fn(pattern, rows, XT_o)`` of every block, in block order (on ``n_threads`` threads)."""
+        if self.n_threads == 1 or len(self.pieces) == 1:
+            return [fn(*piece) for piece in self.pieces]
+        with ThreadPoolExecutor(self.n_threads) as pool:
+            return list(pool.map(lambda piece: fn(*piece), self.pieces))
+
     def e_step(self, params: Params, batch=None) -> SuffStats:
-        """Summed expected statistics of all rows at ``params`` (shifted frame)."""
+        """Summed expected statistics of all rows at ``params`` (shifted frame); blocks are reduced
+        in a fixed order whatever the thread count."""
         weights = self.batch_weights(batch)
         log_w = np.log(params.weights)
         per_pattern = {}
-        parts = []
-        for pattern, rows, XT_o in self.pieces:
+        for pattern in self.patterns:
+            if pattern.missing.size:
+                marginal = marginal_params(params, pattern.observed)
+                per_pattern[pattern] = marginal, conditional(params, marginal, pattern)
+
+        def stats(pattern, rows, XT_o):
             sw = None if weights is None else weights[..., rows]
             XT = self._observed(pattern, XT_o)
             if pattern.missing.size == 0:
-                parts.append(chunk_statistics(XT, sw, log_w, params.means, params.precision,
-                                              params.covariance_type))
-                continue
-            if pattern not in per_pattern:
-                marginal = marginal_params(params, pattern.observed)
-                per_pattern[pattern] = marginal, conditional(params, marginal, pattern)
-            parts.append(pattern_statistics(XT, sw, params, *per_pattern[pattern], pattern))
-        return reduce(add, parts)
+                return chunk_statistics(XT, sw, log_w, params.means, params.precision, params.covariance_type)
+            return pattern_statistics(XT, sw, params, *per_pattern[pattern], pattern)
+
+        return reduce(add, self._map(stats))
 
     def log_resp_and_norm(self, params: Params):
         """(n, K) log-responsibilities and (n,) observed-data log-densities of all rows (unbatched params)."""
@@ -319,17 +332,19 @@ class MissingBlocks:
         """MLE ``(mean, cov)`` of one Gaussian on the observed values (data's frame), by EM; computed once."""
         if self._gaussian is None:
             start = np.nanmean(self.X, axis=0)
-            blocks = MissingBlocks(self.X, self.sample_weight, self.chunk_size, start, _pieces=self.pieces)
+            blocks = MissingBlocks(self.X, self.sample_weight, self.chunk_size, start, self.n_threads,
+                                   _pieces=self.pieces)
             variances = np.nanvar(self.X, axis=0)
             params = Params.from_cov(np.ones(1), np.zeros((1, self.n_features)), np.diag(variances)[None], "full")
-            stats = blocks.e_step(params)
-            for _ in range(MOMENTS_MAX_ITER):
-                params = m_step(stats, "full", None, 0.0)
-                new = blocks.e_step(params)
-                settled = abs(new.log_likelihood - stats.log_likelihood) <= MOMENTS_TOL * abs(new.log_likelihood)
-                stats = new
-                if settled:
-                    break
+            with one_blas_thread():  # small GEMMs: see core.em_driver.fit_restarts
+                stats = blocks.e_step(params)
+                for _ in range(MOMENTS_MAX_ITER):
+                    params = m_step(stats, "full", None, 0.0)
+                    new = blocks.e_step(params)
+                    change = abs(new.log_likelihood - stats.log_likelihood)
+                    stats = new
+                    if change <= MOMENTS_TOL * abs(new.log_likelihood):
+                        break
             self._gaussian = (params.means[0] + start, params.cov[0])
         return self._gaussian
 

@@ -223,9 +223,10 @@ def _blocks(model: GMM, X, sample_weight, chunk_size, n_init: int = 1, missing: 
     check_memory(em_bytes(n, d, K, n_init, t), f"fit_em on {n} x {d} data with K={K} and {n_init} restart(s)",
                  "use fewer restarts, or pass a dask array or a zarr store to run EM out of core")
     chunk = chunk_size or default_chunk_size(K, d, n_init)
+    threads = default_n_threads(n, chunk, os.cpu_count() or 1)
     if marginalize and np.isnan(data.values).any():
-        return data, MissingBlocks(data.values, sw, chunk)
-    return data, ArrayBlocks(data.values, sw, chunk, default_n_threads(n, chunk, os.cpu_count() or 1))
+        return data, MissingBlocks(data.values, sw, chunk, n_threads=threads)
+    return data, ArrayBlocks(data.values, sw, chunk, threads)
 
 
 def _chunked_weights(sample_weight, X):
