@@ -56,7 +56,7 @@ def test_nan_rejected_before_any_model_is_built():
 
 
 @pytest.mark.parametrize("kwargs,exc,message", [
-    ({"sampler": "stan"}, ValueError, "sampler must be one of 'auto', 'pymc', 'nutpie'; got 'stan'"),
+    ({"sampler": "stan"}, ValueError, "sampler must be one of 'auto', 'pymc', 'nutpie', 'gibbs'; got 'stan'"),
     ({"draws": 0}, ValueError, "draws must be >= 1, got 0"),
     ({"chains": 0}, ValueError, "chains must be >= 1, got 0"),
 ])
