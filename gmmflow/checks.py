@@ -146,3 +146,14 @@ def summarize_values(values, limit: int = 8) -> str:
     head = ", ".join(map(repr, values[: limit // 2 + 1]))
     tail = ", ".join(map(repr, values[-(limit // 2 - 1):]))
     return f"[{head}, ..., {tail}] ({len(values):,} values)"
+
+
+MISSING_OPTIONS = ("error", "marginalize")
+
+
+def check_missing(value) -> str:
+    """The ``missing=`` option: ``"error"`` (NaN refused) or ``"marginalize"``."""
+    if not isinstance(value, str) or value not in MISSING_OPTIONS:
+        raise ValueError(f"missing must be one of {', '.join(map(repr, MISSING_OPTIONS))}; got "
+                         f"{summarize_value(value)}.")
+    return value

@@ -15,7 +15,7 @@ from pathlib import Path
 from gmmflow import defaults
 from gmmflow import schema as S
 from gmmflow._version import __version__
-from gmmflow.checks import SEED_LIMIT, summarize_value, summarize_values
+from gmmflow.checks import MISSING_OPTIONS, SEED_LIMIT, summarize_value, summarize_values
 from gmmflow.console import Stopped, session
 from gmmflow.core.gaussian import COVARIANCE_TYPES
 from gmmflow.workflows.sampler_options import OPTION_HELP, SAMPLERS
@@ -140,7 +140,14 @@ def _add_data_args(p: argparse.ArgumentParser, default: str | None = None) -> No
 
 
 def _csv_options(args) -> dict:
-    return dict(sep=args.sep, decimal=args.decimal, header=args.header, encoding=args.encoding)
+    return dict(sep=args.sep, decimal=args.decimal, header=args.header, encoding=args.encoding,
+                missing=getattr(args, "missing", defaults.MISSING) == "marginalize")
+
+
+def _add_missing_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--missing", default=defaults.MISSING, choices=MISSING_OPTIONS,
+                   help="empty cells: 'error' refuses them, 'marginalize' fits on each row's observed values "
+                        f"(default {defaults.MISSING})")
 
 
 def _add_output_args(p: argparse.ArgumentParser) -> None:
@@ -190,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     em.add_argument("--seed", type=_seed, default=None, help=SEED_HELP)
     em.add_argument("--chunks", type=_positive_int, default=None,
                     help="rows per chunk (zarr input: dask chunk size)")
+    _add_missing_arg(em)
     _add_output_args(em)
 
     sm = sub.add_parser("sample", parents=[common],
@@ -201,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampler_args(sm)
     sm.add_argument("--seed", type=_seed, default=None, help=SEED_HELP)
     sm.add_argument("--posterior-predictive", action="store_true", help="store replicate data sets")
+    _add_missing_arg(sm)
     _add_output_args(sm)
 
     rn = sub.add_parser("run", parents=[common], help="the main job: EM, NUTS, comparison, plots, report",
@@ -222,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="output directory (default results/<data name>)")
     rn.add_argument("--overwrite", action="store_true",
                     help="replace an existing --out directory (only one gmmflow wrote)")
+    _add_missing_arg(rn)
 
     rp = sub.add_parser("report", parents=[common], help="plots and report.html of a saved result",
                         epilog=EXAMPLES["report"], formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -322,7 +332,7 @@ def cmd_em(args) -> None:
     X = load_data(args.data, args.columns, args.chunks, in_memory=False, **_csv_options(args))
     model = GMM(args.k, args.covariance, prior=None if args.no_prior else "default")
     idata = fit_em(model, X, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol,
-                   seed=args.seed, chunk_size=args.chunks)
+                   seed=args.seed, chunk_size=args.chunks, missing=args.missing)
     save(idata, args.out, overwrite=args.overwrite, inputs=inputs)
     if not args.quiet:
         _print_em_summary(idata)
@@ -350,7 +360,8 @@ def cmd_sample(args) -> None:
         rows, d, draws_total, args.posterior_predictive), str(args.out))
     try:
         idata = sample_posterior(GMM(args.k, args.covariance), X, seed=args.seed,
-                                 posterior_predictive=args.posterior_predictive, **_sampling(args))
+                                 posterior_predictive=args.posterior_predictive, missing=args.missing,
+                                 **_sampling(args))
     except SamplingError as err:  # keep what was computed: the EM result, marked as such
         save(err.partial, args.out, overwrite=args.overwrite, inputs=inputs)
         raise SamplingError(f"{err} Wrote the EM result only to {args.out}.") from err
@@ -376,7 +387,7 @@ def cmd_run(args) -> None:
     X = load_data(args.data, args.columns, **_csv_options(args))
     idata, table = run(X, out, ks=args.k, covariance_type=args.covariance, criterion=args.criterion,
                        n_init=args.n_init, seed=args.seed, overwrite=args.overwrite, inputs=inputs,
-                       **_sampling(args))
+                       missing=args.missing, **_sampling(args))
     if not args.quiet:
         if table is not None:
             shown = ["covariance_type", "k", "status", "bic", "icl"] + \

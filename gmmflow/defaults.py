@@ -11,3 +11,4 @@ TUNE = 1000  # tuning (warm-up) steps per chain
 CHAINS = 4
 N_BOOT = 999  # bootstrap replicates (mclust's MclustBootstrap default)
 EM_LOO_MAX_OBS = 2000  # largest data set on which EM's exact leave-one-out is run
+MISSING = "error"  # NaN in the data: refused ("marginalize": fit on each row's observed values)

@@ -6,11 +6,12 @@ import os
 from pathlib import Path
 
 import arviz as az
+import numpy as np
 import pandas as pd
 
 from gmmflow import defaults
 from gmmflow import schema as S
-from gmmflow.checks import check_int, check_seed
+from gmmflow.checks import check_int, check_missing, check_seed
 from gmmflow.inputs.matrix import as_data_matrix
 from gmmflow.models.spec import GMM
 from gmmflow.report.page import write_report_into
@@ -36,6 +37,7 @@ def run(
     seed: int | None = None,
     overwrite: bool = False,
     inputs=(),
+    missing: str = defaults.MISSING,
     **sampling,
 ) -> tuple[az.InferenceData, pd.DataFrame | None]:
     """Fit, sample, compare and report; write ``out_dir/run.nc``, the PNGs and ``report.html``.
@@ -58,6 +60,8 @@ def run(
 
     ``**sampling`` are the sampling options of ``sample_posterior``
     (``draws``, ``tune``, ``chains``, ``sampler``, ``progressbar``).
+    ``missing="marginalize"`` fits data with NaN cells on their observed
+    values (as ``fit_em``'s and ``sample_posterior``'s option); one K only.
 
     Returns
     -------
@@ -66,8 +70,11 @@ def run(
     """
     out_dir = Path(out_dir)
     inputs = list(inputs)
-    data = as_data_matrix(X)
+    data = as_data_matrix(X, missing=check_missing(missing) == "marginalize")
     ks = check_ks(ks, data.shape[0])
+    if len(ks) > 1 and np.isnan(data.values).any():
+        raise ValueError(f"X has missing values: choosing K from {describe_ks(ks)} with missing='marginalize' is "
+                         "not supported yet. Give one K (e.g. --k 3), or drop the incomplete rows.")
     covariance_type = check_covariance_types([covariance_type])[0]
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {', '.join(map(repr, CRITERIA))}; got {criterion!r}.")
@@ -87,7 +94,7 @@ def run(
         if len(ks) == 1:
             table = None
             idata = sample_posterior(GMM(ks[0], covariance_type), data, seed=seed, posterior_predictive=True,
-                                     em_kwargs={"n_init": n_init}, **vars(options))
+                                     em_kwargs={"n_init": n_init}, missing=missing, **vars(options))
         else:
             table = select_components(data, ks, [covariance_type], mcmc=True, n_init=n_init, seed=seed,
                                       posterior_predictive=True, **vars(options))

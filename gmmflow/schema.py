@@ -82,6 +82,8 @@ HYPERPARAMETERS_ATTR = "hyperparameters"
 SAMPLING_STATUS_ATTR = "sampling_status"
 SELECTION_CRITERION_ATTR = "selection_criterion"  # gmmflow run --k LOW:HIGH: the criterion K was chosen by
 FINGERPRINT_ATTR = "data_fingerprint"  # JSON: shape, feature names, hashes of the values and weights
+MISSING_ATTR = "missing"  # the missing= option: "error" or "marginalize"
+N_MISSING_ATTR = "n_missing"  # the count of missing (NaN) cells fitted with missing="marginalize"
 
 # what each group must hold, variable -> dims; checked when a result is loaded (results.from_idata.check_schema)
 _PARAMETER_DIMS = {"w": (COMPONENT,), "mu": (COMPONENT, FEATURE), "cov": (COMPONENT, FEATURE, FEATURE2)}

@@ -22,7 +22,8 @@ from gmmflow.checks import summarize_values
 from gmmflow.inputs.matrix import DataMatrix, as_data_matrix, data_label
 
 
-def align_to_features(X, features: Sequence[str], named: bool, what: str = "X") -> DataMatrix:
+def align_to_features(X, features: Sequence[str], named: bool, what: str = "X", *,
+                      missing: bool = False) -> DataMatrix:
     """``X`` checked and with its columns in the order of ``features`` (see the module docstring).
 
     Parameters
@@ -32,6 +33,8 @@ def align_to_features(X, features: Sequence[str], named: bool, what: str = "X") 
         The feature names of the fit, in its order.
     named : bool
         Whether those names came from the fitted data (else they are ``x0, x1, ...``).
+    missing : bool, default False
+        Accept NaN for missing cells (``as_data_matrix(..., missing=True)``).
 
     Raises
     ------
@@ -39,7 +42,7 @@ def align_to_features(X, features: Sequence[str], named: bool, what: str = "X") 
         Unknown or missing names, or (by position) another number of columns.
     """
     what = data_label(X, what)
-    data = as_data_matrix(X, what)
+    data = as_data_matrix(X, what, missing=missing)
     features = [str(f) for f in features]
     if named and data.named:
         return _by_name(data, features, what)

@@ -25,7 +25,8 @@ The rules (README, "Data input"):
   ``--encoding``) says otherwise; undecodable bytes are refused with their
   position and the fix.
 - Integers that float64 would round (beyond 2**53), non-numeric columns and
-  missing values are refused naming the column and the line.
+  missing values are refused naming the column and the line; with
+  ``missing=True`` (CLI ``--missing marginalize``) missing values are kept as NaN.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import xarray as xr
 
 from gmmflow.checks import summarize_values
 from gmmflow.inputs.matrix import PATH_ATTR, check_exact_integers, default_feature_names
+from gmmflow.inputs.missing_cells import MISSING_HINT
 from gmmflow.schema import FEATURE as FEATURE_DIM
 from gmmflow.schema import OBS as OBS_DIM
 
@@ -244,7 +246,7 @@ def _check_not_numeric(path: Path, frame: pd.DataFrame, first_data_line: int, de
 
 def read_csv(path: str | os.PathLike, columns: list[str] | None = None, *, sep: str | None = None,
              decimal: str | None = None, header: int | str | None = "infer",
-             encoding: str = "utf-8") -> xr.DataArray:
+             encoding: str = "utf-8", missing: bool = False) -> xr.DataArray:
     """Read numeric columns of a CSV file as a ``(obs_id, feature)`` DataArray.
 
     The separator, decimal mark and header are sniffed and ambiguous files
@@ -265,6 +267,9 @@ def read_csv(path: str | os.PathLike, columns: list[str] | None = None, *, sep: 
         (then an error says which option to pass); ``0``: the first line is
         the header; ``None``: there is no header.
     encoding : str, default "utf-8"
+    missing : bool, default False
+        Keep empty and NA cells as NaN (for ``fit_em(..., missing="marginalize")``)
+        instead of refusing them.
 
     Returns
     -------
@@ -304,9 +309,9 @@ def read_csv(path: str | os.PathLike, columns: list[str] | None = None, *, sep: 
         raise ValueError(f"{path} has a header but no data rows.")
     frame.columns = [str(c) for c in frame.columns]
     if columns:
-        missing = [c for c in columns if c not in frame.columns]
-        if missing:
-            raise ValueError(f"{path} has no column(s) {summarize_values(missing)}; its columns are "
+        unknown = [c for c in columns if c not in frame.columns]
+        if unknown:
+            raise ValueError(f"{path} has no column(s) {summarize_values(unknown)}; its columns are "
                              f"{summarize_values(list(frame.columns))}.")
         frame = frame[list(columns)]
     else:
@@ -316,11 +321,11 @@ def read_csv(path: str | os.PathLike, columns: list[str] | None = None, *, sep: 
     for col in frame.columns:
         check_exact_integers(frame[col].to_numpy(), str(path), col)
     na = frame.isna().to_numpy()
-    if na.any():
+    if na.any() and not missing:
         i, j = np.argwhere(na)[0]
         raise ValueError(
             f"{path}: missing value in column {frame.columns[j]!r} at line {int(i) + first_data_line} of the file "
-            f"({int(na.sum())} missing in total). Remove or impute missing values first."
+            f"({int(na.sum())} missing in total). {MISSING_HINT}"
         )
     return xr.DataArray(
         frame.to_numpy(dtype=np.float64), dims=(OBS_DIM, FEATURE_DIM),

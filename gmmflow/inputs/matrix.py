@@ -16,6 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from gmmflow.checks import as_array, summarize_values
+from gmmflow.inputs.missing_cells import MISSING_HINT, check_missing_cells
 from gmmflow.schema import FEATURE as FEATURE_DIM
 
 FLOAT_MAX = float(np.finfo(np.float64).max)
@@ -103,7 +104,7 @@ def check_representable(values: np.ndarray, what: str, features) -> None:
     def locate(j: int, value: float) -> str:
         return f"row {int(np.argmax(values[:, j] == value))}"
 
-    check_ranges(values.min(axis=0), values.max(axis=0), values.shape[0], what, features, locate)
+    check_ranges(np.nanmin(values, axis=0), np.nanmax(values, axis=0), values.shape[0], what, features, locate)
 
 
 def check_ranges(low: np.ndarray, high: np.ndarray, n: int, what: str, features, locate) -> None:
@@ -140,16 +141,15 @@ def check_ranges(low: np.ndarray, high: np.ndarray, n: int, what: str, features,
         )
 
 
-def _check_finite(values: np.ndarray, what: str, features) -> None:
-    bad = ~np.isfinite(values)
+def _check_finite(values: np.ndarray, what: str, features, allow_nan: bool = False) -> None:
+    bad = np.isinf(values) if allow_nan else ~np.isfinite(values)
     if bad.any():
         i, j = np.argwhere(bad)[0]
         kind = "NaN" if np.isnan(values[i, j]) else "inf"
         raise ValueError(
             f"{what} contains {int(bad.sum())} non-finite value(s); the first is {kind} at "
             f"row {int(i)}, feature {features[j]!r}. "
-            + ("Remove or impute missing values before fitting (PyMC would silently impute them)."
-               if kind == "NaN" else "Remove the rows with infinite values or rescale the data.")
+            + (MISSING_HINT if kind == "NaN" else "Remove the rows with infinite values or rescale the data.")
         )
 
 
@@ -215,7 +215,7 @@ def _from_array(X, what: str):
     return default_feature_names(arr.shape[1]), np.arange(arr.shape[0]), arr.astype(np.float64, copy=False), False
 
 
-def as_data_matrix(X, what: str = "X") -> DataMatrix:
+def as_data_matrix(X, what: str = "X", *, missing: bool = False) -> DataMatrix:
     """Validate ``X`` and convert it to a :class:`DataMatrix`.
 
     Accepts a numpy array (or nested lists), a pandas DataFrame (feature names
@@ -223,7 +223,9 @@ def as_data_matrix(X, what: str = "X") -> DataMatrix:
     ``feature`` dim (the other dim is taken as observations; names from the
     ``feature`` coordinate if it has one; messages name the file in its
     ``path`` attr, as set by ``read_csv``). A numpy masked array is accepted
-    only when nothing is masked.
+    only when nothing is masked. ``missing=True`` accepts NaN for missing
+    cells (``inputs.missing_cells``: no row all missing, every feature
+    observed twice); inf is always refused.
 
     Raises
     ------
@@ -246,6 +248,8 @@ def as_data_matrix(X, what: str = "X") -> DataMatrix:
     else:
         features, obs_id, values, named = _from_array(X, what)
     _check_unique(features, what)
-    _check_finite(values, what, features)
+    _check_finite(values, what, features, allow_nan=missing)
+    if missing:
+        check_missing_cells(values, what, features, obs_id)
     check_representable(values, what, features)
     return DataMatrix(np.ascontiguousarray(values), features, obs_id, name, named)

@@ -54,7 +54,7 @@ from scipy import linalg
 
 from gmmflow.checks import numeric_array
 from gmmflow.core.hyperparameters import Hyperparameters
-from gmmflow.core.row_blocks import data_moments
+from gmmflow.core.missing_data import observed_moments
 from gmmflow.inputs.matrix import as_data_matrix
 from gmmflow.models.mclust_prior import mclust_data_cov
 
@@ -188,8 +188,8 @@ class Prior:
             The numbers EM, the PyMC model and the samplers use.
         """
         if X is not None:
-            data = as_data_matrix(X)
-            mean, cov = data_moments(data.values)
+            data = as_data_matrix(X)  # NaN refused, unless X is a DataMatrix checked for missing="marginalize"
+            mean, cov = observed_moments(data.values)
             return resolve_hyperparameters(self, covariance_type, n_components, mean, cov, data.values.shape[0])
         if self.mean is None or self.scale is None:
             raise ValueError(

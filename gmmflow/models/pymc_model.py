@@ -33,9 +33,11 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from gmmflow.core.hyperparameters import Hyperparameters
+from gmmflow.checks import check_missing
 from gmmflow.inputs.matrix import as_data_matrix
 from gmmflow.models.priors import Prior
 from gmmflow.models.pymc_distributions import GaussianMixture, InverseWishart, MvNormalCholesky
+from gmmflow.models.pymc_missing import pattern_likelihood
 from gmmflow.schema import COMPONENT, FEATURE, FEATURE2, OBS
 
 # ``spec`` arguments below are :class:`gmmflow.GMM` objects (models.spec imports this
@@ -158,6 +160,7 @@ def build_pymc_model(
     coords: dict | None = None,
     n_obs: int | None = None,
     hyperparameters: Hyperparameters | None = None,
+    missing: str = "error",
 ) -> pm.Model:
     """Declare ``spec`` as a PyMC model (the implementation of ``GMM.pymc_model``).
 
@@ -177,6 +180,11 @@ def build_pymc_model(
     hyperparameters : Hyperparameters, optional
         Use these instead of resolving the prior against X (what
         ``sample_posterior`` does to share EM's exact numbers).
+    missing : {"error", "marginalize"}, default "error"
+        NaN in ``X``: refused, or missing cells whose rows contribute the
+        density of their observed coordinates (``x_pattern{j}``, one per
+        missingness pattern; :mod:`gmmflow.models.pymc_missing`), EM's
+        likelihood with ``missing="marginalize"``. Marginalised form only.
 
     Returns
     -------
@@ -184,7 +192,11 @@ def build_pymc_model(
         Free variables ``w``, ``mu`` and ``cov`` (full, tied) or ``var`` (diag,
         spherical); observed (or simulated) ``x``; ``z`` in the generative form.
     """
-    data = None if X is None else as_data_matrix(X)
+    data = None if X is None else as_data_matrix(X, missing=check_missing(missing) == "marginalize")
+    incomplete = data is not None and bool(np.isnan(data.values).any())
+    if incomplete and not marginalized:
+        raise ValueError("X has missing values: the generative form (marginalized=False) needs complete data. "
+                         "Use marginalized=True, or drop the incomplete rows.")
     hyper = hyperparameters if hyperparameters is not None else resolve_spec_prior(spec, data)
     d = hyper.n_features
     if data is not None and data.shape[1] != d:
@@ -199,7 +211,9 @@ def build_pymc_model(
 
     with pm.Model(coords=model_coords) as model:
         w, mu, _, chol = gmm_priors(spec, hyper=hyper, features=features)
-        if OBS in model_coords:
+        if incomplete:
+            pattern_likelihood("x", w, mu, chol, spec.covariance_type, data, model)
+        elif OBS in model_coords:
             observed = None if data is None else data.values
             if marginalized:
                 GaussianMixture("x", w, mu, chol=chol, observed=observed, dims=(OBS, FEATURE))

@@ -15,6 +15,13 @@ with ``scale = C C^T``; PyTensor's ``cholesky(C C^T) -> C`` rewrite then keeps
 the compiled log-density free of Cholesky decompositions, as in the model
 with constants.
 
+Data with missing cells (``missing="marginalize"``) have one data
+container per missingness pattern (``x_data_pattern{j}``: the pattern's rows
+on its observed columns) and the likelihood of
+:func:`~gmmflow.models.pymc_missing.pattern_mixtures`; such a template is for
+one *layout* (the patterns' observed columns and row counts, :func:`data_layout`)
+and serves every data set with that layout.
+
 Flat vectors follow the layout of the model's value variables
 (``model.free_RVs`` order), as nutpie's and gmmflow's NUTS drivers use them.
 """
@@ -28,13 +35,32 @@ import numpy as np
 import pymc as pm
 
 from gmmflow.core.hyperparameters import Hyperparameters
+from gmmflow.core.missing_data import missing_patterns
 from gmmflow.models.pymc_distributions import GaussianMixture
+from gmmflow.models.pymc_missing import PATTERN, pattern_mixtures
 from gmmflow.models.pymc_model import covariance_value_name, gmm_priors
 
 # the data containers of a template, in the order compiled functions take them
 DATA = "x_data"
-INPUT_NAMES = (DATA, "prior_alpha", "prior_mean", "prior_shrinkage", "prior_dof", "prior_scale")
+HYPER_INPUTS = ("prior_alpha", "prior_mean", "prior_shrinkage", "prior_dof", "prior_scale")
+INPUT_NAMES = (DATA, *HYPER_INPUTS)  # complete data
 SCALE_INPUT = "prior_scale"  # full, tied: the Cholesky factor C of Lambda; diag, spherical: s2
+
+# ((observed columns, number of rows), ...) of data with missing cells, None for complete data
+Layout = tuple[tuple[tuple[int, ...], int], ...] | None
+
+
+def data_layout(X: np.ndarray) -> Layout:
+    """The missingness layout of ``X`` (n, d): None when complete, else per pattern (in
+    :func:`~gmmflow.core.missing_data.missing_patterns` order) its observed columns and row count."""
+    observed = ~np.isnan(X)
+    if observed.all():
+        return None
+    return tuple((tuple(int(i) for i in p.observed), int(p.rows.size)) for p in missing_patterns(observed))
+
+
+def _pattern_inputs(layout: Layout) -> tuple[str, ...]:
+    return (DATA,) if layout is None else tuple(f"{DATA}{PATTERN}{j}" for j in range(len(layout)))
 
 
 class HyperInputs(NamedTuple):
@@ -70,23 +96,34 @@ class ModelTemplate:
     n_features: int
     value_names: tuple[str, ...]
     value_shapes: tuple[tuple[int, ...], ...]
+    layout: Layout = None
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The data containers' names, in the order compiled functions take them: the data
+        (one container, or one per missingness pattern), then :data:`HYPER_INPUTS`."""
+        return (*_pattern_inputs(self.layout), *HYPER_INPUTS)
 
     @property
     def data_containers(self) -> list:
-        """The model's ``pm.Data`` containers, in :data:`INPUT_NAMES` order."""
-        return [self.model[name] for name in INPUT_NAMES]
+        """The model's ``pm.Data`` containers, in :attr:`input_names` order."""
+        return [self.model[name] for name in self.input_names]
 
     def input_values(self, X: np.ndarray, hyper: Hyperparameters) -> dict[str, np.ndarray]:
         """Values of the inputs for data ``X`` (n, d) and hyper-parameters ``hyper``, by name."""
         X = np.asarray(X, dtype=np.float64)
         if X.shape != (self.n_obs, self.n_features):
             raise ValueError(f"the template is for data of shape {(self.n_obs, self.n_features)}, got {X.shape}.")
+        if data_layout(X) != self.layout:
+            raise ValueError("the template is for another pattern of missing cells than X's.")
         if hyper.covariance_type != self.covariance_type:
             raise ValueError(f"hyper-parameters for {hyper.covariance_type!r}, template for "
                              f"{self.covariance_type!r}.")
         scale = hyper.scale_chol if self.covariance_type in ("full", "tied") else hyper.scale
-        values = (X, hyper.alpha, hyper.mean, hyper.shrinkage, hyper.dof, scale)
-        return {name: np.asarray(v, dtype=np.float64) for name, v in zip(INPUT_NAMES, values)}
+        data = [X] if self.layout is None else [X[np.ix_(p.rows, p.observed)]
+                                                for p in missing_patterns(~np.isnan(X))]
+        values = (*data, hyper.alpha, hyper.mean, hyper.shrinkage, hyper.dof, scale)
+        return {name: np.asarray(v, dtype=np.float64) for name, v in zip(self.input_names, values)}
 
     @property
     def size(self) -> int:
@@ -94,8 +131,9 @@ class ModelTemplate:
         return int(sum(np.prod(s, dtype=int) for s in self.value_shapes))
 
 
-def model_template(spec, n_obs: int, n_features: int) -> ModelTemplate:
-    """Build the template of ``spec`` (a :class:`gmmflow.GMM`) for data of shape (n_obs, n_features).
+def model_template(spec, n_obs: int, n_features: int, layout: Layout = None) -> ModelTemplate:
+    """Build the template of ``spec`` (a :class:`gmmflow.GMM`) for data of shape (n_obs, n_features)
+    and missingness ``layout`` (:func:`data_layout`; None: complete data).
 
     Placeholder values fill the inputs; set real ones with
     :meth:`ModelTemplate.input_values`. Parameter checks are off
@@ -103,20 +141,25 @@ def model_template(spec, n_obs: int, n_features: int) -> ModelTemplate:
     """
     n, d, t, K = int(n_obs), int(n_features), spec.covariance_type, spec.n_components
     placeholder_scale = np.eye(d) if t in ("full", "tied") else np.ones(_scale_shape(t, d))
+    patterns = (((*range(d),), n),) if layout is None else layout
     with pm.Model(check_bounds=False) as model:
-        X = pm.Data(DATA, np.zeros((n, d)), shape=(n, d))
+        data = [pm.Data(name, np.zeros((rows, len(o))), shape=(rows, len(o)))
+                for name, (o, rows) in zip(_pattern_inputs(layout), patterns)]
         alpha, mean, shrinkage, dof = (
             pm.Data(name, value, shape=np.shape(value))
-            for name, value in zip(INPUT_NAMES[1:5], (1.0, np.zeros(d), 1.0, float(d + 2))))
+            for name, value in zip(HYPER_INPUTS[:4], (1.0, np.zeros(d), 1.0, float(d + 2))))
         scale = pm.Data(SCALE_INPUT, placeholder_scale, shape=placeholder_scale.shape)
         if t in ("full", "tied"):
             scale.tag.lower_triangular = True  # C: the rewrite turns cholesky(C C^T) into C
             scale = scale @ scale.mT
         hyper = HyperInputs(t, K, d, alpha, mean, shrinkage, dof, scale)
         w, mu, _, chol = gmm_priors(spec, hyper=hyper, features=[f"x{j}" for j in range(d)])
-        GaussianMixture("x", w, mu, chol=chol, observed=X)
+        if layout is None:
+            GaussianMixture("x", w, mu, chol=chol, observed=data[0])
+        else:
+            pattern_mixtures("x", w, mu, chol, t, d, [o for o, _ in layout], data)
     names, shapes = _value_layout(model, K, d, t)
-    return ModelTemplate(model, t, n, d, names, shapes)
+    return ModelTemplate(model, t, n, d, names, shapes, layout)
 
 
 def _value_layout(model: pm.Model, K: int, d: int, t: str):

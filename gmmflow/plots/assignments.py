@@ -8,7 +8,7 @@ import numpy as np
 from gmmflow.plots.data_access import observed
 from gmmflow import schema as S
 from gmmflow.plots.registry import register
-from gmmflow.plots.geometry import principal_axes
+from gmmflow.plots.geometry import principal_axes, project_rows
 from gmmflow.results.from_idata import feature_names, posterior_assignment, stored_responsibilities
 from gmmflow.workflows.compare import check_comparable
 
@@ -18,7 +18,7 @@ def _plane(X: np.ndarray):
     if X.shape[1] <= 2:
         return X, None
     centre, basis = principal_axes(X)
-    return (X - centre) @ basis, ("principal component 1", "principal component 2")
+    return project_rows(X, basis, centre), ("principal component 1", "principal component 2")
 
 
 @register("assignments", order=80, needs=(S.POSTERIOR, S.POSTERIOR_ASSIGNMENT, S.OBSERVED_DATA),

@@ -10,7 +10,8 @@ from scipy.stats import chi2
 from gmmflow import schema as S
 from gmmflow.plots.data_access import em_estimate, hard_labels, observed, posterior_draws
 from gmmflow.plots.registry import register
-from gmmflow.plots.geometry import LEVEL, component_colours, ellipse_geometry, feature_pairs, principal_axes
+from gmmflow.plots.geometry import (LEVEL, component_colours, ellipse_geometry, feature_pairs, principal_axes,
+                                    project_rows)
 
 
 def _draw_ellipses(ax, means2, covs2, colours, gid, level, **style):
@@ -95,7 +96,7 @@ def plot_clusters(idata, *, draws: int = 20, projection: str = "auto", level: fl
         m2 = (mu - centre) @ basis
         c2 = np.einsum("di,kde,ej->kij", basis, cov, basis)
         d2 = [((m - centre) @ basis, np.einsum("di,kde,ej->kij", basis, c, basis)) for m, c in zip(mu_s, cov_s)]
-        return (X - centre) @ basis, (m2, c2), d2
+        return project_rows(X, basis, centre), (m2, c2), d2
 
     if d == 2 or projection == "pca":
         if d == 2:

@@ -22,10 +22,20 @@ def ellipse_geometry(cov2: np.ndarray, level: float = LEVEL) -> tuple[float, flo
 
 
 def principal_axes(X: np.ndarray, n: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """(centre (d,), basis (d, n)): the first ``n`` principal directions, from the SVD of centred X."""
+    """(centre (d,), basis (d, n)): the first ``n`` principal directions, from the SVD of centred X
+    (its complete rows, when some have missing cells)."""
+    X = X[~np.isnan(X).any(axis=1)]
     centre = X.mean(axis=0)
     _, _, vt = np.linalg.svd(X - centre, full_matrices=False)
     return centre, vt[:n].T
+
+
+def project_rows(X: np.ndarray, basis: np.ndarray, centre=0.0) -> np.ndarray:
+    """``(X - centre) @ basis`` on the features the basis uses: a row missing one of those is NaN
+    (not drawn), one missing only other features is drawn."""
+    used = np.any(basis != 0, axis=1)
+    centre = np.broadcast_to(centre, X.shape[1:])
+    return (X[:, used] - centre[used]) @ basis[used]
 
 
 def feature_pairs(d: int) -> list[tuple[int, int, np.ndarray]]:

@@ -80,6 +80,16 @@ def restart_table(idata) -> pd.DataFrame:
     })
 
 
+def missing_cells(attrs, n_obs: int, n_features: int) -> dict[str, str]:
+    """The count of missing cells of a ``missing="marginalize"`` fit, in words (nothing when none)."""
+    n_missing = int(attrs.get(S.N_MISSING_ATTR, 0))
+    if n_missing == 0:
+        return {}
+    share = n_missing / (n_obs * n_features)
+    return {"missing values": f"{n_missing} of {n_obs * n_features} cells ({share:.1%}) missing, marginalized: "
+                              "each row is fitted on its observed values"}
+
+
 def settings(idata, model: GMM, features: list[str], n_obs: int, n_restarts: int) -> dict[str, str]:
     """The run's settings in words, from the result's attrs (what was not recorded is left out)."""
     attrs = idata.attrs
@@ -87,6 +97,7 @@ def settings(idata, model: GMM, features: list[str], n_obs: int, n_restarts: int
     found = {
         "data": f"{n_obs} observations of {plural(len(features), 'feature')}: {', '.join(features)}",
         "model": f"{plural(model.n_components, 'component')}, {model.covariance_type} covariances",
+        **missing_cells(attrs, n_obs, len(features)),
         "prior": "none: maximum likelihood" if hyper == "null" else "conjugate (resolved hyper-parameters below)",
         "EM": ", ".join([plural(n_restarts, "restart")] + [f"{k} {attrs[k]}" for k in ("init", "max_iter", "tol")
                                                           if k in attrs]),

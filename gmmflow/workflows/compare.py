@@ -286,7 +286,8 @@ def em_loo_pointwise(idata: az.InferenceData, max_obs: int = defaults.EM_LOO_MAX
         warnings.simplefilter("ignore", ConvergenceWarning)
         for i in range(n):
             weights[i] = 0.0
-            fit = fit_em_record(model, X, n_init=1, init=start, sample_weight=weights, seed=0)
+            fit = fit_em_record(model, X, n_init=1, init=start, sample_weight=weights, seed=0,
+                                missing="marginalize")  # as the fit, when it had missing cells
             scores[i] = log_resp_and_norm(fit.params, X[i: i + 1])[1][0]
             weights[i] = 1.0
     return scores

@@ -16,11 +16,13 @@ import arviz as az
 import numpy as np
 
 from gmmflow import defaults
-from gmmflow.checks import check_float, check_int, check_sample_weight, check_seed, numeric_array
+from gmmflow import schema as S
+from gmmflow.checks import check_float, check_int, check_missing, check_sample_weight, check_seed, numeric_array
 from gmmflow.core.dask_blocks import DaskBlocks
 from gmmflow.core.em_driver import best_restart, fit_restarts
 from gmmflow.core.gaussian import cholesky, covariance_shape
 from gmmflow.core.initialization import INIT_METHODS, USER_START, StartingPoints
+from gmmflow.core.missing_data import MissingBlocks
 from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size, default_n_threads
 from gmmflow.exceptions import NotPositiveDefiniteError
 from gmmflow.inputs.chunked import as_chunked_matrix, is_chunked, open_chunked
@@ -125,6 +127,7 @@ def fit_em(
     seed: int | None = None,
     sample_weight=None,
     chunk_size: int | None = None,
+    missing: str = defaults.MISSING,
 ) -> az.InferenceData:
     """Fit a Gaussian mixture by EM: the MAP under ``model.prior``, or the MLE.
 
@@ -167,6 +170,15 @@ def fit_em(
     chunk_size : int, optional
         Rows per E-step block (chunked input: rows per dask chunk); the
         default keeps each block's work in cache.
+    missing : {"error", "marginalize"}, default "error"
+        What NaN in ``X`` mean. ``"error"``: refused. ``"marginalize"``:
+        missing cells (at random, MAR), fitted on each row's observed values:
+        the E-step uses the marginal density of the observed coordinates, the
+        M-step their conditional expectations (rows grouped by missingness
+        pattern; ``core/missing_data.py``); the objective is the observed-data
+        log-likelihood plus log-prior. Rows with every value missing are
+        refused. In-memory data only. ``observed_data`` keeps the NaN; attrs
+        ``missing`` and ``n_missing`` (the count of missing cells).
 
     Returns
     -------
@@ -181,13 +193,19 @@ def fit_em(
     ConvergenceWarning
         If the best restart stopped at ``max_iter``.
     """
-    return em_inference_data(_fit(model, X, n_init, init, max_iter, tol, seed, sample_weight, chunk_size))
+    return em_inference_data(_fit(model, X, n_init, init, max_iter, tol, seed, sample_weight, chunk_size, missing))
 
 
-def _blocks(model: GMM, X, sample_weight, chunk_size, n_init: int = 1):
+def _blocks(model: GMM, X, sample_weight, chunk_size, n_init: int = 1, missing: str = defaults.MISSING):
     """(data record, blocks) for in-memory or chunked ``X``, all checked, memory included; blocks
-    sized for the ``n_init`` restarts advanced together."""
+    sized for the ``n_init`` restarts advanced together (:class:`MissingBlocks` when
+    ``missing="marginalize"`` and ``X`` has NaN)."""
     K, t = model.n_components, model.covariance_type
+    marginalize = missing == "marginalize"
+    if marginalize and is_chunked(X):
+        raise ValueError("missing='marginalize' needs in-memory data: chunked input (a dask array or zarr store) "
+                         "with missing values is not supported yet. Load it into memory (X.compute()) or drop "
+                         "the incomplete rows.")
     if is_chunked(X):
         source = open_chunked(X, chunk_size)
         (n, d), rows = source.shape, source.chunk_rows
@@ -198,14 +216,17 @@ def _blocks(model: GMM, X, sample_weight, chunk_size, n_init: int = 1):
         chunked = as_chunked_matrix(source)
         sw = _chunked_weights(sample_weight, chunked.values)
         return chunked, DaskBlocks(chunked.values, default_chunk_size(K, d, n_init), sample_weight=sw)
-    data = as_data_matrix(X)
+    data = as_data_matrix(X, missing=marginalize)
     n, d = data.shape
     check_rows(data.shape, model)
     sw = check_sample_weight(sample_weight, n)
     check_memory(em_bytes(n, d, K, n_init, t), f"fit_em on {n} x {d} data with K={K} and {n_init} restart(s)",
                  "use fewer restarts, or pass a dask array or a zarr store to run EM out of core")
     chunk = chunk_size or default_chunk_size(K, d, n_init)
-    return data, ArrayBlocks(data.values, sw, chunk, default_n_threads(n, chunk, os.cpu_count() or 1))
+    threads = default_n_threads(n, chunk, os.cpu_count() or 1)
+    if marginalize and np.isnan(data.values).any():
+        return data, MissingBlocks(data.values, sw, chunk, n_threads=threads)
+    return data, ArrayBlocks(data.values, sw, chunk, threads)
 
 
 def _chunked_weights(sample_weight, X):
@@ -249,13 +270,14 @@ def fit_em_record(model: GMM, X, **options) -> EMFit:
     return _fit(model, X, **(FIT_OPTIONS | options))
 
 
-def _fit(model: GMM, X, n_init, init, max_iter, tol, seed, sample_weight, chunk_size) -> EMFit:
+def _fit(model: GMM, X, n_init, init, max_iter, tol, seed, sample_weight, chunk_size, missing) -> EMFit:
     """Check everything, turn the data into blocks, run the restarts, keep the best."""
     check_model(model)
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, "chunk_size", 1)
     n_init, max_iter, tol, seed = check_fit_options(n_init, max_iter, tol, seed)
-    data, blocks = _blocks(model, X, sample_weight, chunk_size, n_init)
+    missing = check_missing(missing)
+    data, blocks = _blocks(model, X, sample_weight, chunk_size, n_init, missing)
     n, d = data.shape
     method, given = check_init(init, model, d)
     methods = restart_methods(method, n_init)
@@ -273,7 +295,7 @@ def _fit(model: GMM, X, n_init, init, max_iter, tol, seed, sample_weight, chunk_
     if store:
         log_resp, _ = blocks.log_resp_and_norm(restarts[best].params.shifted(-mean))
         responsibilities = np.exp(log_resp, out=log_resp)
-    options = fit_options(len(methods), init, max_iter, tol)
+    options = fit_options(len(methods), init, max_iter, tol) | missing_attrs(missing, blocks)
     sample_weight, fingerprint = blocks.sample_weight, None  # in-memory data: fingerprint from the record
     if not isinstance(data, DataMatrix):
         values = data.values.compute() if store else np.empty((0, d))
@@ -296,6 +318,11 @@ FIT_OPTIONS = {name: p.default for name, p in inspect.signature(fit_em).paramete
 def fit_options(n_init, init, max_iter, tol) -> dict:
     """The fit settings recorded in a result's attrs."""
     return dict(n_init=n_init, init=init if isinstance(init, str) else "user", max_iter=max_iter, tol=tol)
+
+
+def missing_attrs(missing: str, blocks) -> dict:
+    """The ``missing`` option and the count of missing cells, for a result's attrs."""
+    return {S.MISSING_ATTR: missing, S.N_MISSING_ATTR: blocks.n_missing if isinstance(blocks, MissingBlocks) else 0}
 
 
 def check_fit_options(n_init, max_iter, tol, seed):

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from gmmflow.models.pymc_template import INPUT_NAMES, ModelTemplate, split_flat
+from gmmflow.models.pymc_template import ModelTemplate, split_flat
 
 CHUNK = 50  # iterations per call of the compiled program
 MAX_TREE_DEPTH = 10
@@ -50,7 +50,7 @@ def jax_log_density(template: ModelTemplate):
     """The template's log-density (Jacobians included) as a JAX function ``f(values, inputs)``.
 
     ``values``: one array per value variable (``template.value_names``);
-    ``inputs``: one array per data container (:data:`INPUT_NAMES` order). The
+    ``inputs``: one array per data container (``template.input_names`` order). The
     data containers become arguments: PyMC's ``get_jaxified_graph`` would
     otherwise fold them into constants.
     """
@@ -146,7 +146,7 @@ def run_chains(programs: NutsPrograms, starts: np.ndarray, inputs: dict, templat
 
     chains, tune = starts.shape[0], programs.tune
     total = tune + draws
-    args = tuple(jax.numpy.asarray(inputs[name]) for name in INPUT_NAMES)
+    args = tuple(jax.numpy.asarray(inputs[name]) for name in template.input_names)
     key = prng_key(seed)
     states = [programs.init([jax.numpy.asarray(v) for v in split_flat(template, s)], jax.random.fold_in(key, c),
                             args) for c, s in enumerate(starts)]

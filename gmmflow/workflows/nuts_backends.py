@@ -73,21 +73,29 @@ class TemplateMaps:
     to_constrained: object  # batched over (chain, draw)
 
 
-def template_maps(spec, n: int, d: int) -> TemplateMaps:
-    """The template of ``spec`` for (n, d) data and its point maps, built once per process."""
+def template_maps(spec, n: int, d: int, layout=None) -> TemplateMaps:
+    """The template of ``spec`` for (n, d) data with missingness ``layout`` (None: complete) and its
+    point maps, built once per process."""
     from gmmflow.models.pymc_model import constrained_point_function, unconstrained_point_function
     from gmmflow.models.pymc_template import model_template
 
     def build():
-        template = model_template(spec, n, d)
+        template = model_template(spec, n, d, layout)
         return TemplateMaps(template, unconstrained_point_function(template.model),
                             constrained_point_function(template.model, batch_ndim=2))
 
-    return compile_cache.compiled(("template", *_shape_key(spec, n, d)), build)
+    return compile_cache.compiled(("template", *_shape_key(spec, n, d, layout)), build)
 
 
-def _shape_key(spec, n: int, d: int) -> tuple:
-    return spec.covariance_type, spec.n_components, int(n), int(d)
+def _shape_key(spec, n: int, d: int, layout=None) -> tuple:
+    return spec.covariance_type, spec.n_components, int(n), int(d), layout
+
+
+def _data_key(X: np.ndarray) -> tuple:
+    """``(n, d, layout)`` of data ``X``: what a template and its compiled code are for."""
+    from gmmflow.models.pymc_template import data_layout
+
+    return (*X.shape, data_layout(X))
 
 
 def base_point(maps: TemplateMaps, start: dict) -> np.ndarray:
@@ -112,11 +120,12 @@ def run_numpyro(spec, X, hyper, start, draws, tune, chains, seed, jitter_rng, pr
 
     jax.config.update("jax_enable_x64", True)
     compile_cache.use_persistent_jax_cache()
-    maps = template_maps(spec, *X.shape)
-    density = compile_cache.compiled(("numpyro density", *_shape_key(spec, *X.shape)),
+    key = _data_key(X)
+    maps = template_maps(spec, *key)
+    density = compile_cache.compiled(("numpyro density", *_shape_key(spec, *key)),
                                      lambda: numpyro_nuts.jax_log_density(maps.template))
     programs = compile_cache.compiled(
-        ("numpyro", *_shape_key(spec, *X.shape), int(tune)),
+        ("numpyro", *_shape_key(spec, *key), int(tune)),
         lambda: numpyro_nuts.compile_programs(density, maps.template, int(tune)))
     starts = start_points(maps, start, chains, jitter_rng)
     values, stats, warmup = numpyro_nuts.run_chains(programs, starts, maps.template.input_values(X, hyper),
@@ -132,8 +141,9 @@ def run_nutpie(spec, X, hyper, start, draws, tune, chains, seed, jitter_rng, pro
     """nutpie's NUTS on the numba-compiled log-density (data and hyper-parameters set with ``with_data``)."""
     import nutpie
 
-    maps = template_maps(spec, *X.shape)
-    compiled = compile_cache.compiled(("nutpie", *_shape_key(spec, *X.shape)),
+    key = _data_key(X)
+    maps = template_maps(spec, *key)
+    compiled = compile_cache.compiled(("nutpie", *_shape_key(spec, *key)),
                                       lambda: nutpie.compile_pymc_model(maps.template.model, jitter_rvs=set()))
     base = base_point(maps, start)
     stream = int(jitter_rng.integers(1 << 62))
@@ -154,11 +164,12 @@ def run_pymc(spec, X, hyper, start, draws, tune, chains, seed, jitter_rng, progr
 
     from gmmflow.models.pymc_template import split_flat
 
-    maps = template_maps(spec, *X.shape)
+    maps = template_maps(spec, *_data_key(X))
     flat = start_points(maps, start, chains, jitter_rng)
     to_values = _single(maps.to_constrained)
     initvals = [to_values(dict(zip(maps.template.value_names, split_flat(maps.template, f)))) for f in flat]
-    with spec.pymc_model(X, hyperparameters=hyper) as pm_model:
+    missing = "error" if maps.template.layout is None else "marginalize"
+    with spec.pymc_model(X, hyperparameters=hyper, missing=missing) as pm_model:
         return pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, 2), init="adapt_diag",
                          initvals=initvals, random_seed=seed, progressbar=progressbar, model=pm_model,
                          compute_convergence_checks=False, return_inferencedata=True)

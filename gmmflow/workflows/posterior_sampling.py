@@ -17,11 +17,13 @@ import arviz as az
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from gmmflow import defaults
 from gmmflow import schema as S
-from gmmflow.checks import check_int, check_seed
+from gmmflow.checks import check_int, check_missing, check_seed
 from gmmflow.core.em_steps import Params
 from gmmflow.core.gaussian import compact_covariances, full_covariances, sample_mixture
 from gmmflow.core.hyperparameters import Hyperparameters
+from gmmflow.core.missing_data import MissingBlocks
 from gmmflow.core.relabel import relabel_to_pivot
 from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size
 from gmmflow.defaults import N_INIT
@@ -55,7 +57,7 @@ def _start_values(params: Params, model: GMM) -> dict:
     return {"w": params.weights, "mu": params.means, covariance_value_name(model.covariance_type): params.cov}
 
 
-def _check_em(em, model: GMM, X, gibbs: bool):
+def _check_em(em, model: GMM, X, gibbs: bool, missing: bool = False):
     """``(data record, blocks or None)`` of ``X`` matched to ``em``'s features, once ``em`` is checked to
     be an unweighted EM fit of ``model`` on these data (chunked data: by their fingerprint, hashed
     in the fit's blocks)."""
@@ -70,7 +72,7 @@ def _check_em(em, model: GMM, X, gibbs: bool):
         data, blocks = gibbs_data(model, X, recorded_fingerprint(em, "em", fix).block_rows)
         check_fingerprint(em, data.fingerprint, "em", fix)
         return data, blocks
-    data = align_to_features(_in_memory_data(X), *fitted_features(em))
+    data = align_to_features(_in_memory_data(X, missing), *fitted_features(em), missing=missing)
     check_fitted_on(em, data.values, data.features, data.named, "em", fix)
     return (data, None) if not gibbs else gibbs_data(model, data)
 
@@ -94,8 +96,10 @@ def _draw_params(w, mu, cov, t) -> list[Params]:
 
 
 def _pointwise(X, draws: list[Params]):
-    """Per draw: pointwise log-likelihood (S, n) and mean responsibilities (n, K)."""
-    blocks = ArrayBlocks(X, chunk_size=default_chunk_size(*draws[0].means.shape))
+    """Per draw: pointwise log-likelihood (S, n) and mean responsibilities (n, K); rows with
+    missing cells contribute the density of their observed coordinates."""
+    chunk = default_chunk_size(*draws[0].means.shape)
+    blocks = MissingBlocks(X, chunk_size=chunk) if np.isnan(X).any() else ArrayBlocks(X, chunk_size=chunk)
     loglik = np.empty((len(draws), X.shape[0]))
     resp_sum = np.zeros((X.shape[0], draws[0].weights.shape[0]))
     for s, p in enumerate(draws):
@@ -126,6 +130,7 @@ def sample_posterior(
     relabel: bool = True,
     posterior_predictive: bool = False,
     em_kwargs: dict | None = None,
+    missing: str = defaults.MISSING,
     **sampling,
 ) -> az.InferenceData:
     """Sample the exact posterior of ``model`` given ``X``, with NUTS or a conjugate Gibbs sampler.
@@ -156,6 +161,13 @@ def sample_posterior(
         Add ``posterior_predictive.x`` (one replicate data set per draw).
     em_kwargs : dict, optional
         Passed to ``fit_em`` when ``em`` is None (default ``n_init=10``).
+    missing : {"error", "marginalize"}, default "error"
+        As ``fit_em``'s: with ``"marginalize"`` the PyMC model's likelihood is
+        the density of each row's observed coordinates (rows grouped by
+        missingness pattern, :mod:`gmmflow.models.pymc_missing`), so NUTS
+        samples the posterior given the observed values; ``log_likelihood`` is
+        that density per row. ``em`` must then be fitted with it too. In-memory
+        data and NUTS only (the Gibbs sampler does not draw missing cells yet).
     **sampling
         The sampling options of :class:`~gmmflow.workflows.sampler_options.SamplerOptions`:
         ``draws`` (1000), ``tune`` (1000), ``chains`` (4), ``sampler``
@@ -195,11 +207,15 @@ def sample_posterior(
     if model.prior is None:
         raise ValueError(NO_PRIOR)
     gibbs = options.sampler == GIBBS
-    # NaN rejected here, before any PyMC model (which would impute)
+    marginalize = check_missing(missing) == "marginalize"
+    if gibbs and marginalize:
+        raise ValueError("sampler='gibbs' does not draw missing cells yet: with missing='marginalize' use NUTS "
+                         "(sampler='auto', 'nutpie' or 'pymc'), or drop the incomplete rows.")
+    # NaN rejected here unless marginalized, before any PyMC model (which would impute)
     if em is not None:  # X is matched to em's features
-        data, blocks = _check_em(em, model, X, gibbs)
+        data, blocks = _check_em(em, model, X, gibbs, marginalize)
     else:
-        data, blocks = gibbs_data(model, X) if gibbs else (_in_memory_data(X), None)
+        data, blocks = gibbs_data(model, X) if gibbs else (_in_memory_data(X, marginalize), None)
     check_rows(data.shape, model)
     seed = check_seed(seed)
     backend = nuts_backends.available_sampler(options.sampler)
@@ -208,7 +224,8 @@ def sample_posterior(
     em_seed, sampler_seed, pp_seed = np.random.SeedSequence(seed).spawn(3)
     if em is None:
         fit = fit_em_record(model, data if isinstance(data, DataMatrix) else X,
-                            seed=int(em_seed.generate_state(1)[0]), **({"n_init": N_INIT} | (em_kwargs or {})))
+                            seed=int(em_seed.generate_state(1)[0]),
+                            **({"n_init": N_INIT, "missing": missing} | (em_kwargs or {})))
         pivot, hyper, start_groups, start_seed = fit.params, fit.hyper, em_groups(fit), fit.seed
         partial_result = lambda: em_inference_data(fit)  # noqa: E731 - built only if sampling fails
     else:
@@ -241,17 +258,18 @@ def sample_posterior(
                              seed=seed, method=GIBBS if gibbs else "nuts", pointwise_draws=kept,
                              n_obs=data.shape[0], attrs=extra)
     idata = posterior_inference_data(model, record, hyper, start_groups, start_seed, sample)
+    idata.attrs |= {S.MISSING_ATTR: missing, S.N_MISSING_ATTR: int(np.isnan(record.values).sum())}
     checks = diagnose(idata)
     idata.attrs[S.SAMPLING_STATUS_ATTR] = sampling_status(checks)
     warn_failed_checks(checks)
     return idata
 
 
-def _in_memory_data(X) -> DataMatrix:
+def _in_memory_data(X, missing: bool = False) -> DataMatrix:
     if is_chunked(X):
         raise TypeError("NUTS needs in-memory data, and X is chunked (a dask array or zarr store): use "
                         "sampler='gibbs', which samples chunked data chunk by chunk, or load X into memory.")
-    return as_data_matrix(X)
+    return as_data_matrix(X, missing=missing)
 
 
 def _check_memory(data, model: GMM, options: SamplerOptions, predictive: bool, gibbs: bool, n_init: int):

@@ -13,9 +13,11 @@ from __future__ import annotations
 import arviz as az
 import numpy as np
 
-from gmmflow.checks import check_int, check_seed
+from gmmflow import defaults
+from gmmflow.checks import check_int, check_missing, check_seed
 from gmmflow.core.em_steps import Params
 from gmmflow.core.gaussian import sample_mixture
+from gmmflow.core.missing_data import MissingBlocks
 from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size
 from gmmflow.inputs.alignment import align_to_features
 from gmmflow.resources import check_memory, sample_bytes
@@ -23,12 +25,15 @@ from gmmflow.results.from_idata import em_params, fitted_features
 
 
 def log_resp_and_norm(params: Params, X: np.ndarray):
-    """(n, K) log-responsibilities and (n,) log mixture densities of the rows of ``X`` under ``params``."""
+    """(n, K) log-responsibilities and (n,) log mixture densities of the rows of ``X`` under ``params``;
+    a row with NaN gets those of its observed coordinates."""
     K, d = params.means.shape
+    if np.isnan(X).any():
+        return MissingBlocks(X).log_resp_and_norm(params)
     return ArrayBlocks(X, chunk_size=default_chunk_size(K, d)).log_resp_and_norm(params)
 
 
-def fitted_log_resp_and_norm(idata: az.InferenceData, X):
+def fitted_log_resp_and_norm(idata: az.InferenceData, X, missing: str = defaults.MISSING):
     """:func:`log_resp_and_norm` of the EM estimate of ``idata`` on data ``X``, matched by name (checked).
 
     Raises
@@ -39,7 +44,7 @@ def fitted_log_resp_and_norm(idata: az.InferenceData, X):
         distance overflows float64 (its probabilities would be NaN).
     """
     _, params, _ = em_params(idata)
-    data = align_to_features(X, *fitted_features(idata))
+    data = align_to_features(X, *fitted_features(idata), missing=check_missing(missing) == "marginalize")
     log_resp, log_norm = log_resp_and_norm(params, data.values)
     bad = ~np.isfinite(log_norm)
     if bad.any():
@@ -52,31 +57,37 @@ def fitted_log_resp_and_norm(idata: az.InferenceData, X):
     return log_resp, log_norm
 
 
-def predict_proba(idata: az.InferenceData, X) -> np.ndarray:
+def predict_proba(idata: az.InferenceData, X, *, missing: str = defaults.MISSING) -> np.ndarray:
     """Responsibilities P(z_i = k | x_i) under the EM estimate: (n, K).
 
     ``X`` is matched to the fitted features by name when both have names,
     else by position (same number of columns); see the module docstring.
+    ``missing="marginalize"`` accepts NaN: a row is judged on its observed
+    coordinates (their marginal mixture).
     """
-    return np.exp(fitted_log_resp_and_norm(idata, X)[0])
+    return np.exp(fitted_log_resp_and_norm(idata, X, missing)[0])
 
 
-def predict(idata: az.InferenceData, X) -> np.ndarray:
+def predict(idata: az.InferenceData, X, *, missing: str = defaults.MISSING) -> np.ndarray:
     """Most probable component of each row under the EM estimate: (n,).
 
     ``X`` is matched to the fitted features by name when both have names,
     else by position (same number of columns); see the module docstring.
+    ``missing="marginalize"`` accepts NaN: a row is judged on its observed
+    coordinates (their marginal mixture).
     """
-    return np.argmax(fitted_log_resp_and_norm(idata, X)[0], axis=1)
+    return np.argmax(fitted_log_resp_and_norm(idata, X, missing)[0], axis=1)
 
 
-def score_samples(idata: az.InferenceData, X) -> np.ndarray:
+def score_samples(idata: az.InferenceData, X, *, missing: str = defaults.MISSING) -> np.ndarray:
     """Log mixture density ``log sum_k w_k N(x_i | mu_k, Sigma_k)`` of each row: (n,).
 
     ``X`` is matched to the fitted features by name when both have names,
     else by position (same number of columns); see the module docstring.
+    ``missing="marginalize"`` accepts NaN: a row is judged on its observed
+    coordinates (their marginal mixture).
     """
-    return fitted_log_resp_and_norm(idata, X)[1]
+    return fitted_log_resp_and_norm(idata, X, missing)[1]
 
 
 def sample_em(idata: az.InferenceData, n: int, seed: int | None = None):

@@ -1,0 +1,372 @@
+r"""EM with missing values: the observed-data E-step, rows grouped by missingness pattern.
+
+Pure numpy. Values missing at random (MAR) are ignorable: the likelihood of
+the parameters is the density of what was observed, the marginal of each
+row's observed coordinates ``o_i`` (a subset of the d features),
+
+.. math::
+
+    \log p(X_{obs} \mid \theta) = \sum_i \log \sum_k w_k\,
+        N(x_{i,o} \mid \mu_{k,o}, \Sigma_{k,oo}),
+
+and the EM objective is this plus ``log p(theta)``, as for complete data.
+
+Rows that miss the same features share a *pattern* ``(o, m)``: their
+marginals need the same sub-blocks ``Sigma_{k,oo}`` and one Cholesky factor
+of each, per pattern and component (the factor of ``Sigma_oo`` is the leading
+block of ``Sigma``'s only when the missing features come last, so it is
+factored anew). With few patterns the cost stays near that of complete data.
+
+E-step (Ghahramani & Jordan 1994)
+---------------------------------
+The responsibilities are those of the observed coordinates,
+``r_ik ∝ w_k N(x_{i,o} | mu_{k,o}, Sigma_{k,oo})``. Given ``z_i = k`` and
+``x_{i,o}``, the missing coordinates are Gaussian with
+
+.. math::
+
+    E[x_m \mid x_o, k] = \hat x_{ik,m} = \mu_{k,m} + B_k (x_{i,o} - \mu_{k,o}),
+    \qquad B_k = \Sigma_{k,mo}\Sigma_{k,oo}^{-1},
+
+    \operatorname{Cov}[x_m \mid x_o, k] = C_k = \Sigma_{k,mm} - \Sigma_{k,mo}\Sigma_{k,oo}^{-1}\Sigma_{k,om}.
+
+With ``Sigma_oo = L L^T`` and ``P = L^{-T}`` (so ``P P^T = Sigma_oo^{-1}``),
+``G = Sigma_mo P`` gives ``B = G P^T`` and ``C = Sigma_mm - G G^T``: a
+difference of a matrix and a Gram matrix, no inverse formed.
+
+The expected complete-data log posterior ``Q`` is linear in the complete
+data's sufficient statistics, so EM replaces them by their conditional
+expectations: ``n_k = sum_i r_ik``,
+``s_k = sum_i r_ik E[x_i | x_o, k]``,
+``S_k = sum_i r_ik E[x_i x_i^T | x_o, k]`` with
+
+.. math::
+
+    E[x x^T \mid x_o, k] = \hat x_{ik} \hat x_{ik}^T
+        + \begin{pmatrix} 0 & 0 \\ 0 & C_k \end{pmatrix}
+
+(observed block first), and the M-step is the complete-data closed form of
+``core/em_steps.py`` on these statistics, for all four covariance types,
+MAP and MLE alike (its maximiser depends on the data only through them).
+
+Because ``\hat x_{ik,m} = a_k + B_k x_{i,o}`` is affine in ``x_o``
+(``a_k = mu_{k,m} - B_k mu_{k,o}``), the statistics of a pattern follow from
+the observed coordinates' own ``n_k``, ``s_{k,o} = sum_i r_ik x_{i,o}`` and
+``T_k = sum_i r_ik x_{i,o} x_{i,o}^T``, one pass over the rows:
+
+.. math::
+
+    s_{k,m} = n_k a_k + B_k s_{k,o},\qquad
+    S_{k,mo} = a_k s_{k,o}^T + B_k T_k,
+
+    S_{k,mm} = n_k a_k a_k^T + a_k (B_k s_{k,o})^T + (B_k s_{k,o}) a_k^T
+        + B_k T_k B_k^T + n_k C_k,\qquad S_{k,oo} = T_k.
+
+For diag and spherical covariances ``B_k = 0``: the missing coordinates'
+expectation is ``mu_{k,m}`` and only the diagonal ``n_k (mu_{k,m}^2 +
+sigma^2_{k,m})`` is needed. Sample weights multiply ``r_ik`` throughout.
+
+Starting points and data moments
+--------------------------------
+The default prior and the data shift need the data's mean and covariance; with
+missing cells they are the MLE of one Gaussian by this same EM (K = 1, no
+prior), its covariance rescaled by ``W / (W - 1)`` (``W`` the weight sum) as
+:func:`gmmflow.core.row_blocks.data_moments`. Initialisation (k-means++, hc,
+...) runs on rows completed by their conditional mean under that Gaussian;
+only the start sees imputed values, never the fit.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import reduce
+from operator import add
+
+import numpy as np
+
+from gmmflow.core.em_driver import one_blas_thread
+from gmmflow.core.em_steps import (
+    Params,
+    SuffStats,
+    chunk_statistics,
+    log_resp_and_norm,
+    m_step,
+    statistics_from_responsibilities,
+)
+from gmmflow.core.gaussian import full_covariances
+from gmmflow.core.row_blocks import data_moments
+
+# one-Gaussian EM for the data moments: stop at this relative change of the log-likelihood
+MOMENTS_TOL = 1e-12
+MOMENTS_MAX_ITER = 1000
+
+
+@dataclass(frozen=True, eq=False)
+class Pattern:
+    """Rows that observe the same features: ``observed`` and ``missing`` feature
+    indices, and the ``rows`` (ascending) that have this pattern."""
+
+    observed: np.ndarray
+    missing: np.ndarray
+    rows: np.ndarray
+
+
+def missing_patterns(observed_mask: np.ndarray) -> list[Pattern]:
+    """Rows grouped by missingness pattern; ``observed_mask`` (n, d) is True where a value is present.
+
+    Patterns come in lexicographic order of their masks (deterministic).
+    """
+    masks, inverse = np.unique(observed_mask, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    order = np.argsort(inverse, kind="stable")
+    groups = np.split(order, np.cumsum(np.bincount(inverse, minlength=masks.shape[0]))[:-1])
+    return [Pattern(np.flatnonzero(mask), np.flatnonzero(~mask), rows) for mask, rows in zip(masks, groups)]
+
+
+# --------------------------------------------------------------------------
+# Marginal and conditional Gaussians of a pattern (batched like Params)
+# --------------------------------------------------------------------------
+def marginal_params(params: Params, observed: np.ndarray) -> Params:
+    """The mixture of the ``observed`` coordinates: means and covariance sub-blocks,
+    each ``Sigma_oo`` factored anew (same covariance type)."""
+    t = params.covariance_type
+    if t in ("full", "tied"):
+        cov = params.cov[..., observed[:, None], observed]
+    elif t == "diag":
+        cov = params.cov[..., observed]
+    else:
+        cov = params.cov
+    return Params.from_cov(params.weights, params.means[..., observed], cov, t, check_symmetric=False)
+
+
+@dataclass(frozen=True, eq=False)
+class Conditional:
+    """``x_m | x_o, k`` of one pattern: ``B`` (..., K, m, o) and ``C`` (..., K, m, m) for
+    full and tied; ``B`` None and ``C`` the variances (..., K, m) for diag and spherical."""
+
+    B: np.ndarray | None
+    C: np.ndarray
+
+
+def conditional(params: Params, marginal: Params, pattern: Pattern) -> Conditional:
+    """Regression of the missing on the observed coordinates, and the conditional covariance."""
+    t = params.covariance_type
+    o, m = pattern.observed, pattern.missing
+    if t == "diag":
+        return Conditional(None, params.cov[..., m])
+    if t == "spherical":
+        return Conditional(None, np.broadcast_to(params.cov[..., None], params.cov.shape + (m.size,)))
+    K, d = params.means.shape[-2:]
+    cov = full_covariances(params.cov, t, K, d)  # (..., K, d, d)
+    P = marginal.precision if t == "full" else marginal.precision[..., None, :, :]
+    G = cov[..., m[:, None], o] @ P  # Sigma_mo P: (..., K, m, o)
+    return Conditional(G @ P.swapaxes(-1, -2), cov[..., m[:, None], m] - G @ G.swapaxes(-1, -2))
+
+
+def _complete_full(obs: SuffStats, means: np.ndarray, cond: Conditional, pattern: Pattern):
+    """(s, S) over all d features from the observed statistics (full/tied; module docstring)."""
+    o, m = pattern.observed, pattern.missing
+    nk, s_o, T, B = obs.nk, obs.sx, obs.sxx, cond.B
+    a = means[..., m] - (B @ means[..., o, None])[..., 0]  # (..., K, m)
+    bs = (B @ s_o[..., None])[..., 0]
+    lead, d = nk.shape, means.shape[-1]
+    sx = np.empty(lead + (d,))
+    sx[..., o] = s_o
+    sx[..., m] = nk[..., None] * a + bs
+    S = np.empty(lead + (d, d))
+    S[..., o[:, None], o] = T
+    S_mo = a[..., :, None] * s_o[..., None, :] + B @ T
+    S[..., m[:, None], o] = S_mo
+    S[..., o[:, None], m] = S_mo.swapaxes(-1, -2)
+    a_bs = a[..., :, None] * bs[..., None, :]
+    S[..., m[:, None], m] = (nk[..., None, None] * (a[..., :, None] * a[..., None, :] + cond.C)
+                             + a_bs + a_bs.swapaxes(-1, -2) + B @ T @ B.swapaxes(-1, -2))
+    return sx, S
+
+
+def _complete_diagonal(obs: SuffStats, means: np.ndarray, cond: Conditional, pattern: Pattern):
+    """(s, diag S) over all d features (diag/spherical: the missing part is ``mu_m`` and its variance)."""
+    o, m = pattern.observed, pattern.missing
+    nk = obs.nk[..., None]
+    sx = np.empty(means.shape)
+    sx[..., o] = obs.sx
+    sx[..., m] = nk * means[..., m]
+    sxx = np.empty(means.shape)
+    sxx[..., o] = obs.sxx
+    sxx[..., m] = nk * (np.square(means[..., m]) + cond.C)
+    return sx, sxx
+
+
+def pattern_statistics(XT_o: np.ndarray, sample_weight, params: Params, marginal: Params, cond: Conditional,
+                       pattern: Pattern) -> SuffStats:
+    """Expected sufficient statistics of rows ``XT_o`` (o, r) of one pattern (shifted frame),
+    in the covariance type's shapes, and their observed-data log-likelihood."""
+    t = params.covariance_type
+    log_resp, log_norm = log_resp_and_norm(XT_o, np.log(marginal.weights), marginal.means, marginal.precision, t)
+    ll = log_norm.sum(axis=-1) if sample_weight is None else (sample_weight * log_norm).sum(axis=-1)
+    R = np.exp(log_resp, out=log_resp)
+    if t in ("full", "tied"):
+        obs = statistics_from_responsibilities(XT_o, R, "full", sample_weight)
+        sx, sxx = _complete_full(obs, params.means, cond, pattern)
+        if t == "tied":
+            sxx = sxx.sum(axis=-3)
+    else:
+        obs = statistics_from_responsibilities(XT_o, R, "diag", sample_weight)
+        sx, sxx = _complete_diagonal(obs, params.means, cond, pattern)
+        if t == "spherical":
+            sxx = sxx.sum(axis=-1)
+    return SuffStats(obs.weight_sum, obs.nk, sx, sxx, ll if np.ndim(ll) else float(ll))
+
+
+def conditional_means(X: np.ndarray, mean: np.ndarray, cov: np.ndarray, patterns: list[Pattern]) -> np.ndarray:
+    """``X`` with every missing cell replaced by its conditional mean under ``N(mean, cov)``."""
+    gaussian = Params.from_cov(np.ones(1), mean[None], cov[None], "full")
+    out = X.copy()
+    for pattern in patterns:
+        o, m = pattern.observed, pattern.missing
+        if m.size == 0:
+            continue
+        cond = conditional(gaussian, marginal_params(gaussian, o), pattern)
+        centred = X[pattern.rows][:, o] - mean[o]
+        out[np.ix_(pattern.rows, m)] = mean[m] + centred @ cond.B[0].T
+    return out
+
+
+# --------------------------------------------------------------------------
+# The blocks object
+# --------------------------------------------------------------------------
+class MissingBlocks:
+    """An (n, d) array with NaN for missing cells, seen as row blocks of one pattern each.
+
+    Has the protocol of :class:`~gmmflow.core.row_blocks.ArrayBlocks` (see
+    that module): ``moments``, ``with_shift``, ``sample``, ``e_step``,
+    ``log_resp_and_norm``; statistics are the expected ones of the module
+    docstring and the log-likelihood the observed-data one.
+
+    Parameters
+    ----------
+    X : ndarray (n, d), float64, NaN where missing
+        Every row must observe at least one feature (checked by the caller).
+    sample_weight : ndarray (n,) or (B, n), optional
+    chunk_size : int, optional
+        Rows per block within a pattern (default: each pattern one block).
+    shift : ndarray (d,), optional
+    n_threads : int, default 1
+        Threads reducing the blocks (results are bit-identical whatever the count).
+    """
+
+    def __init__(self, X, sample_weight=None, chunk_size=None, shift=None, n_threads=1, *, _pieces=None,
+                 _gaussian=None):
+        self.X = X
+        self.n_threads = max(1, int(n_threads))
+        self.sample_weight = sample_weight
+        self.n_rows, self.n_features = X.shape
+        self.chunk_size = int(chunk_size) if chunk_size else self.n_rows
+        self.shift = np.zeros(self.n_features) if shift is None else np.asarray(shift, dtype=np.float64)
+        if _pieces is None:
+            self.patterns = missing_patterns(~np.isnan(X))
+            _pieces = [(p, rows, np.ascontiguousarray(X[rows][:, p.observed].T))
+                       for p in self.patterns
+                       for rows in np.split(p.rows, range(self.chunk_size, p.rows.size, self.chunk_size))]
+        else:
+            self.patterns = list(dict.fromkeys(p for p, _, _ in _pieces))
+        self.pieces = _pieces  # (pattern, its rows in this block, their observed values (o, r))
+        self._gaussian = _gaussian
+
+    @property
+    def n_missing(self) -> int:
+        """The number of missing cells."""
+        return int(sum(p.missing.size * p.rows.size for p in self.patterns))
+
+    def with_shift(self, shift) -> MissingBlocks:
+        return MissingBlocks(self.X, self.sample_weight, self.chunk_size, shift, self.n_threads,
+                             _pieces=self.pieces, _gaussian=self.gaussian())
+
+    def batch_weights(self, batch=None):
+        sw = self.sample_weight
+        return sw if sw is None or sw.ndim == 1 or batch is None else sw[batch]
+
+    def _observed(self, pattern: Pattern, XT_o: np.ndarray) -> np.ndarray:
+        return XT_o - self.shift[pattern.observed, None]
+
+    def _map(self, fn):
+        """``fn(pattern, rows, XT_o)`` of every block, in block order (on ``n_threads`` threads)."""
+        if self.n_threads == 1 or len(self.pieces) == 1:
+            return [fn(*piece) for piece in self.pieces]
+        with ThreadPoolExecutor(self.n_threads) as pool:
+            return list(pool.map(lambda piece: fn(*piece), self.pieces))
+
+    def e_step(self, params: Params, batch=None) -> SuffStats:
+        """Summed expected statistics of all rows at ``params`` (shifted frame); blocks are reduced
+        in a fixed order whatever the thread count."""
+        weights = self.batch_weights(batch)
+        log_w = np.log(params.weights)
+        per_pattern = {}
+        for pattern in self.patterns:
+            if pattern.missing.size:
+                marginal = marginal_params(params, pattern.observed)
+                per_pattern[pattern] = marginal, conditional(params, marginal, pattern)
+
+        def stats(pattern, rows, XT_o):
+            sw = None if weights is None else weights[..., rows]
+            XT = self._observed(pattern, XT_o)
+            if pattern.missing.size == 0:
+                return chunk_statistics(XT, sw, log_w, params.means, params.precision, params.covariance_type)
+            return pattern_statistics(XT, sw, params, *per_pattern[pattern], pattern)
+
+        return reduce(add, self._map(stats))
+
+    def log_resp_and_norm(self, params: Params):
+        """(n, K) log-responsibilities and (n,) observed-data log-densities of all rows (unbatched params)."""
+        log_resp = np.empty((self.n_rows, params.weights.shape[-1]))
+        log_norm = np.empty(self.n_rows)
+        for pattern, rows, XT_o in self.pieces:
+            marginal = marginal_params(params, pattern.observed)
+            lr, ln = log_resp_and_norm(self._observed(pattern, XT_o), np.log(marginal.weights), marginal.means,
+                                       marginal.precision, params.covariance_type)
+            log_resp[rows], log_norm[rows] = lr.T, ln
+        return log_resp, log_norm
+
+    def gaussian(self) -> tuple[np.ndarray, np.ndarray]:
+        """MLE ``(mean, cov)`` of one Gaussian on the observed values (data's frame), by EM; computed once."""
+        if self._gaussian is None:
+            start = np.nanmean(self.X, axis=0)
+            blocks = MissingBlocks(self.X, self.sample_weight, self.chunk_size, start, self.n_threads,
+                                   _pieces=self.pieces)
+            variances = np.nanvar(self.X, axis=0)
+            params = Params.from_cov(np.ones(1), np.zeros((1, self.n_features)), np.diag(variances)[None], "full")
+            with one_blas_thread():  # small GEMMs: see core.em_driver.fit_restarts
+                stats = blocks.e_step(params)
+                for _ in range(MOMENTS_MAX_ITER):
+                    params = m_step(stats, "full", None, 0.0)
+                    new = blocks.e_step(params)
+                    change = abs(new.log_likelihood - stats.log_likelihood)
+                    stats = new
+                    if change <= MOMENTS_TOL * abs(new.log_likelihood):
+                        break
+            self._gaussian = (params.means[0] + start, params.cov[0])
+        return self._gaussian
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and covariance (denominator ``sum(w) - 1``) of the one-Gaussian MLE on the observed values."""
+        mean, cov = self.gaussian()
+        total = float(self.n_rows if self.sample_weight is None else self.sample_weight.sum())
+        return mean, cov * (total / max(total - 1.0, 1.0))
+
+    def sample(self, rows: np.ndarray | None):
+        """Shifted rows completed by their conditional means under :meth:`gaussian` (for starting points only)."""
+        mean, cov = self.gaussian()
+        X = conditional_means(self.X, mean, cov, self.patterns)
+        sw = self.sample_weight
+        if rows is not None:
+            X, sw = X[rows], None if sw is None else sw[rows]
+        return X - self.shift, sw
+
+
+def observed_moments(X: np.ndarray, sample_weight=None) -> tuple[np.ndarray, np.ndarray]:
+    """Data mean and covariance for the default prior: :func:`~gmmflow.core.row_blocks.data_moments`
+    when nothing is missing, else those of :meth:`MissingBlocks.moments`."""
+    if not np.isnan(X).any():
+        return data_moments(X, sample_weight)
+    return MissingBlocks(X, sample_weight).moments()

@@ -1,0 +1,36 @@
+"""Missing cells (NaN) in in-memory data: what ``missing="marginalize"`` accepts.
+
+Each row must observe at least one feature (a row with every value missing
+carries no information about the mixture and is refused, never silently
+dropped), and each feature at least two rows (else its variance, and the
+default prior's scale, is undefined). Checked before any work starts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# what every refusal of NaN says about the option that accepts them
+MISSING_HINT = ("Pass missing='marginalize' to fit on each row's observed values (CLI: --missing marginalize), "
+                "or remove or impute the missing values first.")
+
+
+def check_missing_cells(values: np.ndarray, what: str, features, obs_id) -> int:
+    """Raise if a row has no observed value or a feature fewer than two; return the count of missing cells."""
+    missing = np.isnan(values)
+    empty = np.flatnonzero(missing.all(axis=1))
+    if empty.size:
+        raise ValueError(
+            f"{what} has {empty.size} row(s) with every value missing (the first is row {empty[0]}, "
+            f"obs_id {obs_id[empty[0]]}); they carry no information about the mixture. Drop them first, "
+            "e.g. X.dropna(how='all') for a DataFrame or X[~np.isnan(X).all(axis=1)] for an array (in a file: "
+            "delete their lines)."
+        )
+    observed = (~missing).sum(axis=0)
+    if (observed < 2).any():
+        j = int(np.argmin(observed))
+        raise ValueError(
+            f"{what} feature {features[j]!r} has {int(observed[j])} observed value(s); at least 2 are needed "
+            "to estimate its variance. Drop the feature."
+        )
+    return int(missing.sum())
