@@ -50,6 +50,7 @@ from gmmflow.models.spec import GMM
 from gmmflow.report.page import write_report
 from gmmflow.results.files import load, save
 from gmmflow.workflows.bootstrap import bootstrap
+from gmmflow.workflows.calibration import calibrate
 from gmmflow.workflows.compare import compare, compare_parameters
 from gmmflow.workflows.criteria import aic, bic, icl
 from gmmflow.workflows.diagnostics import diagnose
@@ -90,6 +91,7 @@ __all__ = [
     "aic",
     "bic",
     "bootstrap",
+    "calibrate",
     "compare",
     "compare_parameters",
     "diagnose",

@@ -6,7 +6,8 @@ nothing from gmmflow, so any layer may use it.
 
 Dims: ``obs_id``, ``feature``, ``feature2`` (second covariance axis),
 ``component``, ``chain``, ``draw``, ``restart``, ``iteration``, ``candidate``
-(rows of a model-selection table), ``replicate`` (bootstrap refits). Covariances are always stored as full
+(rows of a model-selection table), ``replicate`` (bootstrap refits), ``simulation``, ``quantity``,
+``point``, ``ecdf_point`` (calibration). Covariances are always stored as full
 (feature, feature2) matrices whatever the covariance type.
 
 =========================  ==========================================================
@@ -30,6 +31,10 @@ group                      contents
                            the EM estimate, relabelled; ``relabel_permutation``,
                            ``relabel_ambiguous``, ``objective``, ``log_likelihood``,
                            ``converged``, ``n_iter`` and ``failed`` per replicate
+``calibration``            ``rank``, ``true_value (simulation, quantity)``; ``p_value``,
+                           ``p_value_chi2 (quantity)``; ``sampling_status``, ``min_ess_bulk
+                           (simulation)``; ``fixed_point (point, feature)``; the ECDF band
+                           ``band_lower``, ``band_upper (ecdf_point)``
 =========================  ==========================================================
 """
 
@@ -48,6 +53,10 @@ RESTART = "restart"
 ITERATION = "iteration"
 CANDIDATE = "candidate"
 REPLICATE = "replicate"
+SIMULATION = "simulation"  # calibration: one prior simulation and its posterior
+QUANTITY = "quantity"  # calibration: one label-invariant quantity ranked
+POINT = "point"  # calibration: a fixed point the log-density is ranked at
+ECDF_POINT = "ecdf_point"  # calibration: where the rank ECDF and its band are evaluated, j / (L + 1)
 SAMPLE_DIMS = (CHAIN, DRAW)
 
 # groups
@@ -63,6 +72,7 @@ POSTERIOR_ASSIGNMENT = "posterior_assignment"
 POSTERIOR_PREDICTIVE = "posterior_predictive"
 MODEL_SELECTION = "model_selection"
 EM_BOOTSTRAP = "em_bootstrap"
+CALIBRATION = "calibration"
 EM_GROUPS = (EM_ESTIMATE, EM_RESTARTS, EM_TRACE)
 
 # variables
@@ -74,6 +84,9 @@ RELABEL_PERMUTATION = "relabel_permutation"
 INIT_METHOD = "init_method"  # em_restarts: where each restart started (hc, kmeans++, user, ...)
 RELABEL_AMBIGUOUS = "relabel_ambiguous"  # em_bootstrap: the replicate's labelling was ambiguous
 FAILED = "failed"  # em_bootstrap: the replicate's refit failed (its parameters are NaN)
+RANK = "rank"  # calibration: rank of the true value among the posterior draws
+P_VALUE = "p_value"  # calibration: ECDF simultaneous-band uniformity test, per quantity
+P_VALUE_CHI2 = "p_value_chi2"  # calibration: chi-square uniformity test on rank bins, per quantity
 
 # root attrs
 VERSION_ATTR = "gmmflow_version"
@@ -82,6 +95,9 @@ HYPERPARAMETERS_ATTR = "hyperparameters"
 SAMPLING_STATUS_ATTR = "sampling_status"
 SELECTION_CRITERION_ATTR = "selection_criterion"  # gmmflow run --k LOW:HIGH: the criterion K was chosen by
 FINGERPRINT_ATTR = "data_fingerprint"  # JSON: shape, feature names, hashes of the values and weights
+METHOD_ATTR = "method"  # "em", "nuts", "calibration": which groups the result must have (METHOD_GROUPS)
+SAMPLING_MODEL_ATTR = "sampling_model"  # calibration: the spec the posterior was sampled under (JSON)
+SAMPLING_HYPERPARAMETERS_ATTR = "sampling_hyperparameters"  # calibration: its resolved prior (JSON)
 
 # what each group must hold, variable -> dims; checked when a result is loaded (results.from_idata.check_schema)
 _PARAMETER_DIMS = {"w": (COMPONENT,), "mu": (COMPONENT, FEATURE), "cov": (COMPONENT, FEATURE, FEATURE2)}
@@ -99,10 +115,14 @@ VARIABLES = {
     POSTERIOR_ASSIGNMENT: {POSTERIOR_ASSIGNMENT: (OBS, COMPONENT)},
     POSTERIOR_PREDICTIVE: {X: SAMPLE_DIMS + (OBS, FEATURE)},
     MODEL_SELECTION: {"covariance_type": (CANDIDATE,), "k": (CANDIDATE,)},
+    CALIBRATION: {RANK: (SIMULATION, QUANTITY), "true_value": (SIMULATION, QUANTITY), P_VALUE: (QUANTITY,),
+                  P_VALUE_CHI2: (QUANTITY,), SAMPLING_STATUS_ATTR: (SIMULATION,), "min_ess_bulk": (SIMULATION,),
+                  "fixed_point": (POINT, FEATURE), "band_lower": (ECDF_POINT,), "band_upper": (ECDF_POINT,)},
 }
 OPTIONAL_VARIABLES = {EM_ESTIMATE: {RESPONSIBILITIES: (OBS, COMPONENT)}}
 # the groups every result of a method has (root attr "method")
-METHOD_GROUPS = {"em": EM_GROUPS, "nuts": EM_GROUPS + (POSTERIOR, SAMPLE_STATS, LOG_LIKELIHOOD, POSTERIOR_ASSIGNMENT)}
+METHOD_GROUPS = {"em": EM_GROUPS, "nuts": EM_GROUPS + (POSTERIOR, SAMPLE_STATS, LOG_LIKELIHOOD, POSTERIOR_ASSIGNMENT),
+                 "calibration": (CALIBRATION,)}
 
 # what a reader is told to do when a group is missing
 HINTS = {
@@ -112,6 +132,7 @@ HINTS = {
     POSTERIOR_PREDICTIVE: "sample with gmmflow.sample_posterior(..., posterior_predictive=True)",
     OBSERVED_DATA: "the data were not stored (fit_em stores them unless they exceeded its storage limit)",
     EM_BOOTSTRAP: "run gmmflow.bootstrap(idata, X) first",
+    CALIBRATION: "run gmmflow.calibrate(model, n_obs, n_sims) first",
 }
 
 
