@@ -346,3 +346,32 @@ def selection_findings(table: pd.DataFrame, shown_k: int, criterion: str | None 
                                               f"({', '.join(problems)}): its ELPD-LOO is less reliable.",
                                      outline.SELECTION))
     return found
+
+
+# --------------------------------------------------------------------------
+# Calibration
+# --------------------------------------------------------------------------
+def calibration_findings(table: pd.DataFrame, alpha: float, n_sims: int, n_unhealthy: int) -> list[Finding]:
+    """From :func:`contents.calibration_table`: every quantity passes the uniformity test, or which fail.
+
+    ``table``: one row per quantity (index) with ``p_value``; ``n_unhealthy``:
+    simulations whose posterior failed a sampling check.
+    """
+    failed = table[table["p_value"] < alpha]
+    if failed.empty:
+        found = [Finding(OK, f"The sampler is calibrated over the prior: the ranks of all {len(table)} "
+                             f"quantities are consistent with uniform over {plural(n_sims, 'simulation')} (ECDF "
+                             f"band test, smallest p = {significant(table['p_value'].min(), 2)} >= {alpha:g}).",
+                         outline.CALIBRATION)]
+    else:
+        worst = ", ".join(f"{name} (p = {significant(p, 2)})" for name, p in failed["p_value"].nsmallest(4).items())
+        found = [Finding(WARNING, f"{count_of(len(failed), len(table))} quantities fail the uniformity test at "
+                                  f"level {alpha:g} over {plural(n_sims, 'simulation')}: {worst}. The posterior "
+                                  "draws are not those of the model's posterior (a wrong prior, a biased sampler, "
+                                  "or chains that did not mix); the plots show the direction.",
+                         outline.CALIBRATION)]
+    if n_unhealthy:
+        found.append(Finding(INFO, f"{count_of(n_unhealthy, n_sims)} simulations' posteriors failed a sampling "
+                                   "check (their sampling_status); badly mixed chains make ranks non-uniform "
+                                   "even for a correct sampler.", outline.CALIBRATION))
+    return found
