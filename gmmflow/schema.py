@@ -121,8 +121,9 @@ VARIABLES = {
 }
 OPTIONAL_VARIABLES = {EM_ESTIMATE: {RESPONSIBILITIES: (OBS, COMPONENT)}}
 # the groups every result of a method has (root attr "method")
+# (a Gibbs run on chunked data above fit_em's storage limit keeps no pointwise groups)
 METHOD_GROUPS = {"em": EM_GROUPS, "nuts": EM_GROUPS + (POSTERIOR, SAMPLE_STATS, LOG_LIKELIHOOD, POSTERIOR_ASSIGNMENT),
-                 "calibration": (CALIBRATION,)}
+                 "gibbs": EM_GROUPS + (POSTERIOR, SAMPLE_STATS), "calibration": (CALIBRATION,)}
 
 # what a reader is told to do when a group is missing
 HINTS = {
