@@ -147,3 +147,73 @@ def test_bad_input_is_refused_before_any_work(kwargs, error, message, monkeypatc
     args = {"model": MODEL_1D, "n_obs": 20, "n_sims": 5} | kwargs
     with pytest.raises(error, match=re.escape(message)):
         gmmflow.calibrate(args.pop("model"), args.pop("n_obs"), args.pop("n_sims"), **args)
+
+
+# ---------------------------------------------------------------- calibrate with the Gibbs sampler
+PRIOR_2D = gmmflow.Prior(mean=[0.0, 0.0], scale=1.0)
+SMALL = {"n_obs": 20, "sampler": "gibbs", "draws": 100, "tune": 50, "chains": 2, "n_ranked": 49}
+
+
+@pytest.fixture(scope="module")
+def small_run():
+    with pytest.warns(gmmflow.SamplingWarning, match="failed a sampling check"):  # 2 chains: "chains" fails
+        return gmmflow.calibrate(gmmflow.GMM(2, "spherical", prior=PRIOR_2D), n_sims=6, seed=11, **SMALL)
+
+
+def test_calibrate_returns_ranks_of_every_quantity(small_run):
+    cal = small_run[S.CALIBRATION]
+    names = [str(q) for q in cal[S.QUANTITY].values]
+    assert names == quantity_names(2, ["x0", "x1"], 3)
+    rank = cal[S.RANK].values
+    assert rank.shape == (6, len(names)) and rank.min() >= 0 and rank.max() <= 49
+    assert cal.attrs["n_values"] == 50 and small_run.attrs[S.METHOD_ATTR] == "calibration"
+    assert np.all((cal[S.P_VALUE].values > 0) & (cal[S.P_VALUE].values <= 1))
+    # the sorted weights of a simulation sum to 1, and the fixed points are the documented ones
+    assert np.allclose(cal["true_value"].sel(quantity=["w (1)", "w (2)"]).sum(S.QUANTITY), 1.0)
+    assert np.allclose(cal["fixed_point"].values, [[0, 0], [1, 1], [-2, -2]])
+    # every posterior has 2 chains, fewer than diagnose asks for: each status records it
+    assert all(str(s).startswith("warnings: ") and str(s).endswith("chains")
+               for s in cal[S.SAMPLING_STATUS_ATTR].values)
+
+
+def test_calibrate_is_seeded(small_run):
+    model = gmmflow.GMM(2, "spherical", prior=PRIOR_2D)
+    with pytest.warns(gmmflow.SamplingWarning):
+        again = gmmflow.calibrate(model, n_sims=6, seed=11, **SMALL)
+        other = gmmflow.calibrate(model, n_sims=6, seed=12, **SMALL)
+    assert np.array_equal(again[S.CALIBRATION][S.RANK].values, small_run[S.CALIBRATION][S.RANK].values)
+    assert not np.array_equal(other[S.CALIBRATION]["true_value"].values,
+                              small_run[S.CALIBRATION]["true_value"].values)
+
+
+def test_calibration_saves_loads_plots_and_reports(small_run, tmp_path):
+    import matplotlib.pyplot as plt
+
+    gmmflow.save(small_run, tmp_path / "cal.nc")
+    back = gmmflow.load(tmp_path / "cal.nc")
+    assert np.array_equal(back[S.CALIBRATION][S.RANK].values, small_run[S.CALIBRATION][S.RANK].values)
+    assert list(back[S.CALIBRATION][S.SAMPLING_STATUS_ATTR].values) == \
+        list(small_run[S.CALIBRATION][S.SAMPLING_STATUS_ATTR].values)
+    axes = gmmflow.plots.plot_calibration(back, quantities=["w (1)", "log_likelihood"])
+    assert axes.shape == (2, 4)
+    assert any(p.get_gid() == "rank-histogram" for p in axes[0, 0].patches)
+    assert [line.get_gid() for line in axes[1, 1].lines if line.get_gid()] == ["ecdf-difference"]
+    plt.close("all")
+    with pytest.raises(ValueError, match=re.escape("quantities must be some of")):
+        gmmflow.plots.plot_calibration(back, quantities=["nope"])
+    page = gmmflow.write_report(tmp_path / "cal.nc", tmp_path / "rep").read_text()
+    assert 'id="calibration"' in page and "plot-calibration" in page and "log_likelihood" in page
+
+
+def test_negative_control_fails_calibration():
+    """Data simulated with prior mean 0, posterior sampled under prior mean 2 and a 4x narrower scale:
+    the smaller sorted means' ranks pile up at one end. With 20 simulations the ECDF test rejects them at
+    0.001 (measured p = 1e-4 for mu[x0] (1) and mu[x1] (1), the smallest 10,000 null replicates give;
+    the larger means 0.08 and 0.005): calibration fails, as it must."""
+    wrong = gmmflow.GMM(2, "spherical", prior=gmmflow.Prior(mean=[2.0, 2.0], scale=0.25, shrinkage=1.0))
+    with pytest.warns(gmmflow.SamplingWarning):
+        cal = gmmflow.calibrate(gmmflow.GMM(2, "spherical", prior=PRIOR_2D), n_sims=20, seed=3,
+                                sampling_model=wrong, **SMALL)[S.CALIBRATION]
+    p = cal[S.P_VALUE].to_series()
+    assert p["mu[x0] (1)"] < 0.001 and p["mu[x1] (1)"] < 0.001
+    assert "sampling_model" not in cal.attrs  # recorded at the root
