@@ -55,6 +55,7 @@ from gmmflow.workflows.compare import compare, compare_parameters
 from gmmflow.workflows.criteria import aic, bic, icl
 from gmmflow.workflows.diagnostics import diagnose
 from gmmflow.workflows.em_fit import fit_em
+from gmmflow.workflows.modes import find_modes, stack_chains
 from gmmflow.workflows.model_selection import SelectionTable, select_components
 from gmmflow.workflows.posterior_sampling import sample_posterior
 from gmmflow.workflows.prediction import predict, predict_proba, sample_em, score_samples
@@ -95,6 +96,7 @@ __all__ = [
     "compare",
     "compare_parameters",
     "diagnose",
+    "find_modes",
     "fit_em",
     "icl",
     "list_datasets",
@@ -112,5 +114,6 @@ __all__ = [
     "score_samples",
     "select_components",
     "simulate",
+    "stack_chains",
     "write_report",
 ]

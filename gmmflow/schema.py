@@ -31,6 +31,8 @@ group                      contents
                            the EM estimate, relabelled; ``relabel_permutation``,
                            ``relabel_ambiguous``, ``objective``, ``log_likelihood``,
                            ``converged``, ``n_iter`` and ``failed`` per replicate
+``chain_stacking``         ``weight``, ``elpd_loo``, ``chain_mode (chain)``; ``mode_weight``,
+                           ``mode_elpd_loo (mode)``; attr ``elpd_stacked``
 ``calibration``            ``rank``, ``true_value (simulation, quantity)``; ``p_value``,
                            ``p_value_chi2 (quantity)``; ``sampling_status``, ``min_ess_bulk
                            (simulation)``; ``fixed_point (point, feature)``; the ECDF band
@@ -56,6 +58,7 @@ REPLICATE = "replicate"
 SIMULATION = "simulation"  # calibration: one prior simulation and its posterior
 QUANTITY = "quantity"  # calibration: one label-invariant quantity ranked
 POINT = "point"  # calibration: a fixed point the log-density is ranked at
+MODE = "mode"  # chain_stacking: a group of chains that sit together
 ECDF_POINT = "ecdf_point"  # calibration: where the rank ECDF and its band are evaluated, j / (L + 1)
 SAMPLE_DIMS = (CHAIN, DRAW)
 
@@ -73,6 +76,7 @@ POSTERIOR_PREDICTIVE = "posterior_predictive"
 MODEL_SELECTION = "model_selection"
 EM_BOOTSTRAP = "em_bootstrap"
 CALIBRATION = "calibration"
+CHAIN_STACKING = "chain_stacking"
 EM_GROUPS = (EM_ESTIMATE, EM_RESTARTS, EM_TRACE)
 
 # variables
@@ -85,6 +89,7 @@ INIT_METHOD = "init_method"  # em_restarts: where each restart started (hc, kmea
 RELABEL_AMBIGUOUS = "relabel_ambiguous"  # em_bootstrap: the replicate's labelling was ambiguous
 FAILED = "failed"  # em_bootstrap: the replicate's refit failed (its parameters are NaN)
 RANK = "rank"  # calibration: rank of the true value among the posterior draws
+STACKING_WEIGHT = "weight"  # chain_stacking: each chain's stacking weight
 P_VALUE = "p_value"  # calibration: ECDF simultaneous-band uniformity test, per quantity
 P_VALUE_CHI2 = "p_value_chi2"  # calibration: chi-square uniformity test on rank bins, per quantity
 
@@ -118,6 +123,8 @@ VARIABLES = {
     CALIBRATION: {RANK: (SIMULATION, QUANTITY), "true_value": (SIMULATION, QUANTITY), P_VALUE: (QUANTITY,),
                   P_VALUE_CHI2: (QUANTITY,), SAMPLING_STATUS_ATTR: (SIMULATION,), "min_ess_bulk": (SIMULATION,),
                   "fixed_point": (POINT, FEATURE), "band_lower": (ECDF_POINT,), "band_upper": (ECDF_POINT,)},
+    CHAIN_STACKING: {STACKING_WEIGHT: (CHAIN,), "elpd_loo": (CHAIN,), "chain_mode": (CHAIN,), "mode_weight": (MODE,),
+                     "mode_elpd_loo": (MODE,)},
 }
 OPTIONAL_VARIABLES = {EM_ESTIMATE: {RESPONSIBILITIES: (OBS, COMPONENT)}}
 # the groups every result of a method has (root attr "method")

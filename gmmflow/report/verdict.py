@@ -125,6 +125,9 @@ FAILED_CHECK = {  # diagnose()'s failed checks: what the number means and what t
     "tree depth saturated": "{of_draws} draws hit NUTS's maximum tree depth: the posterior is badly scaled or "
                             "strongly correlated, so sampling is slow and may not have explored it all. Look for "
                             "strongly correlated parameters in the pair plot; standardising the data often helps.",
+    "modes": "the chains sit in {value} separate modes of the posterior (grouped by pairwise r_hat): each mode "
+             "is a different clustering of the data. gmmflow.find_modes lists them (chains, weights, EM "
+             "objective, share of draws); gmmflow.stack_chains weighs them by their predictive performance.",
     "chains": "only {chains} (at least {threshold} recommended): r_hat cannot tell reliably whether chains agree. "
               "Run {threshold} chains (chains=, --chains).",
 }
