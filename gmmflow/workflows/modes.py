@@ -138,8 +138,8 @@ def describe_modes(modes: pd.DataFrame) -> str:
     for m, row in modes.iterrows():
         where = (f"chains {', '.join(map(str, row['chains']))} ({row['share']:.0%} of draws)" if row["chains"]
                  else "no chain (an EM optimum never visited)")
-        em = (f", EM objective {row['em_objective']:.2f} (restarts {', '.join(map(str, row["restarts"]))})"
-              if row["restarts"] else ", no EM restart")
+        em = (f", EM objective {row['em_objective']:.2f} (restarts {', '.join(map(str, row['restarts']))})"
+              if row['restarts'] else ", no EM restart")
         parts.append(f"mode {m}: {where}, weights {', '.join(f'{w:.2f}' for w in row['weights'])}{em}")
     return "; ".join(parts)
 
