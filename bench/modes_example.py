@@ -20,9 +20,9 @@ import gmmflow
 
 
 def example_data(seed: int = 13) -> np.ndarray:
-    """3 overlapping 3-D Gaussians, 100 points each, centres 1.5 sds apart."""
+    """3 overlapping 3-D Gaussians, 100 points each, centres 2.5 sds apart."""
     rng = np.random.default_rng(seed)
-    centres = np.array([[0.0, 0.0, 0.0], [1.5, 0.0, 0.0], [0.75, 1.3, 0.0]])
+    centres = np.array([[0.0, 0.0, 0.0], [2.5, 0.0, 0.0], [1.25, 2.2, 0.0]])
     return np.concatenate([rng.normal(c, 1.0, size=(100, 3)) for c in centres])
 
 
