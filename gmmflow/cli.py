@@ -257,7 +257,7 @@ def load_data(spec: str, columns=None, chunks=None, in_memory: bool = True, **cs
 
     A zarr store becomes a dask-backed DataArray (its column names from the
     store's ``feature_names`` attribute, else x0, x1, ...), read into memory
-    when ``in_memory`` (``sample``, ``run``) after a memory check.
+    when ``in_memory`` (``run``, and ``sample`` with NUTS) after a memory check.
     """
     from gmmflow.inputs.csv_reader import read_csv
     from gmmflow.inputs.datasets import DATASETS, load_dataset
@@ -294,7 +294,8 @@ def _zarr_data(path: Path, columns, chunks, in_memory: bool):
     if in_memory:
         n, d = values.shape
         check_memory(2 * FLOAT * n * d, f"reading {path} ({n} x {d}) into memory",
-                     "sample and run need the data in memory; fit it chunk by chunk with gmmflow em")
+                     ("sample (NUTS) and run need the data in memory; fit it chunk by chunk with gmmflow em, or "
+                      "sample it chunk by chunk with gmmflow sample --sampler gibbs"))
         values = values.compute()
     coords = {S.FEATURE: names} if named else {}
     return xr.DataArray(values, dims=(S.OBS, S.FEATURE), coords=coords, attrs={PATH_ATTR: str(path)})
@@ -333,15 +334,20 @@ def cmd_sample(args) -> None:
     from gmmflow.models.spec import GMM
     from gmmflow.results.files import result_file_bytes, save
     from gmmflow.results.placement import check_free_space
+    from gmmflow.inputs.chunked import is_chunked
     from gmmflow.workflows.diagnostics import diagnose
+    from gmmflow.workflows.gibbs_sampling import GIBBS, pointwise_size
     from gmmflow.workflows.posterior_sampling import sample_posterior
 
     inputs = _input_paths(args.data)
     _check_out(args.out, args.overwrite, inputs)
-    X = load_data(args.data, args.columns, **_csv_options(args))
+    gibbs = args.sampler == GIBBS  # reads a zarr store chunk by chunk, keeps thinned pointwise groups
+    X = load_data(args.data, args.columns, in_memory=not gibbs, **_csv_options(args))
     n, d = X.shape
+    rows, draws_total = pointwise_size(n, d, is_chunked(X), args.chains, args.draws, args.posterior_predictive) \
+        if gibbs else (n, args.chains * args.draws)
     check_free_space(args.out.resolve().parent, result_file_bytes(
-        n, d, args.chains * args.draws, args.posterior_predictive), str(args.out))
+        rows, d, draws_total, args.posterior_predictive), str(args.out))
     try:
         idata = sample_posterior(GMM(args.k, args.covariance), X, seed=args.seed,
                                  posterior_predictive=args.posterior_predictive, **_sampling(args))

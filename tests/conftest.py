@@ -119,8 +119,8 @@ def posteriors():
     return out
 
 
-def fake_nuts(pm_model, start, draws, tune, chains, seed, jitter_rng, progressbar):
-    """A stand-in for ``nuts_backends.run_nutpie``: seeded draws scattered around the start values.
+def fake_nuts(spec, X, hyper, start, draws, tune, chains, seed, jitter_rng, progressbar):
+    """A stand-in for a ``nuts_backends`` runner: seeded draws scattered around the start values.
 
     Weights are Dirichlet around the start, means get small Gaussian noise,
     covariances stay at the start. For tests of what happens around
@@ -151,6 +151,7 @@ def forbid_work(monkeypatch):
         raise AssertionError("work started before the input was checked")
 
     for target in ("gmmflow.workflows.em_fit.fit_restarts", "gmmflow.workflows.nuts_backends.run_nutpie",
-                   "gmmflow.workflows.nuts_backends.run_pymc", "gmmflow.workflows.model_selection._fit_cell",
+                   "gmmflow.workflows.nuts_backends.run_pymc", "gmmflow.workflows.nuts_backends.run_numpyro",
+                   "gmmflow.workflows.model_selection._fit_cell",
                    "gmmflow.workflows.posterior_sampling._run_sampler"):
         monkeypatch.setattr(target, forbidden)

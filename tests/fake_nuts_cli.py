@@ -42,6 +42,7 @@ def commands(argv):
     yield command
 
 
-backends.run_nutpie = sampler
+for runner in backends.RUNNERS.values():  # every backend, "auto" included
+    setattr(backends, runner, sampler)
 codes = [main(command) for command in commands(sys.argv[1:])]
 sys.exit(next((code for code in codes if code), 0))

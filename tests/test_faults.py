@@ -317,7 +317,7 @@ def test_cli_sample_with_a_seed_is_bit_identical(tmp_path):
 def test_work_that_would_not_fit_in_memory_is_refused_up_front(call, monkeypatch):
     monkeypatch.setattr(resources, "available_memory", lambda: 1024.0)
     for target in ("gmmflow.workflows.em_fit.fit_restarts", "gmmflow.workflows.nuts_backends.run_nutpie",
-                   "gmmflow.workflows.model_selection._fit_cell"):
+                   "gmmflow.workflows.nuts_backends.run_numpyro", "gmmflow.workflows.model_selection._fit_cell"):
         monkeypatch.setattr(target, lambda *a, **k: pytest.fail("work started"))
     with pytest.raises(MemoryError, match=r"needs an estimated \d+\.\d GiB of memory but only 0\.0 GiB is "
                                           r"available; "):

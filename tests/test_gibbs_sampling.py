@@ -212,6 +212,24 @@ def test_chunked_rows_above_the_storage_limit_are_not_kept(em, monkeypatch, tmp_
     assert "Not available" in text and 'class="bad"' not in text
 
 
+def test_cli_sample_with_gibbs_reads_a_zarr_store_chunk_by_chunk(monkeypatch, tmp_path):
+    """Above the storage limit nothing row-sized is kept, so the free-space check counts no pointwise values
+    (not chains x draws x rows); a store read into memory first (as NUTS needs) would keep its rows."""
+    da = pytest.importorskip("dask.array")
+    store, out = tmp_path / "x.zarr", tmp_path / "post.nc"
+    da.from_array(X.values, chunks=(50, 2)).to_zarr(str(store))
+    monkeypatch.setattr(gibbs_sampling, "STORE_MAX_ROWS", 100)
+    monkeypatch.setattr(em_fit, "STORE_MAX_ROWS", 100)
+    asked, size = [], gmmflow.results.files.result_file_bytes
+    monkeypatch.setattr("gmmflow.results.files.result_file_bytes", lambda *a: asked.append(a) or size(*a))
+    assert main(["--quiet", "sample", "--data", str(store), "--k", "2", "--sampler", "gibbs", "--draws", "100",
+                 "--tune", "10", "--seed", "0", "--out", str(out)]) == 0
+    run = gmmflow.load(out)
+    assert (run.attrs["observed_data_stored"], run.attrs["n_obs"], asked) == (0, N, [(0, 2, 0, False)])
+    assert gibbs_sampling.pointwise_size(N, 2, True, 4, 100, False) == (0, 0)
+    assert gibbs_sampling.pointwise_size(N, 2, False, 4, 100, True) == (N, 400)
+
+
 # ---------------------------------------------------------------- failures, interrupts, progress
 def test_a_failing_sweep_raises_and_keeps_the_em_result(em, monkeypatch):
     def fail(*args):

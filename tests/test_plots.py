@@ -260,7 +260,7 @@ def test_ppc_one_panel_per_feature(posteriors, d):
     (plots.plot_trace, "no posterior group(s); sample with gmmflow.sample_posterior first"),
     (plots.plot_ppc, "no posterior_predictive group(s); sample with gmmflow.sample_posterior(..., "
                      "posterior_predictive=True)"),
-    (plots.plot_forest, "no posterior, log_likelihood, posterior_assignment group(s)"),
+    (plots.plot_forest, "This result has no posterior group(s)"),
 ])
 def test_plots_needing_a_posterior_say_so(plot, message):
     em = gmmflow.fit_em(gmmflow.GMM(2), mixture_data(n_per=30, K=2), seed=0)

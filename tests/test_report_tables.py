@@ -255,7 +255,7 @@ def test_em_only_page_says_what_em_found(tmp_path):
     assert [i for i in page.ids if i in outline.ORDER] == ["verdict", "em", "plots", "settings", "versions"]
     assert re.search(r"EM converged in \d+ iterations?; 4 of 4 restarts reached the best objective", text)
     assert "The component weights are 0.500 (component 0), 0.500 (component 1)." in text
-    assert "init kmeans++, max_iter 1000, tol 1e-08" in text
+    assert "init hc+kmeans++, max_iter 1000, tol 1e-08" in text
 
 
 def test_every_plot_caption_says_what_to_look_for():

@@ -405,8 +405,13 @@ def quantile_partition(x: ArrayLike, k: int) -> np.ndarray:
 
     What ``Mclust`` uses to start EM on one-dimensional data (it does not call
     ``hc`` there). Quantiles are R's default type 7 (numpy's ``"linear"``).
+    With at most ``k`` distinct values, where R's loop would never end, each
+    value is a class of its own (classes ``u..k-1`` stay empty).
     """
     x = np.asarray(x, dtype=np.float64).ravel()
+    values, labels = np.unique(x, return_inverse=True)
+    if values.size <= k:  # no k + 1 distinct cut points exist (qclass loops forever): a class per value
+        return labels.reshape(-1)
     eps = np.std(x, ddof=1) * np.sqrt(EPS)
     m = k
     q = np.array([np.nan])

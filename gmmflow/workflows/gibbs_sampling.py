@@ -62,8 +62,19 @@ def gibbs_data(model, X, chunk_size: int | None = None):
 
 def stored_rows(data: DataMatrix | ChunkedMatrix) -> int:
     """How many rows the result keeps (see :func:`stored_data`)."""
-    n = data.shape[0]
-    return n if isinstance(data, DataMatrix) or n <= STORE_MAX_ROWS else 0
+    return kept_rows(data.shape[0], not isinstance(data, DataMatrix))
+
+
+def kept_rows(n: int, chunked: bool) -> int:
+    """Rows a result on ``n`` rows keeps: all in memory; chunked, none above ``STORE_MAX_ROWS``."""
+    return n if not chunked or n <= STORE_MAX_ROWS else 0
+
+
+def pointwise_size(n: int, d: int, chunked: bool, chains: int, draws: int, predictive: bool) -> tuple[int, int]:
+    """``(rows, draws of all chains)`` of the pointwise groups a Gibbs result on ``n x d`` data holds,
+    known before any work (for the CLI's free-space check)."""
+    rows = kept_rows(n, chunked)
+    return rows, chains * len(pointwise_draws(rows, d, chains, draws, predictive))
 
 
 def stored_data(data: DataMatrix | ChunkedMatrix) -> DataMatrix:

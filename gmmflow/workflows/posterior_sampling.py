@@ -159,8 +159,8 @@ def sample_posterior(
     **sampling
         The sampling options of :class:`~gmmflow.workflows.sampler_options.SamplerOptions`:
         ``draws`` (1000), ``tune`` (1000), ``chains`` (4), ``sampler``
-        (``"auto"``: nutpie when installed, else ``"pymc"``; or ``"gibbs"``),
-        ``progressbar`` (True).
+        (``"auto"``: the fastest installed NUTS backend, see
+        :mod:`~gmmflow.workflows.nuts_backends`; or ``"gibbs"``), ``progressbar`` (True).
 
     Returns
     -------
@@ -221,11 +221,10 @@ def sample_posterior(
             return gibbs_sampling.run(blocks, pivot, hyper, options.draws, options.tune, options.chains,
                                       sampler_seed, options.progressbar)
     else:
-        pm_model = model.pymc_model(data, hyperparameters=hyper)
-
         def draw():
-            return nuts_backends.run(backend, pm_model, _start_values(pivot, model), options.draws, options.tune,
-                                     options.chains, seed, np.random.default_rng(sampler_seed), options.progressbar)
+            return nuts_backends.run(backend, model, data.values, hyper, _start_values(pivot, model), options.draws,
+                                     options.tune, options.chains, seed, np.random.default_rng(sampler_seed),
+                                     options.progressbar)
 
     raw = _run_sampler(backend, draw, partial_result)
     record = stored_data(data) if gibbs else data
