@@ -33,6 +33,7 @@ TITLES = {
     VERSIONS: "Versions",
 }
 ORDER = tuple(TITLES)
+CALIBRATION_ONLY = (CALIBRATION,)  # sections of a calibrate result's page only
 
 
 def plot_anchor(name: str) -> str:
