@@ -50,10 +50,12 @@ from gmmflow.models.spec import GMM
 from gmmflow.report.page import write_report
 from gmmflow.results.files import load, save
 from gmmflow.workflows.bootstrap import bootstrap
+from gmmflow.workflows.calibration import calibrate
 from gmmflow.workflows.compare import compare, compare_parameters
 from gmmflow.workflows.criteria import aic, bic, icl
 from gmmflow.workflows.diagnostics import diagnose
 from gmmflow.workflows.em_fit import fit_em
+from gmmflow.workflows.modes import find_modes, stack_chains
 from gmmflow.workflows.model_selection import SelectionTable, select_components
 from gmmflow.workflows.posterior_sampling import sample_posterior
 from gmmflow.workflows.prediction import predict, predict_proba, sample_em, score_samples
@@ -90,9 +92,11 @@ __all__ = [
     "aic",
     "bic",
     "bootstrap",
+    "calibrate",
     "compare",
     "compare_parameters",
     "diagnose",
+    "find_modes",
     "fit_em",
     "icl",
     "list_datasets",
@@ -110,5 +114,6 @@ __all__ = [
     "score_samples",
     "select_components",
     "simulate",
+    "stack_chains",
     "write_report",
 ]

@@ -6,7 +6,8 @@ nothing from gmmflow, so any layer may use it.
 
 Dims: ``obs_id``, ``feature``, ``feature2`` (second covariance axis),
 ``component``, ``chain``, ``draw``, ``restart``, ``iteration``, ``candidate``
-(rows of a model-selection table), ``replicate`` (bootstrap refits). Covariances are always stored as full
+(rows of a model-selection table), ``replicate`` (bootstrap refits), ``simulation``, ``quantity``,
+``point``, ``ecdf_point`` (calibration). Covariances are always stored as full
 (feature, feature2) matrices whatever the covariance type.
 
 =========================  ==========================================================
@@ -30,6 +31,12 @@ group                      contents
                            the EM estimate, relabelled; ``relabel_permutation``,
                            ``relabel_ambiguous``, ``objective``, ``log_likelihood``,
                            ``converged``, ``n_iter`` and ``failed`` per replicate
+``chain_stacking``         ``weight``, ``elpd_loo``, ``chain_mode (chain)``; ``mode_weight``,
+                           ``mode_elpd_loo (mode)``; attr ``elpd_stacked``
+``calibration``            ``rank``, ``true_value (simulation, quantity)``; ``p_value``,
+                           ``p_value_chi2 (quantity)``; ``sampling_status``, ``min_ess_bulk
+                           (simulation)``; ``fixed_point (point, feature)``; the ECDF band
+                           ``band_lower``, ``band_upper (ecdf_point)``
 =========================  ==========================================================
 """
 
@@ -48,6 +55,11 @@ RESTART = "restart"
 ITERATION = "iteration"
 CANDIDATE = "candidate"
 REPLICATE = "replicate"
+SIMULATION = "simulation"  # calibration: one prior simulation and its posterior
+QUANTITY = "quantity"  # calibration: one label-invariant quantity ranked
+POINT = "point"  # calibration: a fixed point the log-density is ranked at
+MODE = "mode"  # chain_stacking: a group of chains that sit together
+ECDF_POINT = "ecdf_point"  # calibration: where the rank ECDF and its band are evaluated, j / (L + 1)
 SAMPLE_DIMS = (CHAIN, DRAW)
 
 # groups
@@ -63,6 +75,8 @@ POSTERIOR_ASSIGNMENT = "posterior_assignment"
 POSTERIOR_PREDICTIVE = "posterior_predictive"
 MODEL_SELECTION = "model_selection"
 EM_BOOTSTRAP = "em_bootstrap"
+CALIBRATION = "calibration"
+CHAIN_STACKING = "chain_stacking"
 EM_GROUPS = (EM_ESTIMATE, EM_RESTARTS, EM_TRACE)
 
 # variables
@@ -74,6 +88,10 @@ RELABEL_PERMUTATION = "relabel_permutation"
 INIT_METHOD = "init_method"  # em_restarts: where each restart started (hc, kmeans++, user, ...)
 RELABEL_AMBIGUOUS = "relabel_ambiguous"  # em_bootstrap: the replicate's labelling was ambiguous
 FAILED = "failed"  # em_bootstrap: the replicate's refit failed (its parameters are NaN)
+RANK = "rank"  # calibration: rank of the true value among the posterior draws
+STACKING_WEIGHT = "weight"  # chain_stacking: each chain's stacking weight
+P_VALUE = "p_value"  # calibration: ECDF simultaneous-band uniformity test, per quantity
+P_VALUE_CHI2 = "p_value_chi2"  # calibration: chi-square uniformity test on rank bins, per quantity
 
 # root attrs
 VERSION_ATTR = "gmmflow_version"
@@ -84,6 +102,9 @@ SELECTION_CRITERION_ATTR = "selection_criterion"  # gmmflow run --k LOW:HIGH: th
 FINGERPRINT_ATTR = "data_fingerprint"  # JSON: shape, feature names, hashes of the values and weights
 MISSING_ATTR = "missing"  # the missing= option: "error" or "marginalize"
 N_MISSING_ATTR = "n_missing"  # the count of missing (NaN) cells fitted with missing="marginalize"
+METHOD_ATTR = "method"  # "em", "nuts", "calibration": which groups the result must have (METHOD_GROUPS)
+SAMPLING_MODEL_ATTR = "sampling_model"  # calibration: the spec the posterior was sampled under (JSON)
+SAMPLING_HYPERPARAMETERS_ATTR = "sampling_hyperparameters"  # calibration: its resolved prior (JSON)
 
 # what each group must hold, variable -> dims; checked when a result is loaded (results.from_idata.check_schema)
 _PARAMETER_DIMS = {"w": (COMPONENT,), "mu": (COMPONENT, FEATURE), "cov": (COMPONENT, FEATURE, FEATURE2)}
@@ -101,12 +122,17 @@ VARIABLES = {
     POSTERIOR_ASSIGNMENT: {POSTERIOR_ASSIGNMENT: (OBS, COMPONENT)},
     POSTERIOR_PREDICTIVE: {X: SAMPLE_DIMS + (OBS, FEATURE)},
     MODEL_SELECTION: {"covariance_type": (CANDIDATE,), "k": (CANDIDATE,)},
+    CALIBRATION: {RANK: (SIMULATION, QUANTITY), "true_value": (SIMULATION, QUANTITY), P_VALUE: (QUANTITY,),
+                  P_VALUE_CHI2: (QUANTITY,), SAMPLING_STATUS_ATTR: (SIMULATION,), "min_ess_bulk": (SIMULATION,),
+                  "fixed_point": (POINT, FEATURE), "band_lower": (ECDF_POINT,), "band_upper": (ECDF_POINT,)},
+    CHAIN_STACKING: {STACKING_WEIGHT: (CHAIN,), "elpd_loo": (CHAIN,), "chain_mode": (CHAIN,), "mode_weight": (MODE,),
+                     "mode_elpd_loo": (MODE,)},
 }
 OPTIONAL_VARIABLES = {EM_ESTIMATE: {RESPONSIBILITIES: (OBS, COMPONENT)}}
 # the groups every result of a method has (root attr "method")
 # (a Gibbs run on chunked data above fit_em's storage limit keeps no pointwise groups)
 METHOD_GROUPS = {"em": EM_GROUPS, "nuts": EM_GROUPS + (POSTERIOR, SAMPLE_STATS, LOG_LIKELIHOOD, POSTERIOR_ASSIGNMENT),
-                 "gibbs": EM_GROUPS + (POSTERIOR, SAMPLE_STATS)}
+                 "gibbs": EM_GROUPS + (POSTERIOR, SAMPLE_STATS), "calibration": (CALIBRATION,)}
 
 # what a reader is told to do when a group is missing
 HINTS = {
@@ -116,6 +142,7 @@ HINTS = {
     POSTERIOR_PREDICTIVE: "sample with gmmflow.sample_posterior(..., posterior_predictive=True)",
     OBSERVED_DATA: "the data were not stored (fit_em stores them unless they exceeded its storage limit)",
     EM_BOOTSTRAP: "run gmmflow.bootstrap(idata, X) first",
+    CALIBRATION: "run gmmflow.calibrate(model, n_obs, n_sims) first",
 }
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from gmmflow import schema as S
 from gmmflow.core.gaussian import cholesky, log_mixture_density
 from gmmflow.results.from_idata import (
+    calibration_group,
     em_arrays,
     em_params,
     observed_values,
@@ -34,6 +35,11 @@ def em_estimate(idata):
     """(weights (K,), means (K, d), full covariances (K, d, d), feature names) of the EM estimate."""
     S.require_groups(idata, S.EM_ESTIMATE)
     return em_arrays(idata)
+
+
+def calibration(idata):
+    """The ``calibration`` group of a :func:`gmmflow.calibrate` result."""
+    return calibration_group(idata)
 
 
 def posterior_draws(idata, n_draws: int | None = None):

@@ -22,13 +22,14 @@ from gmmflow.report.number_format import plural
 from gmmflow.report.verdict import (
     Finding,
     assignment_findings,
+    calibration_findings,
     em_findings,
     parameter_findings,
     predictive_findings,
     sampling_findings,
     selection_findings,
 )
-from gmmflow.results.from_idata import em_arrays, model_from_idata
+from gmmflow.results.from_idata import calibration_group, em_arrays, model_from_idata
 from gmmflow.workflows.compare import comparable, compare
 from gmmflow.workflows.diagnostics import diagnose
 
@@ -160,3 +161,69 @@ def title(contents: Contents) -> str:
     method = "EM and NUTS" if contents.checks is not None else "EM"
     return (f"gmmflow report: {model.n_components}-component {model.covariance_type} Gaussian mixture "
             f"({method}, {contents.n_obs} observations)")
+
+
+# --------------------------------------------------------------------------
+# A calibration result (gmmflow.calibrate)
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CalibrationContents:
+    """What the page of a :func:`gmmflow.calibrate` result shows."""
+
+    model: GMM
+    table: pd.DataFrame  # one row per quantity: p_value, p_value_chi2, passed
+    alpha: float
+    n_sims: int
+    n_unhealthy: int  # simulations whose posterior failed a sampling check
+    settings: dict[str, str]
+    specification: str
+    sampling_specification: str
+    versions: dict[str, str]
+
+
+def calibration_table(idata) -> pd.DataFrame:
+    """One row per quantity (index): ``p_value`` (ECDF band), ``p_value_chi2``, ``passed`` at the recorded level."""
+    cal = calibration_group(idata)
+    alpha = float(cal.attrs["alpha"])
+    table = pd.DataFrame({"p_value": cal[S.P_VALUE].values, "p_value_chi2": cal[S.P_VALUE_CHI2].values},
+                         index=[str(q) for q in cal[S.QUANTITY].values])
+    table["passed"] = table["p_value"] >= alpha
+    return table
+
+
+def _json(text: str) -> str:
+    return json.dumps(json.loads(text), indent=2)
+
+
+def gather_calibration(idata) -> CalibrationContents:
+    """The tables of a calibration page, computed once."""
+    cal = calibration_group(idata)
+    attrs = idata.attrs
+    status = cal[S.SAMPLING_STATUS_ATTR].values
+    found = {
+        "simulations": f"{cal.sizes[S.SIMULATION]} of {attrs.get('n_obs', '?')} observations each",
+        "sampler": f"{attrs.get('sampler', '?')}: {plural(int(attrs.get('chains', 0)), 'chain')} \u00d7 "
+                   f"{attrs.get('draws', '?')} draws after {attrs.get('tune', '?')} tuning steps",
+        "ranks": f"among {attrs.get('n_ranked', '?')} draws evenly spaced over the chains "
+                 f"(ranks 0..{attrs.get('n_ranked', '?')}), {cal.attrs['n_bins']} chi-square bins",
+        "test level": f"{cal.attrs['alpha']:g} (ECDF band p-values from {cal.attrs['n_null']} null replicates)",
+        "sampled under the simulating model": "yes" if attrs.get(S.SAMPLING_MODEL_ATTR) == attrs[S.MODEL_ATTR]
+        and attrs.get(S.SAMPLING_HYPERPARAMETERS_ATTR) == attrs[S.HYPERPARAMETERS_ATTR] else
+        "no: a different model or prior (a negative control)",
+    }
+    for key, name in (("seed", "seed"), ("wall_seconds", "wall time (s)"), ("created_at", "created"),
+                      (S.VERSION_ATTR, "written by gmmflow")):
+        if key in attrs:
+            found[name] = str(attrs[key])
+    return CalibrationContents(
+        model=model_from_idata(idata), table=calibration_table(idata), alpha=float(cal.attrs["alpha"]),
+        n_sims=int(cal.sizes[S.SIMULATION]), n_unhealthy=int(np.sum(status != "ok")), settings=found,
+        specification=_json(attrs[S.MODEL_ATTR]) + "\n" + _json(attrs[S.HYPERPARAMETERS_ATTR]),
+        sampling_specification=_json(attrs[S.SAMPLING_MODEL_ATTR]) + "\n"
+        + _json(attrs[S.SAMPLING_HYPERPARAMETERS_ATTR]),
+        versions=versions(),
+    )
+
+
+def calibration_verdict(contents: CalibrationContents) -> list[Finding]:
+    return calibration_findings(contents.table, contents.alpha, contents.n_sims, contents.n_unhealthy)

@@ -16,10 +16,20 @@ import struct
 from pathlib import Path
 
 from gmmflow.report import outline
-from gmmflow.report.contents import Contents, findings, gather, title
+from gmmflow import schema as S
+from gmmflow.report.contents import (
+    CalibrationContents,
+    Contents,
+    calibration_verdict,
+    findings,
+    gather,
+    gather_calibration,
+    title,
+)
 from gmmflow.report.tables import (
     Table,
     assignment_table,
+    calibration_table,
     checks_table,
     components_table,
     information_table,
@@ -195,8 +205,12 @@ def render(contents: Contents, images: dict[str, tuple[str, str]], directory: Pa
         bodies[outline.PLOTS] = plots_body(images, directory)
     bodies[outline.SETTINGS] = settings_body(contents)
     bodies[outline.VERSIONS] = table_html(key_value_table(contents.versions, header=("package", "version")))
+    return page(title(contents), bodies)
+
+
+def page(heading: str, bodies: dict[str, str]) -> str:
+    """The whole document: the sections of ``bodies`` (anchor -> HTML) in outline order, with contents."""
     anchors = [a for a in outline.ORDER if a in bodies]
-    heading = title(contents)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{html.escape(heading)}</title><style>{STYLE}</style></head>\n<body>\n"
@@ -204,6 +218,29 @@ def render(contents: Contents, images: dict[str, tuple[str, str]], directory: Pa
             + "\n".join(section(a, bodies[a]) for a in anchors) + "\n</body></html>\n")
 
 
+def render_calibration(contents: CalibrationContents, images: dict[str, tuple[str, str]], directory: Path) -> str:
+    """The page of a calibration result: verdict, the table of p-values, the rank plots, the settings."""
+    model = contents.model
+    bodies = {
+        outline.VERDICT: findings_html(calibration_verdict(contents)),
+        outline.CALIBRATION: table_html(calibration_table(contents.table, contents.alpha))
+        + _notes("Under a sampler that draws the model's exact posterior, the rank of each quantity's true "
+                 "value among the posterior draws is uniform. p (ECDF band): the simultaneous-band test of "
+                 "Säilynoja et al. (2022); p (chi-square): Pearson's test on the rank bins. Rows in red fail "
+                 "the ECDF test at the level shown."),
+        outline.PLOTS: plots_body(images, directory),
+        outline.SETTINGS: table_html(key_value_table(contents.settings))
+        + f"<h3>Simulated from</h3><pre>{html.escape(contents.specification)}</pre>"
+        + f"<h3>Sampled under</h3><pre>{html.escape(contents.sampling_specification)}</pre>",
+        outline.VERSIONS: table_html(key_value_table(contents.versions, header=("package", "version"))),
+    }
+    heading = (f"gmmflow calibration report: {model.n_components}-component {model.covariance_type} Gaussian "
+               f"mixture ({contents.n_sims} simulations)")
+    return page(heading, bodies)
+
+
 def html_report(idata, selection, images: dict[str, tuple[str, str]], directory: Path) -> str:
     """The report page of a result; images are read from ``directory`` and embedded."""
+    if S.has_groups(idata, S.CALIBRATION):
+        return render_calibration(gather_calibration(idata), images, directory)
     return render(gather(idata, selection), images, directory)

@@ -8,6 +8,7 @@ messages elsewhere (command-line warnings) may refer to them.
 from __future__ import annotations
 
 VERDICT = "verdict"
+CALIBRATION = "calibration"
 SELECTION = "selection"
 EM = "em"
 SAMPLING = "sampling"
@@ -20,6 +21,7 @@ VERSIONS = "versions"
 
 TITLES = {
     VERDICT: "Verdict",
+    CALIBRATION: "Calibration (SBC)",
     SELECTION: "Number of components",
     EM: "EM estimate",
     SAMPLING: "Sampling diagnostics",
@@ -31,6 +33,7 @@ TITLES = {
     VERSIONS: "Versions",
 }
 ORDER = tuple(TITLES)
+CALIBRATION_ONLY = (CALIBRATION,)  # sections of a calibrate result's page only
 
 
 def plot_anchor(name: str) -> str:

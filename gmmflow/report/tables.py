@@ -299,3 +299,14 @@ def components_table(weights, means, covariances, features: Sequence[str], covar
             data[key] = covariances[:, i, j] / (sds[:, i] * sds[:, j])
             columns.append((key, key, dec(DIGITS["z"])))
     return build(pd.DataFrame(data), columns)
+
+
+def calibration_table(table: pd.DataFrame, alpha: float) -> Table:
+    """One row per calibrated quantity: both p-values, a failure of the ECDF test at ``alpha`` flagged."""
+    frame = table.reset_index(names="quantity")
+    fails = lambda p: p < alpha  # noqa: E731
+    return build(frame, [("quantity", "quantity", label),
+                         ("p_value", "p (ECDF band)", sig(2, fails)),
+                         ("p_value_chi2", "p (chi-square)", sig(2, fails)),
+                         ("passed", f"uniform at {alpha:g}", mark("passed", "failed"))],
+                 row_flag=lambda row: "" if row["passed"] else "fail")

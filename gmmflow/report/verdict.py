@@ -125,6 +125,9 @@ FAILED_CHECK = {  # diagnose()'s failed checks: what the number means and what t
     "tree depth saturated": "{of_draws} draws hit NUTS's maximum tree depth: the posterior is badly scaled or "
                             "strongly correlated, so sampling is slow and may not have explored it all. Look for "
                             "strongly correlated parameters in the pair plot; standardising the data often helps.",
+    "modes": "the chains sit in {value} separate modes of the posterior (grouped by pairwise r_hat): each mode "
+             "is a different clustering of the data. gmmflow.find_modes lists them (chains, weights, EM "
+             "objective, share of draws); gmmflow.stack_chains weighs them by their predictive performance.",
     "chains": "only {chains} (at least {threshold} recommended): r_hat cannot tell reliably whether chains agree. "
               "Run {threshold} chains (chains=, --chains).",
 }
@@ -345,4 +348,33 @@ def selection_findings(table: pd.DataFrame, shown_k: int, criterion: str | None 
                 found.append(Finding(WARNING, f"The posterior of {name(r)} did not sample or score cleanly "
                                               f"({', '.join(problems)}): its ELPD-LOO is less reliable.",
                                      outline.SELECTION))
+    return found
+
+
+# --------------------------------------------------------------------------
+# Calibration
+# --------------------------------------------------------------------------
+def calibration_findings(table: pd.DataFrame, alpha: float, n_sims: int, n_unhealthy: int) -> list[Finding]:
+    """From :func:`contents.calibration_table`: every quantity passes the uniformity test, or which fail.
+
+    ``table``: one row per quantity (index) with ``p_value``; ``n_unhealthy``:
+    simulations whose posterior failed a sampling check.
+    """
+    failed = table[table["p_value"] < alpha]
+    if failed.empty:
+        found = [Finding(OK, f"The sampler is calibrated over the prior: the ranks of all {len(table)} "
+                             f"quantities are consistent with uniform over {plural(n_sims, 'simulation')} (ECDF "
+                             f"band test, smallest p = {significant(table['p_value'].min(), 2)} >= {alpha:g}).",
+                         outline.CALIBRATION)]
+    else:
+        worst = ", ".join(f"{name} (p = {significant(p, 2)})" for name, p in failed["p_value"].nsmallest(4).items())
+        found = [Finding(WARNING, f"{count_of(len(failed), len(table))} quantities fail the uniformity test at "
+                                  f"level {alpha:g} over {plural(n_sims, 'simulation')}: {worst}. The posterior "
+                                  "draws are not those of the model's posterior (a wrong prior, a biased sampler, "
+                                  "or chains that did not mix); the plots show the direction.",
+                         outline.CALIBRATION)]
+    if n_unhealthy:
+        found.append(Finding(INFO, f"{count_of(n_unhealthy, n_sims)} simulations' posteriors failed a sampling "
+                                   "check (their sampling_status); badly mixed chains make ranks non-uniform "
+                                   "even for a correct sampler.", outline.CALIBRATION))
     return found

@@ -58,10 +58,10 @@ def check_schema(idata: az.InferenceData) -> None:
         ``"group 'posterior' has no variable 'cov'"`` and the like (``files.load`` says which file).
     """
     present = S.groups(idata)
-    needed = S.METHOD_GROUPS.get(str(idata.attrs.get("method")), (S.EM_ESTIMATE,))
+    needed = S.METHOD_GROUPS.get(str(idata.attrs.get(S.METHOD_ATTR)), (S.EM_ESTIMATE,))
     missing = [g for g in needed if g not in present]
     if missing:
-        raise ValueError(f"it has no {', '.join(missing)} group(s), which a {idata.attrs.get('method')!r} result has")
+        raise ValueError(f"it has no {', '.join(missing)} group(s), which a {idata.attrs.get(S.METHOD_ATTR)!r} result has")
     sizes = {S.COMPONENT: ("the n_components attr", idata.attrs.get("n_components"))}
     for group in [g for g in S.VARIABLES if g in present]:
         ds = idata[group]
@@ -225,3 +225,9 @@ def bootstrap_draws(idata: az.InferenceData):
     boot = idata[S.EM_BOOTSTRAP]
     ok = ~boot[S.FAILED].values.astype(bool)
     return boot[list(S.PARAMETERS)].isel({S.REPLICATE: np.flatnonzero(ok)})
+
+
+def calibration_group(idata: az.InferenceData):
+    """The ``calibration`` group of a :func:`gmmflow.calibrate` result (ranks, p-values, ECDF band)."""
+    S.require_groups(idata, S.CALIBRATION)
+    return idata[S.CALIBRATION]

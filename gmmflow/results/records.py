@@ -126,3 +126,41 @@ class BootstrapSample:
         """Share of the successful replicates whose labelling was ambiguous."""
         ok = ~self.failed
         return float(self.ambiguous[ok].mean()) if ok.any() else float("nan")
+
+
+@dataclass(eq=False)
+class CalibrationRecord:
+    """A simulation-based calibration run: ranks of label-invariant quantities over N prior simulations.
+
+    ``ranks`` (N, Q) in ``0..n_values - 1`` and ``true_values`` (N, Q), columns
+    named by ``quantities``; ``p_value`` (ECDF band test) and ``p_value_chi2``
+    (Q,); ``sampling_status`` and ``min_ess_bulk`` (N,) per simulation's
+    posterior; ``points`` (m, d) the fixed points of the log-densities;
+    ``band_lower``/``band_upper`` (n_values - 1,) the simultaneous ECDF band
+    at ``alpha``. ``model``/``hyper`` simulated the data, ``sampling_model``/
+    ``sampling_hyper`` were sampled under (the same unless a negative control).
+    """
+
+    model: GMM
+    hyper: Hyperparameters
+    sampling_model: GMM
+    sampling_hyper: Hyperparameters
+    features: list[str]
+    quantities: list[str]
+    ranks: np.ndarray
+    true_values: np.ndarray
+    p_value: np.ndarray
+    p_value_chi2: np.ndarray
+    sampling_status: list[str]
+    min_ess_bulk: np.ndarray
+    points: np.ndarray
+    band_lower: np.ndarray
+    band_upper: np.ndarray
+    n_values: int
+    n_bins: int
+    alpha: float
+    n_null: int
+    sampler: str
+    n_obs: int
+    seed: int
+    options: dict = field(default_factory=dict)

@@ -25,7 +25,7 @@ from gmmflow.core.gaussian import full_covariances
 from gmmflow.core.hyperparameters import Hyperparameters
 from gmmflow.inputs.fingerprint import DataFingerprint
 from gmmflow.models.spec import GMM
-from gmmflow.results.records import BootstrapSample, EMFit, PosteriorSample
+from gmmflow.results.records import BootstrapSample, CalibrationRecord, EMFit, PosteriorSample
 
 
 def _coords(features, n_components, **extra) -> dict:
@@ -221,3 +221,34 @@ def with_bootstrap(idata: az.InferenceData, boot: BootstrapSample) -> az.Inferen
         del out[S.EM_BOOTSTRAP]
     out.add_groups({S.EM_BOOTSTRAP: ds})
     return out
+
+
+def calibration_inference_data(rec: CalibrationRecord) -> az.InferenceData:
+    """A ``calibration`` result: one group along ``simulation``, ``quantity``, ``point``, ``ecdf_point``.
+
+    Group attrs ``n_values`` (L + 1), ``n_bins``, ``alpha``, ``n_null`` (null replicates of the
+    ECDF test); root attrs as every result, with ``method="calibration"``, the sampling model and
+    prior (``sampling_model``, ``sampling_hyperparameters``), ``sampler``, ``n_obs``, ``n_sims``.
+    """
+    sims, quantity = (S.SIMULATION,), (S.QUANTITY,)
+    coords = {S.SIMULATION: np.arange(rec.ranks.shape[0]), S.QUANTITY: list(rec.quantities),
+              S.POINT: np.arange(rec.points.shape[0]), S.FEATURE: list(rec.features),
+              S.ECDF_POINT: np.arange(1, rec.n_values) / rec.n_values}
+    ds = _dataset({
+        S.RANK: (sims + quantity, rec.ranks.astype(np.int64)),
+        "true_value": (sims + quantity, rec.true_values),
+        S.P_VALUE: (quantity, rec.p_value),
+        S.P_VALUE_CHI2: (quantity, rec.p_value_chi2),
+        S.SAMPLING_STATUS_ATTR: (sims, np.array(rec.sampling_status, dtype=str)),
+        "min_ess_bulk": (sims, rec.min_ess_bulk),
+        "fixed_point": ((S.POINT, S.FEATURE), rec.points),
+        "band_lower": ((S.ECDF_POINT,), rec.band_lower),
+        "band_upper": ((S.ECDF_POINT,), rec.band_upper),
+    }, coords)
+    ds.attrs = {"n_values": int(rec.n_values), "n_bins": int(rec.n_bins), "alpha": float(rec.alpha),
+                "n_null": int(rec.n_null)}
+    attrs = root_attrs(rec.model, rec.hyper, rec.seed, **{
+        S.METHOD_ATTR: "calibration", S.SAMPLING_MODEL_ATTR: rec.sampling_model.to_json(),
+        S.SAMPLING_HYPERPARAMETERS_ATTR: rec.sampling_hyper.to_json(), "sampler": rec.sampler,
+        "n_obs": int(rec.n_obs), "n_sims": int(rec.ranks.shape[0])} | rec.options)
+    return az.InferenceData(attrs=attrs, **{S.CALIBRATION: ds})

@@ -10,6 +10,7 @@ import pandas as pd
 
 from gmmflow import schema as S
 from gmmflow.exceptions import SamplingWarning
+from gmmflow.workflows.modes import describe_modes, find_modes
 
 RHAT_MAX, ESS_MIN, MIN_CHAINS = 1.01, 400, 4
 INFORMATION = ("draws relabelled",)  # rows that inform (threshold: the number of draws) and cannot fail
@@ -22,6 +23,8 @@ ADVICE = {
     "min ess_tail": "tail effective sample size below 400: draw more",
     "tree depth saturated": "NUTS hit its maximum tree depth: the posterior is badly scaled",
     "chains": "fewer than 4 chains: r_hat is unreliable",
+    "modes": "the chains sit in separate modes of the posterior; combine them with gmmflow.stack_chains or "
+             "see gmmflow.find_modes",
 }
 
 
@@ -38,6 +41,12 @@ def diagnose(idata: az.InferenceData) -> pd.DataFrame:
     r_hat and ESS are computed on the (relabelled) ``w``, ``mu`` and ``cov``
     entries that vary (constant entries, e.g. zero off-diagonals of a diag
     model, are skipped).
+
+    When r_hat fails with two or more chains, the chains are grouped into
+    modes (:func:`gmmflow.find_modes`); with more than one mode a ``modes`` row
+    (the number of modes, threshold 1) is added, and ``table.attrs["modes"]``
+    holds the modes table (each mode's chains, share of draws, weights and
+    EM objective) and ``table.attrs["modes_text"]`` the same in words.
     """
     if not isinstance(idata, az.InferenceData) or not S.has_groups(idata, S.POSTERIOR, S.SAMPLE_STATS):
         raise ValueError(f"diagnose needs a gmmflow.sample_posterior result (posterior and sample_stats "
@@ -62,8 +71,15 @@ def diagnose(idata: az.InferenceData) -> pd.DataFrame:
         ("draws relabelled", permuted, n_draws, "<="),
     ]
     table = pd.DataFrame(rows, columns=["check", "value", "threshold", "rule"]).set_index("check")
+    modes = find_modes(idata) if rows[1][1] > RHAT_MAX and post.sizes[S.CHAIN] >= 2 else None
+    if modes is not None and int((modes["share"] > 0).sum()) > 1:
+        rows.insert(-1, ("modes", int((modes["share"] > 0).sum()), 1, "<="))
+    table = pd.DataFrame(rows, columns=["check", "value", "threshold", "rule"]).set_index("check")
     table["ok"] = [(v <= th) if r == "<=" else (v >= th) for v, th, r in
                    zip(table["value"], table["threshold"], table["rule"])]
+    if "modes" in table.index:
+        table.attrs["modes"] = modes
+        table.attrs["modes_text"] = describe_modes(modes)
     return table
 
 
@@ -77,5 +93,6 @@ def warn_failed_checks(table: pd.DataFrame, stacklevel: int = 3) -> None:
     """One :class:`SamplingWarning` per failed check of :func:`diagnose`, with what to do."""
     for check, row in table.iterrows():
         if check in ADVICE and not row["ok"]:
-            warnings.warn(f"{check} = {row['value']:.4g} (threshold {row['threshold']}): {ADVICE[check]}.",
+            detail = f" ({table.attrs['modes_text']})" if check == "modes" else ""
+            warnings.warn(f"{check} = {row['value']:.4g} (threshold {row['threshold']}): {ADVICE[check]}{detail}.",
                           SamplingWarning, stacklevel=stacklevel)

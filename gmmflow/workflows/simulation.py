@@ -40,21 +40,31 @@ def simulate(model: GMM, n: int, seed: int | None = None,
     n = check_int(n, "n", 1)
     check_memory(sample_bytes(n, 1), f"simulate of {n} rows", "simulate fewer rows")  # d >= 1: a lower bound
     seed = check_seed(seed)
+    out = prior_simulations(model, n, 1, seed, hyperparameters).isel({S.DRAW: 0}, drop=True)
+    out.attrs = {"seed": seed, "model": model.to_json()}
+    return out
+
+
+def prior_simulations(model: GMM, n: int, n_sims: int, seed: int,
+                      hyperparameters: Hyperparameters | None = None) -> xr.Dataset:
+    """``n_sims`` independent (parameters, data) draws of the prior, from one compiled PyMC function.
+
+    As :func:`simulate`, with a leading ``draw`` dim on every variable (arguments checked by the caller).
+    """
     pm_model = model.pymc_model(marginalized=False, n_obs=n, hyperparameters=hyperparameters)
     with pm_model:
-        draw = pm.sample_prior_predictive(draws=1, random_seed=seed, compile_kwargs={}).prior
-    first = draw.isel(chain=0, draw=0)
+        draws = pm.sample_prior_predictive(draws=n_sims, random_seed=seed, compile_kwargs={}).prior
+    draws = draws.isel({S.CHAIN: 0}, drop=True)
     t = model.covariance_type
-    d = first["x"].sizes[S.FEATURE]
-    cov = full_covariances(first[covariance_value_name(t)].values, t, model.n_components, d)
+    d = draws["x"].sizes[S.FEATURE]
+    cov = full_covariances(draws[covariance_value_name(t)].values, t, model.n_components, d)
     out = xr.Dataset(
         {
-            "x": first["x"].drop_vars(list(S.SAMPLE_DIMS), errors="ignore"),
-            "z": first["z"].drop_vars(list(S.SAMPLE_DIMS), errors="ignore"),
-            "w": first["w"].drop_vars(list(S.SAMPLE_DIMS), errors="ignore"),
-            "mu": first["mu"].drop_vars(list(S.SAMPLE_DIMS), errors="ignore"),
-            "cov": ((S.COMPONENT, S.FEATURE, S.FEATURE2), cov),
+            "x": draws["x"],
+            "z": draws["z"],
+            "w": draws["w"],
+            "mu": draws["mu"],
+            "cov": ((S.DRAW, S.COMPONENT, S.FEATURE, S.FEATURE2), cov),
         },
-        attrs={"seed": seed, "model": model.to_json()},
     )
     return out.assign_coords({S.FEATURE2: out[S.FEATURE].values})
