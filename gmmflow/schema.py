@@ -31,6 +31,14 @@ group                      contents
                            ``relabel_ambiguous``, ``objective``, ``log_likelihood``,
                            ``converged``, ``n_iter`` and ``failed`` per replicate
 =========================  ==========================================================
+
+A noise model (``GMM(noise=True)``) keeps ``component`` for the K Gaussian
+components: ``w`` holds their weights and ``noise_weight`` the uniform
+component's (``em_estimate``: a scalar; ``em_restarts``: per restart;
+``posterior``: per draw), so ``w`` and ``noise_weight`` together sum to one;
+``noise_responsibility (obs_id)`` is each row's probability of being noise
+(the responsibilities of the K components and it sum to one per row). The
+root attr ``noise_log_volume`` holds ``log V`` of the noise's region, as fitted.
 """
 
 from __future__ import annotations
@@ -74,6 +82,9 @@ RELABEL_PERMUTATION = "relabel_permutation"
 INIT_METHOD = "init_method"  # em_restarts: where each restart started (hc, kmeans++, user, ...)
 RELABEL_AMBIGUOUS = "relabel_ambiguous"  # em_bootstrap: the replicate's labelling was ambiguous
 FAILED = "failed"  # em_bootstrap: the replicate's refit failed (its parameters are NaN)
+NOISE_WEIGHT = "noise_weight"  # a noise model's uniform component weight (w_0)
+NOISE_RESPONSIBILITY = "noise_responsibility"  # P(row i is noise), (obs_id)
+NOISE_LABEL = -1  # the label predict() gives noise rows
 
 # root attrs
 VERSION_ATTR = "gmmflow_version"
@@ -82,6 +93,7 @@ HYPERPARAMETERS_ATTR = "hyperparameters"
 SAMPLING_STATUS_ATTR = "sampling_status"
 SELECTION_CRITERION_ATTR = "selection_criterion"  # gmmflow run --k LOW:HIGH: the criterion K was chosen by
 FINGERPRINT_ATTR = "data_fingerprint"  # JSON: shape, feature names, hashes of the values and weights
+NOISE_LOG_VOLUME_ATTR = "noise_log_volume"  # a noise model's log V, as fitted
 
 # what each group must hold, variable -> dims; checked when a result is loaded (results.from_idata.check_schema)
 _PARAMETER_DIMS = {"w": (COMPONENT,), "mu": (COMPONENT, FEATURE), "cov": (COMPONENT, FEATURE, FEATURE2)}
@@ -100,7 +112,11 @@ VARIABLES = {
     POSTERIOR_PREDICTIVE: {X: SAMPLE_DIMS + (OBS, FEATURE)},
     MODEL_SELECTION: {"covariance_type": (CANDIDATE,), "k": (CANDIDATE,)},
 }
-OPTIONAL_VARIABLES = {EM_ESTIMATE: {RESPONSIBILITIES: (OBS, COMPONENT)}}
+OPTIONAL_VARIABLES = {
+    EM_ESTIMATE: {RESPONSIBILITIES: (OBS, COMPONENT), NOISE_WEIGHT: (), NOISE_RESPONSIBILITY: (OBS,)},
+    EM_RESTARTS: {NOISE_WEIGHT: (RESTART,)},
+    POSTERIOR: {NOISE_WEIGHT: SAMPLE_DIMS},
+}
 # the groups every result of a method has (root attr "method")
 METHOD_GROUPS = {"em": EM_GROUPS, "nuts": EM_GROUPS + (POSTERIOR, SAMPLE_STATS, LOG_LIKELIHOOD, POSTERIOR_ASSIGNMENT)}
 

@@ -39,14 +39,26 @@ def _dataset(variables: dict, coords: dict) -> xr.Dataset:
 
 
 def parameter_variables(params: Params, n_features: int, lead: tuple = ()) -> dict:
-    """``w``, ``mu`` and full ``cov`` of one parameter set as ``{name: (dims, values)}``."""
-    K = params.weights.shape[-1]
+    """``w``, ``mu`` and full ``cov`` of one parameter set as ``{name: (dims, values)}``;
+    a noise model's last weight as ``noise_weight``."""
+    K = params.means.shape[-2]
     cov = full_covariances(params.cov, params.covariance_type, K, n_features)
-    return {
-        "w": (lead + (S.COMPONENT,), params.weights),
+    variables = {
+        "w": (lead + (S.COMPONENT,), params.weights[..., :K]),
         "mu": (lead + (S.COMPONENT, S.FEATURE), params.means),
         "cov": (lead + (S.COMPONENT, S.FEATURE, S.FEATURE2), cov),
     }
+    if params.has_noise:
+        variables[S.NOISE_WEIGHT] = (lead, params.weights[..., K])
+    return variables
+
+
+def responsibility_variables(responsibilities: np.ndarray, n_components: int) -> dict:
+    """``responsibilities (obs_id, component)``, and a noise model's last column as ``noise_responsibility``."""
+    variables = {S.RESPONSIBILITIES: ((S.OBS, S.COMPONENT), responsibilities[:, :n_components])}
+    if responsibilities.shape[1] > n_components:
+        variables[S.NOISE_RESPONSIBILITY] = ((S.OBS,), responsibilities[:, n_components])
+    return variables
 
 
 def _stacked_parameters(results: list[EMResult], n_features: int) -> dict:
@@ -86,6 +98,11 @@ def root_attrs(model: GMM, hyper: Hyperparameters | None, seed: int, **extra) ->
     return attrs
 
 
+def noise_attrs(params: Params) -> dict:
+    """``{noise_log_volume: log V}`` for a noise model's parameters, else nothing."""
+    return {S.NOISE_LOG_VOLUME_ATTR: -float(params.log_noise_density)} if params.has_noise else {}
+
+
 def em_groups(fit: EMFit) -> dict[str, xr.Dataset]:
     """``em_estimate``, ``em_restarts``, ``em_trace`` (and the data groups when stored)."""
     restarts, d = fit.restarts, len(fit.data.features)
@@ -94,7 +111,7 @@ def em_groups(fit: EMFit) -> dict[str, xr.Dataset]:
     estimate = parameter_variables(fit.params, d) | _scalars([fit.estimate])
     estimate["best_restart"] = ((), int(fit.best))
     if fit.responsibilities is not None:
-        estimate[S.RESPONSIBILITIES] = ((S.OBS, S.COMPONENT), fit.responsibilities)
+        estimate |= responsibility_variables(fit.responsibilities, fit.model.n_components)
     n_trace = max(r.trace.shape[0] for r in restarts)
     trace = np.full((len(restarts), n_trace), np.nan)
     for i, r in enumerate(restarts):
@@ -118,7 +135,7 @@ def em_inference_data(fit: EMFit) -> az.InferenceData:
     """A ``fit_em`` result: ``observed_data``, ``em_estimate``, ``em_restarts``, ``em_trace``."""
     attrs = root_attrs(fit.model, fit.hyper, fit.seed, method="em", n_obs=int(fit.n_obs),
                        observed_data_stored=int(fit.store_observed),
-                       **{S.FINGERPRINT_ATTR: fit.fingerprint.to_json()}, **fit.options)
+                       **{S.FINGERPRINT_ATTR: fit.fingerprint.to_json()}, **noise_attrs(fit.params), **fit.options)
     return az.InferenceData(attrs=attrs, **em_groups(fit))
 
 

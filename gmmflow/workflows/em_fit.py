@@ -21,6 +21,7 @@ from gmmflow.core.dask_blocks import DaskBlocks
 from gmmflow.core.em_driver import best_restart, fit_restarts
 from gmmflow.core.gaussian import cholesky, covariance_shape
 from gmmflow.core.initialization import INIT_METHODS, USER_START, StartingPoints
+from gmmflow.core.noise import log_hypervolume, principal_axes
 from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size, default_n_threads
 from gmmflow.exceptions import NotPositiveDefiniteError
 from gmmflow.inputs.chunked import as_chunked_matrix, is_chunked, open_chunked
@@ -84,7 +85,7 @@ def check_init(init, model: GMM, n_features: int):
         raise ValueError(f"init has unknown key(s) {sorted(unknown)}; allowed: {INIT_KEYS}.")
     K, d, t = model.n_components, n_features, model.covariance_type
     want = {
-        "weights": (K,),
+        "weights": (K + model.noise,),  # a noise model's K+1 weights, the noise's last
         "means": (K, d),
         "covariances": covariance_shape(t, K, d),
     }
@@ -94,7 +95,8 @@ def check_init(init, model: GMM, n_features: int):
         if arr.shape != want[key]:
             raise ValueError(
                 f"init[{key!r}] must have shape {want[key]} for n_components={K}, "
-                f"{d} feature(s) and covariance_type={t!r}; got {arr.shape}."
+                f"{d} feature(s){' and noise=True' if model.noise and key == 'weights' else ''} and "
+                f"covariance_type={t!r}; got {arr.shape}."
             )
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"init[{key!r}] contains NaN or inf.")
@@ -231,6 +233,16 @@ def _chunked_weights(sample_weight, X):
     return relative * (float(positive) / float(relative.sum().compute()))
 
 
+def noise_log_density(model: GMM, blocks, cov: np.ndarray) -> float | None:
+    """``-log V`` of the model's noise component (None without one): the given ``noise_volume``,
+    else mclust's hypervolume of the rows (one pass over them; raises on a flat box)."""
+    if not model.noise:
+        return None
+    if model.noise_volume is not None:
+        return -float(np.log(model.noise_volume))
+    return -log_hypervolume(blocks.extremes(principal_axes(cov)))
+
+
 def n_weighted(blocks) -> float:
     """The number of rows, or the sum of the weights of a weighted fit."""
     sw = blocks.sample_weight
@@ -262,9 +274,10 @@ def _fit(model: GMM, X, n_init, init, max_iter, tol, seed, sample_weight, chunk_
 
     mean, cov = blocks.moments()
     hyper = model.hyperparameters(mean, cov, n_weighted(blocks))
+    log_noise = noise_log_density(model, blocks, cov)
     blocks = blocks.with_shift(mean)
     starts = StartingPoints.from_blocks(blocks, seed, model.n_components, model.covariance_type,
-                                        hyper, model.reg_covar, given)
+                                        hyper, model.reg_covar, given, log_noise)
     restarts = fit_restarts(blocks, starts, hyper, model.reg_covar, methods, max_iter, tol, seed)
     best = best_restart(restarts)
 
