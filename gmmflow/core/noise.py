@@ -102,12 +102,12 @@ def log_hypervolume(extremes: np.ndarray) -> float:
 
 
 def noise_row(log_weights: np.ndarray, log_noise_density: float, n_rows: int) -> np.ndarray:
-    """The noise component's row of joint log-probabilities, ``log w_0 + log(1/V)``: (..., 1, n_rows).
+    """The noise component's row of log-densities, ``log(1/V)`` for every row: (..., 1, n_rows).
 
-    ``log_weights`` (..., K+1) with the noise weight last.
+    The caller adds the log-weights (K+1, noise last) to all rows at once.
+    ``log_weights`` gives the batch shape.
     """
-    value = log_weights[..., -1:] + log_noise_density
-    return np.broadcast_to(value[..., None], value.shape + (n_rows,))
+    return np.full(log_weights.shape[:-1] + (1, n_rows), float(log_noise_density))
 
 
 def with_noise(params, log_noise_density: float, noise_weight: float = INITIAL_NOISE_WEIGHT):
