@@ -37,7 +37,8 @@ components: ``w`` holds their weights and ``noise_weight`` the uniform
 component's (``em_estimate``: a scalar; ``em_restarts``: per restart;
 ``posterior``: per draw), so ``w`` and ``noise_weight`` together sum to one;
 ``noise_responsibility (obs_id)`` is each row's probability of being noise
-(the responsibilities of the K components and it sum to one per row). The
+(the responsibilities of the K components and it sum to one per row), and
+``noise_assignment (obs_id)`` its posterior mean in ``posterior_assignment``. The
 root attr ``noise_log_volume`` holds ``log V`` of the noise's region, as fitted.
 """
 
@@ -84,6 +85,7 @@ RELABEL_AMBIGUOUS = "relabel_ambiguous"  # em_bootstrap: the replicate's labelli
 FAILED = "failed"  # em_bootstrap: the replicate's refit failed (its parameters are NaN)
 NOISE_WEIGHT = "noise_weight"  # a noise model's uniform component weight (w_0)
 NOISE_RESPONSIBILITY = "noise_responsibility"  # P(row i is noise), (obs_id)
+NOISE_ASSIGNMENT = "noise_assignment"  # posterior_assignment: P(row i is noise | data), (obs_id)
 NOISE_LABEL = -1  # the label predict() gives noise rows
 
 # root attrs
@@ -116,6 +118,7 @@ OPTIONAL_VARIABLES = {
     EM_ESTIMATE: {RESPONSIBILITIES: (OBS, COMPONENT), NOISE_WEIGHT: (), NOISE_RESPONSIBILITY: (OBS,)},
     EM_RESTARTS: {NOISE_WEIGHT: (RESTART,)},
     POSTERIOR: {NOISE_WEIGHT: SAMPLE_DIMS},
+    POSTERIOR_ASSIGNMENT: {NOISE_ASSIGNMENT: (OBS,)},
 }
 # the groups every result of a method has (root attr "method")
 METHOD_GROUPS = {"em": EM_GROUPS, "nuts": EM_GROUPS + (POSTERIOR, SAMPLE_STATS, LOG_LIKELIHOOD, POSTERIOR_ASSIGNMENT)}

@@ -170,13 +170,14 @@ class GMM:
         coords: dict | None = None,
         n_obs: int | None = None,
         hyperparameters: Hyperparameters | None = None,
+        noise_log_volume: float | None = None,
     ) -> Any:
         """Declare this GMM as a PyMC model (see :mod:`gmmflow.models.pymc_model`); a ``pymc.Model``."""
         from gmmflow.models.pymc_model import build_pymc_model  # imports PyMC: on first use only
 
         return build_pymc_model(
             self, X, marginalized=marginalized, coords=coords, n_obs=n_obs,
-            hyperparameters=hyperparameters,
+            hyperparameters=hyperparameters, noise_log_volume=noise_log_volume,
         )
 
     # ------------------------------------------------------------------

@@ -53,11 +53,12 @@ def parameter_variables(params: Params, n_features: int, lead: tuple = ()) -> di
     return variables
 
 
-def responsibility_variables(responsibilities: np.ndarray, n_components: int) -> dict:
-    """``responsibilities (obs_id, component)``, and a noise model's last column as ``noise_responsibility``."""
-    variables = {S.RESPONSIBILITIES: ((S.OBS, S.COMPONENT), responsibilities[:, :n_components])}
-    if responsibilities.shape[1] > n_components:
-        variables[S.NOISE_RESPONSIBILITY] = ((S.OBS,), responsibilities[:, n_components])
+def per_row_variables(values: np.ndarray, n_components: int, name: str, noise_name: str) -> dict:
+    """Per-row probabilities (n, K) as ``name (obs_id, component)``; a noise model's (n, K+1) also
+    give their last column as ``noise_name (obs_id)``."""
+    variables = {name: ((S.OBS, S.COMPONENT), values[:, :n_components])}
+    if values.shape[1] > n_components:
+        variables[noise_name] = ((S.OBS,), values[:, n_components])
     return variables
 
 
@@ -98,9 +99,9 @@ def root_attrs(model: GMM, hyper: Hyperparameters | None, seed: int, **extra) ->
     return attrs
 
 
-def noise_attrs(params: Params) -> dict:
+def noise_attrs(params: Params | None) -> dict:
     """``{noise_log_volume: log V}`` for a noise model's parameters, else nothing."""
-    return {S.NOISE_LOG_VOLUME_ATTR: -float(params.log_noise_density)} if params.has_noise else {}
+    return {S.NOISE_LOG_VOLUME_ATTR: -float(params.log_noise_density)} if params and params.has_noise else {}
 
 
 def em_groups(fit: EMFit) -> dict[str, xr.Dataset]:
@@ -111,7 +112,8 @@ def em_groups(fit: EMFit) -> dict[str, xr.Dataset]:
     estimate = parameter_variables(fit.params, d) | _scalars([fit.estimate])
     estimate["best_restart"] = ((), int(fit.best))
     if fit.responsibilities is not None:
-        estimate |= responsibility_variables(fit.responsibilities, fit.model.n_components)
+        estimate |= per_row_variables(fit.responsibilities, fit.model.n_components, S.RESPONSIBILITIES,
+                                      S.NOISE_RESPONSIBILITY)
     n_trace = max(r.trace.shape[0] for r in restarts)
     trace = np.full((len(restarts), n_trace), np.nan)
     for i, r in enumerate(restarts):
@@ -140,8 +142,9 @@ def em_inference_data(fit: EMFit) -> az.InferenceData:
 
 
 def posterior_inference_data(model: GMM, data, hyper: Hyperparameters, em: dict[str, xr.Dataset],
-                             em_seed: int, sample: PosteriorSample) -> az.InferenceData:
-    """One InferenceData for a sampling run: the posterior groups plus the EM groups ``em`` of its start.
+                             em_seed: int, sample: PosteriorSample, pivot: Params | None = None) -> az.InferenceData:
+    """One InferenceData for a sampling run: the posterior groups plus the EM groups ``em`` of its start
+    (``pivot``, its estimate: a noise model's attrs record its volume).
 
     Draw arrays come with chains stacked (S = chains * draws, ...) and are
     reshaped to (chain, draw, ...).
@@ -160,23 +163,27 @@ def posterior_inference_data(model: GMM, data, hyper: Hyperparameters, em: dict[
     stats = stats.assign_coords({S.CHAIN: np.arange(C), S.DRAW: np.arange(D)})
     stats = stats.assign({S.RELABEL_PERMUTATION: (cd + (S.COMPONENT,), sample.permutation.reshape(C, D, K))})
     stats = stats.assign_coords({S.COMPONENT: np.arange(K)})
+    noise = {}
+    if model.noise:  # the K+1st weight and assignment column are the noise's
+        noise = {S.NOISE_WEIGHT: (cd, sample.w[:, K])}
     groups = {
         S.POSTERIOR: ds({
-            "w": (cd + (S.COMPONENT,), sample.w),
+            "w": (cd + (S.COMPONENT,), sample.w[:, :K]),
             "mu": (cd + (S.COMPONENT, S.FEATURE), sample.mu),
             "cov": (cd + (S.COMPONENT, S.FEATURE, S.FEATURE2), sample.cov),
-        }),
+        } | noise),
         S.SAMPLE_STATS: stats,
         S.LOG_LIKELIHOOD: ds({S.X: (cd + (S.OBS,), sample.log_likelihood)}),
         S.OBSERVED_DATA: ds({S.X: ((S.OBS, S.FEATURE), data.values)}),
-        S.POSTERIOR_ASSIGNMENT: ds({S.POSTERIOR_ASSIGNMENT: ((S.OBS, S.COMPONENT), sample.assignment)}),
+        S.POSTERIOR_ASSIGNMENT: ds(per_row_variables(sample.assignment, K, S.POSTERIOR_ASSIGNMENT,
+                                                     S.NOISE_ASSIGNMENT)),
     }
     if sample.predictive is not None:
         groups[S.POSTERIOR_PREDICTIVE] = ds({S.X: (cd + (S.OBS, S.FEATURE), sample.predictive)})
     groups |= {name: em[name] for name in S.EM_GROUPS}
     attrs = root_attrs(model, hyper, sample.seed, method="nuts", sampler=sample.sampler, chains=C,
                        draws=sample.draws, tune=sample.tune, relabelled=int(sample.relabelled),
-                       n_obs=int(data.values.shape[0]), em_seed=int(em_seed),
+                       n_obs=int(data.values.shape[0]), em_seed=int(em_seed), **noise_attrs(pivot),
                        **{S.FINGERPRINT_ATTR: DataFingerprint.of_values(data.values, data.features,
                                                                         data.named).to_json()})
     return az.InferenceData(attrs=attrs, **groups)

@@ -61,11 +61,12 @@ def _check_em(em, model: GMM, X) -> DataMatrix:
 
 
 def _draw_arrays(raw: az.InferenceData, model: GMM, n_features: int):
-    """(S, K), (S, K, d), (S, K, d, d) arrays of the raw draws, chains stacked."""
+    """(S, K), (S, K, d), (S, K, d, d) arrays of the raw draws, chains stacked (weights (S, K+1) for a
+    noise model)."""
     post = raw[S.POSTERIOR]
     C, D = post.sizes[S.CHAIN], post.sizes[S.DRAW]
     K, t = model.n_components, model.covariance_type
-    w = post["w"].values.reshape(C * D, K)
+    w = post["w"].values.reshape(C * D, K + model.noise)
     mu = post["mu"].values.reshape(C * D, K, n_features)
     c = post[covariance_value_name(t)].values
     c = c.reshape(C * D, *c.shape[2:])
@@ -73,9 +74,10 @@ def _draw_arrays(raw: az.InferenceData, model: GMM, n_features: int):
     return (C, D), w, mu, cov
 
 
-def _draw_params(w, mu, cov, t) -> list[Params]:
+def _draw_params(w, mu, cov, t, log_noise_density=None) -> list[Params]:
     """Each draw as core parameters (its Cholesky factors computed once)."""
-    return [Params.from_cov(w[s], mu[s], compact_covariances(cov[s], t), t) for s in range(w.shape[0])]
+    return [Params.from_cov(w[s], mu[s], compact_covariances(cov[s], t), t, log_noise_density=log_noise_density)
+            for s in range(w.shape[0])]
 
 
 def _pointwise(X, draws: list[Params]):
@@ -90,11 +92,13 @@ def _pointwise(X, draws: list[Params]):
 
 
 def _relabelled(w, mu, cov, pivot: Params, relabel: bool):
-    """Draws relabelled to the pivot (or not), and the permutation applied to each."""
+    """Draws relabelled to the pivot (or not), and the permutation applied to each; a noise
+    model's noise weight (last) keeps its place."""
     S_, K, d = mu.shape
     if not relabel:
         return w, mu, cov, np.broadcast_to(np.arange(K), (S_, K)).copy()
-    return relabel_to_pivot(pivot, w, mu, cov)[:4]
+    w_gauss, mu, cov, perm = relabel_to_pivot(pivot, w[:, :K], mu, cov)[:4]
+    return np.concatenate([w_gauss, w[:, K:]], axis=1), mu, cov, perm
 
 
 def sample_posterior(
@@ -163,6 +167,9 @@ def sample_posterior(
     check_model(model)
     if model.prior is None:
         raise ValueError("sample_posterior needs a prior; GMM(..., prior=None) is for the MLE only.")
+    if model.noise and posterior_predictive:
+        raise ValueError("posterior_predictive=True cannot draw a noise model's rows: the uniform component's "
+                         "region is not modelled, only its volume. Sample with posterior_predictive=False.")
     # NaN rejected here, before any PyMC model (which would impute); with em, X is matched to its features
     data = as_data_matrix(X) if em is None else _check_em(em, model, X)
     check_rows(data.shape, model)
@@ -189,7 +196,7 @@ def sample_posterior(
     d, t = data.shape[1], model.covariance_type
     shape, w, mu, cov = _draw_arrays(raw, model, d)
     w, mu, cov, perm = _relabelled(w, mu, cov, pivot, relabel)
-    draw_params = _draw_params(w, mu, cov, t)
+    draw_params = _draw_params(w, mu, cov, t, pivot.log_noise_density)
     loglik, assignment = _pointwise(data.values, draw_params)
     predictive = None
     if posterior_predictive:
@@ -201,7 +208,7 @@ def sample_posterior(
                              assignment=assignment, sample_stats=raw[S.SAMPLE_STATS], predictive=predictive,
                              sampler=backend, draws=options.draws, tune=options.tune, relabelled=relabel,
                              seed=seed)
-    idata = posterior_inference_data(model, data, hyper, start_groups, start_seed, sample)
+    idata = posterior_inference_data(model, data, hyper, start_groups, start_seed, sample, pivot)
     checks = diagnose(idata)
     idata.attrs[S.SAMPLING_STATUS_ATTR] = sampling_status(checks)
     warn_failed_checks(checks)
@@ -211,7 +218,8 @@ def sample_posterior(
 def _run_sampler(backend: str, model: GMM, data, hyper: Hyperparameters, pivot: Params,
                  options: SamplerOptions, seed: int, jitter_seed, partial_result):
     """Raw NUTS draws of the PyMC model started at ``pivot``; a failure becomes a SamplingError."""
-    pm_model = model.pymc_model(data, hyperparameters=hyper)
+    log_volume = None if pivot.log_noise_density is None else -pivot.log_noise_density
+    pm_model = model.pymc_model(data, hyperparameters=hyper, noise_log_volume=log_volume)
     try:
         return nuts_backends.run(backend, pm_model, _start_values(pivot, model), options.draws, options.tune,
                                  options.chains, seed, np.random.default_rng(jitter_seed), options.progressbar)
