@@ -181,9 +181,8 @@ def test_predict_labels_noise_minus_one():
     assert np.all(pred[far] == -1)
     # the density of a row far from both clusters is the noise's, w_0 / V
     far_row = np.array([[7.9, -3.9]])
-    np.testing.assert_allclose(gmmflow.score_samples(idata, far_row),
-                               np.log(float(idata[S.EM_ESTIMATE][S.NOISE_WEIGHT])) - idata.attrs[S.NOISE_LOG_VOLUME_ATTR],
-                               rtol=1e-12)
+    w0, log_v = float(idata[S.EM_ESTIMATE][S.NOISE_WEIGHT]), idata.attrs[S.NOISE_LOG_VOLUME_ATTR]
+    np.testing.assert_allclose(gmmflow.score_samples(idata, far_row), np.log(w0) - log_v, rtol=1e-12)
     stored = np.column_stack([idata[S.EM_ESTIMATE][S.RESPONSIBILITIES].values,
                               idata[S.EM_ESTIMATE][S.NOISE_RESPONSIBILITY].values])
     np.testing.assert_allclose(stored, proba, rtol=1e-12, atol=1e-300)
@@ -198,7 +197,8 @@ def test_map_objective_is_loglik_plus_prior_over_k_plus_one_weights():
     est = idata[S.EM_ESTIMATE]
     w = all_weights(idata)
     log_v = idata.attrs[S.NOISE_LOG_VOLUME_ATTR]
-    joint = [np.log(w[k]) + multivariate_normal(est["mu"].values[k], est["cov"].values[k]).logpdf(X) for k in range(2)]
+    joint = [np.log(w[k]) + multivariate_normal(est["mu"].values[k], est["cov"].values[k]).logpdf(X)
+             for k in range(2)]
     loglik = logsumexp(np.column_stack(joint + [np.full(len(X), np.log(w[2]) - log_v)]), axis=1).sum()
     np.testing.assert_allclose(float(est["log_likelihood"]), loglik, rtol=1e-12)
     assert w.sum() == pytest.approx(1.0, abs=1e-14)

@@ -192,9 +192,7 @@ def stored_responsibilities(idata: az.InferenceData) -> np.ndarray | None:
     est = idata[S.EM_ESTIMATE]
     if S.RESPONSIBILITIES not in est:
         return None
-    if S.NOISE_RESPONSIBILITY in est:
-        return np.column_stack([est[S.RESPONSIBILITIES].values, est[S.NOISE_RESPONSIBILITY].values])
-    return est[S.RESPONSIBILITIES].values
+    return _with_noise_column(est, S.RESPONSIBILITIES, S.NOISE_RESPONSIBILITY)
 
 
 def sample_weights(idata: az.InferenceData) -> np.ndarray | None:
@@ -203,9 +201,16 @@ def sample_weights(idata: az.InferenceData) -> np.ndarray | None:
 
 
 def posterior_assignment(idata: az.InferenceData) -> np.ndarray:
-    """P(z_i = k | data), (n, K), averaged over draws."""
+    """P(z_i = k | data), (n, K), averaged over draws; a noise model's (n, K+1), the noise column last."""
     S.require_groups(idata, S.POSTERIOR_ASSIGNMENT)
-    return idata[S.POSTERIOR_ASSIGNMENT][S.POSTERIOR_ASSIGNMENT].values
+    return _with_noise_column(idata[S.POSTERIOR_ASSIGNMENT], S.POSTERIOR_ASSIGNMENT, S.NOISE_ASSIGNMENT)
+
+
+def _with_noise_column(ds, name: str, noise_name: str) -> np.ndarray:
+    """``ds[name]`` (n, K), with ``ds[noise_name]`` (n,) appended as column K+1 when the result has it."""
+    if noise_name in ds:
+        return np.column_stack([ds[name].values, ds[noise_name].values])
+    return ds[name].values
 
 
 def posterior_arrays(idata: az.InferenceData, n_draws: int | None = None):
