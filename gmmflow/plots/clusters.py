@@ -52,12 +52,14 @@ def _clusters_1d(ax, x, labels, em, draws, colours, level):
     ax.set_yticks([])
 
 
-@register("clusters", order=20, needs=(S.OBSERVED_DATA,),
-          caption="The data coloured by their most probable component, with each component's 95% ellipse (an "
-                  "interval in 1-D) from EM (thick) and from 20 posterior draws (thin). Look for ellipses that cover "
-                  "their points. Thin ellipses scattered widely around a thick one mean that component is poorly "
-                  "determined; points no ellipse covers suggest a missing component. A noise model's noise rows "
-                  "(most probably from the uniform component) are grey crosses.")
+CAPTION = ("The data coloured by their most probable component, with each component's 95% ellipse (an interval in "
+           "1-D) from EM (thick) and from 20 posterior draws (thin). Look for ellipses that cover their points. Thin "
+           "ellipses scattered widely around a thick one mean that component is poorly determined; points no "
+           "ellipse covers suggest a missing component. A noise model's noise rows (most probably from the uniform "
+           "component) are grey crosses.")
+
+
+@register("clusters", order=20, needs=(S.OBSERVED_DATA,), caption=CAPTION)
 def plot_clusters(idata, *, draws: int = 20, projection: str = "auto", level: float = LEVEL, ax=None):
     """Data coloured by assignment with the EM covariance ellipses and those of posterior draws.
 
