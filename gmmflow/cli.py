@@ -44,6 +44,7 @@ EXAMPLES = {
     "sample": """examples:
   gmmflow sample --data faithful --k 2 --seed 0 --out faithful_run.nc
   gmmflow sample --data galaxies --k 3 --chains 4 --draws 2000 --sampler pymc --out galaxies.nc
+  gmmflow sample --data big.zarr --k 8 --sampler gibbs --tune 200 --draws 500 --out big_posterior.nc
 """,
 }
 
@@ -123,7 +124,7 @@ def _add_data_args(p: argparse.ArgumentParser, default: str | None = None) -> No
                    help="a bundled dataset name (faithful, geyser, galaxies, iris, blobs), a CSV file "
                         "(separator, decimal mark and header are detected; see --sep, --decimal, --no-header) "
                         "or a zarr store (a 2-D array; column names from its 'feature_names' attribute, else "
-                        "x0, x1, ...)")
+                        "x0, x1, ...; read chunk by chunk by em, and by sample with --sampler gibbs)")
     p.add_argument("--columns", type=_columns, default=None,
                    help="comma-separated columns to use, in this order (default: all; CSV files refuse index "
                         "and ID columns unless --columns chooses the columns)")
@@ -193,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_noise_args(em)
     _add_output_args(em)
 
-    sm = sub.add_parser("sample", parents=[common], help="sample the posterior with NUTS (started from EM)",
+    sm = sub.add_parser("sample", parents=[common],
+                        help="sample the posterior with NUTS or Gibbs (started from EM)",
                         epilog=EXAMPLES["sample"], formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_data_args(sm)
     sm.add_argument("--k", type=_positive_int, required=True, help="number of components")

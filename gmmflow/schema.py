@@ -121,7 +121,9 @@ OPTIONAL_VARIABLES = {
     POSTERIOR_ASSIGNMENT: {NOISE_ASSIGNMENT: (OBS,)},
 }
 # the groups every result of a method has (root attr "method")
-METHOD_GROUPS = {"em": EM_GROUPS, "nuts": EM_GROUPS + (POSTERIOR, SAMPLE_STATS, LOG_LIKELIHOOD, POSTERIOR_ASSIGNMENT)}
+# (a Gibbs run on chunked data above fit_em's storage limit keeps no pointwise groups)
+METHOD_GROUPS = {"em": EM_GROUPS, "nuts": EM_GROUPS + (POSTERIOR, SAMPLE_STATS, LOG_LIKELIHOOD, POSTERIOR_ASSIGNMENT),
+                 "gibbs": EM_GROUPS + (POSTERIOR, SAMPLE_STATS)}
 
 # what a reader is told to do when a group is missing
 HINTS = {

@@ -246,3 +246,25 @@ def test_the_walk_of_model_through_sample_posterior_never_returns_to_a_module(mo
     assert ("gmmflow.workflows.posterior_sampling", "gmmflow.models.spec") in edges
     assert ("gmmflow.workflows.posterior_sampling", "gmmflow.results.to_idata") in edges
     _assert_never_returns(edges, "sample_posterior")
+
+
+def _gibbs_walk(X):
+    em = gmmflow.fit_em(gmmflow.GMM(2), gmmflow.load_dataset("faithful"), n_init=1, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _walk(lambda: gmmflow.sample_posterior(gmmflow.GMM(2), X, em=em, sampler="gibbs", chains=2,
+                                                      draws=20, tune=2, seed=0, progressbar=False))
+
+
+def test_the_walk_of_model_through_gibbs_sampling_never_returns_to_a_module():
+    edges = _gibbs_walk(gmmflow.load_dataset("faithful"))
+    assert ("gmmflow.core.gibbs", "gmmflow.core.row_blocks") in edges
+    assert ("gmmflow.core.row_blocks", "gmmflow.core.assignment_draws") in edges
+    _assert_never_returns(edges, "sample_posterior (gibbs)")
+
+
+def test_the_walk_of_chunked_x_through_gibbs_sampling_never_returns_to_a_module():
+    da = pytest.importorskip("dask.array")
+    edges = _gibbs_walk(da.from_array(gmmflow.load_dataset("faithful").values, chunks=100))
+    assert ("gmmflow.core.gibbs", "gmmflow.core.dask_blocks") in edges
+    _assert_never_returns(edges, "sample_posterior (gibbs, dask)")

@@ -40,6 +40,12 @@ def _chunk_log_resp_and_norm(chunk, weights, params: Params, shift: np.ndarray, 
     return _chunk_blocks(chunk, None, shift, inner).log_resp_and_norm(params)
 
 
+def _chunk_sampled_statistics(chunk, params: list[Params], shift: np.ndarray, inner: int, uniforms: list,
+                              offset: int) -> list[SuffStats]:
+    blocks = ArrayBlocks(np.asarray(chunk, dtype=np.float64), chunk_size=inner, shift=shift)
+    return blocks.sampled_statistics(params, uniforms, offset)
+
+
 class DaskBlocks:
     """A dask array (n, d) of float64, chunked by rows only, seen as row blocks.
 
@@ -109,3 +115,14 @@ class DaskBlocks:
     def log_resp_and_norm(self, params: Params):
         parts = self._map(_chunk_log_resp_and_norm, params)
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def sampled_statistics(self, params: list[Params], uniforms: list) -> list[SuffStats]:
+        """The Gibbs pass of :meth:`ArrayBlocks.sampled_statistics` on every chunk, each told
+        its first row's number (so the draws do not depend on the chunking)."""
+        import dask
+
+        offsets = np.concatenate([[0], np.cumsum(self.X.chunks[0][:-1])]).astype(int)
+        parts = dask.compute(*[dask.delayed(_chunk_sampled_statistics)(c, params, self.shift, self.inner_chunk,
+                                                                       uniforms, int(o))
+                               for c, o in zip(self.chunks, offsets)])
+        return [reduce(add, (part[c] for part in parts)) for c in range(len(params))]

@@ -24,6 +24,9 @@ and :class:`~gmmflow.core.dask_blocks.DaskBlocks` (a dask array, any scheduler):
     (the noise component's default region, :mod:`gmmflow.core.noise`).
 ``sample(rows) -> (X (m, d), weights (m,) or None)``
     Shifted rows (all when ``rows`` is None) for initialisation.
+``sampled_statistics(params_list, uniforms_list) -> [SuffStats]``
+    The Gibbs sampler's pass (``core.gibbs``): for each chain, every row's
+    component drawn from its responsibilities and reduced to statistics.
 
 Each block is shifted on the fly, so the caller's array is never copied or
 modified and working memory is O(chunk_size * K * d) whatever n is.
@@ -38,6 +41,7 @@ from operator import add
 import numpy as np
 
 from gmmflow.core.em_steps import Params, SuffStats, chunk_statistics, log_resp_and_norm
+from gmmflow.core.assignment_draws import assignment_kernel, assignment_statistics
 from gmmflow.core.noise import block_extremes, combine_extremes
 
 # rows per block: the (K*d, rows) whitened differences (2 MiB) stay in cache
@@ -146,6 +150,27 @@ class ArrayBlocks:
 
         parts = self._map(one)
         return np.concatenate([p[0] for p in parts], axis=1).T, np.concatenate([p[1] for p in parts])
+
+    def sampled_statistics(self, params: list[Params], uniforms: list, row_offset: int = 0) -> list[SuffStats]:
+        """Per chain: statistics of all rows, each row's component drawn from its responsibilities.
+
+        ``uniforms[c](start, stop)`` gives chain c's uniforms of global rows
+        ``start .. stop - 1``; this array's rows are numbered from
+        ``row_offset``. A row's draw depends on its number, not on the
+        blocking. The rows' log-likelihoods at ``params[c]`` are summed in
+        ``log_likelihood``.
+        """
+        if self.sample_weight is not None:
+            raise ValueError("The Gibbs sampler does not take observation weights; repeat rows instead.")
+        kernels = [assignment_kernel(p) for p in params]
+
+        def stats(a, b):
+            XT, _ = self.block(a, b)
+            return [assignment_statistics(XT, *kernel, u(row_offset + a, row_offset + b))
+                    for kernel, u in zip(kernels, uniforms)]
+
+        per_block = self._map(stats)
+        return [reduce(add, (block[c] for block in per_block)) for c in range(len(params))]
 
 
 def data_moments(X, sample_weight=None, chunk_size=None):

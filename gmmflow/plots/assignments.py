@@ -21,7 +21,7 @@ def _plane(X: np.ndarray):
     return (X - centre) @ basis, ("principal component 1", "principal component 2")
 
 
-@register("assignments", order=80, needs=(S.POSTERIOR,),
+@register("assignments", order=80, needs=(S.POSTERIOR, S.POSTERIOR_ASSIGNMENT, S.OBSERVED_DATA),
           caption="Left: each observation's EM responsibility against its posterior assignment probability, per "
                   "component. Right: the data coloured by posterior assignment uncertainty (1 - largest "
                   "probability). Look for points on the diagonal on the left. Points off it, and bright points on "
@@ -33,7 +33,7 @@ def plot_assignments(idata, *, axes=None):
     the posterior probability, on the identity line when they agree. Right:
     the data coloured by ``1 - max_k P(z_i = k | data)`` (posterior).
     """
-    check_comparable(idata)
+    check_comparable(idata, "assignments")
     em = stored_responsibilities(idata)
     post = posterior_assignment(idata)
     X = observed(idata)

@@ -32,7 +32,7 @@ def plot_forest(idata, *, hdi_prob: float = defaults.INTERVAL_PROB, ax=None):
     bar under it is the EM estimate's bootstrap percentile interval of the same
     mass. Parameters on any scale share one axis.
     """
-    check_comparable(idata)
+    check_comparable(idata, "parameters")
     table = compare(idata, "parameters", hdi_prob=hdi_prob)
     scale = table["sd"].where(table["sd"] > 0)
 

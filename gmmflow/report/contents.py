@@ -29,7 +29,7 @@ from gmmflow.report.verdict import (
     selection_findings,
 )
 from gmmflow.results.from_idata import em_arrays, model_from_idata, noise_log_volume, stored_responsibilities
-from gmmflow.workflows.compare import compare
+from gmmflow.workflows.compare import comparable, compare
 from gmmflow.workflows.diagnostics import diagnose
 
 PACKAGES = ("gmmflow", "numpy", "scipy", "pandas", "xarray", "pymc", "pytensor", "arviz", "nutpie",
@@ -132,8 +132,8 @@ def gather(idata, selection: pd.DataFrame | None = None) -> Contents:
         model=model, features=features, n_obs=n_obs, restarts=restarts, estimate=(w, mu, cov),
         checks=diagnose(idata) if sampled else None,
         parameters=compare(idata) if sampled else None,
-        assignments=compare(idata, "assignments") if sampled else None,
-        predictive=compare(idata, "predictive") if sampled else None,
+        assignments=compare(idata, "assignments") if comparable(idata, "assignments") else None,
+        predictive=compare(idata, "predictive") if comparable(idata, "predictive") else None,
         selection=selection, criterion=str(criterion) if criterion else None,
         settings=settings(idata, model, features, n_obs, len(restarts)),
         specification=json.dumps(json.loads(idata.attrs[S.MODEL_ATTR]), indent=2),
@@ -151,8 +151,10 @@ def findings(contents: Contents) -> list[Finding]:
     if contents.checks is not None:
         found += sampling_findings(contents.checks)
         found += parameter_findings(contents.parameters)
-        found += assignment_findings(contents.assignments)
-        found += predictive_findings(contents.predictive, contents.n_obs)
+        if contents.assignments is not None:
+            found += assignment_findings(contents.assignments)
+        if contents.predictive is not None:
+            found += predictive_findings(contents.predictive, contents.n_obs)
     return found
 
 

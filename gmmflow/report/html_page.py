@@ -185,8 +185,12 @@ def render(contents: Contents, images: dict[str, tuple[str, str]], directory: Pa
     if sampled:
         bodies[outline.SAMPLING] = sampling_body(contents)
         bodies[outline.PARAMETERS] = parameters_body(contents)
-        bodies[outline.ASSIGNMENTS] = table_html(assignment_table(contents.assignments))
-        bodies[outline.PREDICTIVE] = table_html(predictive_table(contents.predictive))
+        left_out = ("<p>Not available: this result keeps no observed data or pointwise log-likelihood (a Gibbs run on "
+                    "more rows than are stored).</p>")
+        bodies[outline.ASSIGNMENTS] = (left_out if contents.assignments is None
+                                       else table_html(assignment_table(contents.assignments)))
+        bodies[outline.PREDICTIVE] = (left_out if contents.predictive is None
+                                      else table_html(predictive_table(contents.predictive)))
     if images:
         bodies[outline.PLOTS] = plots_body(images, directory)
     bodies[outline.SETTINGS] = settings_body(contents)

@@ -120,16 +120,28 @@ def check_fitted_on(idata: az.InferenceData, values: np.ndarray, features, named
     (re-hashed in the fit's blocks); a weighted fit is refused. ``what``
     names the result in the message, ``fix`` says what to do.
     """
+    recorded = recorded_fingerprint(idata, what, fix)
+    check_fingerprint(idata, DataFingerprint.of_values(values, features, named, block_rows=recorded.block_rows),
+                      what, fix)
+
+
+def recorded_fingerprint(idata: az.InferenceData, what: str, fix: str) -> DataFingerprint:
+    """The fingerprint of the data ``idata`` was fitted on: recorded, or (older files) of its stored data."""
     recorded = data_fingerprint(idata)
     if recorded is None:
         if not S.has_groups(idata, S.OBSERVED_DATA):
             raise ValueError(f"{what} records neither a fingerprint of its data nor the data (an older gmmflow "
                              f"result), so it cannot be checked against X; {fix}.")
         recorded = DataFingerprint.of_values(observed_values(idata), *fitted_features(idata), sample_weights(idata))
+    return recorded
+
+
+def check_fingerprint(idata: az.InferenceData, given: DataFingerprint, what: str, fix: str) -> None:
+    """Raise unless ``given`` (hashed in the recorded fingerprint's blocks) is the unweighted data of ``idata``."""
+    recorded = recorded_fingerprint(idata, what, fix)
     if recorded.weights_hash is not None:
         raise ValueError(f"{what} is a weighted fit (sample_weight) and X comes without weights: its estimate and "
                          f"data-based prior are of other data; {fix}.")
-    given = DataFingerprint.of_values(values, features, named, block_rows=recorded.block_rows)
     differences = recorded.differences(given)
     if differences:
         raise ValueError(

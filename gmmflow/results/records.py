@@ -66,10 +66,14 @@ class PosteriorSample:
 
     Draw arrays have the chains stacked (S = chains * draws): ``w`` (S, K),
     ``mu`` (S, K, d), ``cov`` (S, K, d, d) full matrices, ``permutation``
-    (S, K), ``log_likelihood`` (S, n); ``assignment`` (n, K) is the
+    (S, K). The pointwise quantities are computed on the draws numbered
+    ``pointwise_draws`` in every chain (all when None; S' = chains times
+    their number): ``log_likelihood`` (S', n); ``assignment`` (n, K), the
     Rao-Blackwellised posterior assignment probability; ``predictive``
-    (S, n, d) replicate data sets or None. ``sample_stats`` is the sampler's
-    own Dataset with dims (chain, draw, ...).
+    (S', n, d) replicate data sets. Each is None when left out.
+    ``sample_stats`` is the sampler's own Dataset with dims (chain, draw, ...).
+    ``method`` names the algorithm (``"nuts"``, ``"gibbs"``), ``n_obs`` the
+    rows sampled on (None: those of the data record), ``attrs`` extra root attrs.
     """
 
     shape: tuple[int, int]
@@ -77,8 +81,8 @@ class PosteriorSample:
     mu: np.ndarray
     cov: np.ndarray
     permutation: np.ndarray
-    log_likelihood: np.ndarray
-    assignment: np.ndarray
+    log_likelihood: np.ndarray | None
+    assignment: np.ndarray | None
     sample_stats: Any
     predictive: np.ndarray | None
     sampler: str
@@ -86,6 +90,10 @@ class PosteriorSample:
     tune: int
     relabelled: bool
     seed: int
+    method: str = "nuts"
+    pointwise_draws: np.ndarray | None = None
+    n_obs: int | None = None
+    attrs: dict = field(default_factory=dict)
 
 
 @dataclass(eq=False)

@@ -153,10 +153,11 @@ def posterior_inference_data(model: GMM, data, hyper: Hyperparameters, em: dict[
     K = model.n_components
     cd = S.SAMPLE_DIMS
     coords = _coords(data.features, K, **{S.OBS: data.obs_id, S.CHAIN: np.arange(C), S.DRAW: np.arange(D)})
+    pointwise = np.arange(D) if sample.pointwise_draws is None else np.asarray(sample.pointwise_draws)
 
-    def ds(variables):
-        return _dataset({k: (dims, v.reshape(C, D, *v.shape[1:]) if dims[:2] == cd else v)
-                         for k, (dims, v) in variables.items()}, coords)
+    def ds(variables, draw=np.arange(D)):
+        return _dataset({k: (dims, v.reshape(C, len(draw), *v.shape[1:]) if dims[:2] == cd else v)
+                         for k, (dims, v) in variables.items()}, coords | {S.DRAW: draw})
 
     stats = sample.sample_stats
     stats = stats.drop_vars([v for v in stats.data_vars if stats[v].dims[:2] != cd], errors="ignore")
@@ -173,19 +174,23 @@ def posterior_inference_data(model: GMM, data, hyper: Hyperparameters, em: dict[
             "cov": (cd + (S.COMPONENT, S.FEATURE, S.FEATURE2), sample.cov),
         } | noise),
         S.SAMPLE_STATS: stats,
-        S.LOG_LIKELIHOOD: ds({S.X: (cd + (S.OBS,), sample.log_likelihood)}),
-        S.OBSERVED_DATA: ds({S.X: ((S.OBS, S.FEATURE), data.values)}),
-        S.POSTERIOR_ASSIGNMENT: ds(per_row_variables(sample.assignment, K, S.POSTERIOR_ASSIGNMENT,
-                                                     S.NOISE_ASSIGNMENT)),
     }
+    if data.values.shape[0]:
+        groups[S.OBSERVED_DATA] = ds({S.X: ((S.OBS, S.FEATURE), data.values)})
+    if sample.log_likelihood is not None:
+        groups[S.LOG_LIKELIHOOD] = ds({S.X: (cd + (S.OBS,), sample.log_likelihood)}, pointwise)
+    if sample.assignment is not None:
+        groups[S.POSTERIOR_ASSIGNMENT] = ds(per_row_variables(sample.assignment, K, S.POSTERIOR_ASSIGNMENT,
+                                                              S.NOISE_ASSIGNMENT))
     if sample.predictive is not None:
-        groups[S.POSTERIOR_PREDICTIVE] = ds({S.X: (cd + (S.OBS, S.FEATURE), sample.predictive)})
+        groups[S.POSTERIOR_PREDICTIVE] = ds({S.X: (cd + (S.OBS, S.FEATURE), sample.predictive)}, pointwise)
     groups |= {name: em[name] for name in S.EM_GROUPS}
-    attrs = root_attrs(model, hyper, sample.seed, method="nuts", sampler=sample.sampler, chains=C,
+    n_obs = data.values.shape[0] if sample.n_obs is None else sample.n_obs
+    attrs = root_attrs(model, hyper, sample.seed, method=sample.method, sampler=sample.sampler, chains=C,
                        draws=sample.draws, tune=sample.tune, relabelled=int(sample.relabelled),
-                       n_obs=int(data.values.shape[0]), em_seed=int(em_seed), **noise_attrs(pivot),
-                       **{S.FINGERPRINT_ATTR: DataFingerprint.of_values(data.values, data.features,
-                                                                        data.named).to_json()})
+                       n_obs=int(n_obs), em_seed=int(em_seed), **noise_attrs(pivot),
+                       **({S.FINGERPRINT_ATTR: DataFingerprint.of_values(data.values, data.features,
+                                                                         data.named).to_json()} | sample.attrs))
     return az.InferenceData(attrs=attrs, **groups)
 
 

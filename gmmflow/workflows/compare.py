@@ -50,15 +50,34 @@ from gmmflow.workflows.prediction import log_resp_and_norm
 KINDS = ("parameters", "assignments", "predictive")
 STATISTICS = ("em", "mean", "sd", "hdi_lower", "hdi_upper", "map_in_hdi", "z")
 BOOT_STATISTICS = ("boot_sd", "boot_lower", "boot_upper")  # with an em_bootstrap group
-NEEDED = (S.POSTERIOR, S.EM_ESTIMATE, S.OBSERVED_DATA, S.LOG_LIKELIHOOD, S.POSTERIOR_ASSIGNMENT)
+# the groups each kind of comparison reads
+NEEDED = {
+    "parameters": (S.POSTERIOR, S.EM_ESTIMATE),
+    "assignments": (S.POSTERIOR, S.EM_ESTIMATE, S.OBSERVED_DATA, S.POSTERIOR_ASSIGNMENT),
+    "predictive": (S.POSTERIOR, S.EM_ESTIMATE, S.OBSERVED_DATA, S.LOG_LIKELIHOOD),
+}
 
 
-def check_comparable(idata) -> None:
-    """Raise unless ``idata`` holds both a posterior and the EM estimate it started from."""
+def _missing_groups_hint(idata) -> str:
+    if S.has_groups(idata, S.POSTERIOR) and not int(idata.attrs.get("observed_data_stored", 1)):
+        return ("it was sampled on chunked data too large to keep (attrs observed_data_stored = 0), so it holds "
+                "no observed data, pointwise log-likelihood or assignment probabilities; "
+                "compare(kind='parameters') needs none of them")
+    return "compare needs a gmmflow.sample_posterior result (it holds the posterior and its EM start)"
+
+
+def comparable(idata, kind: str) -> bool:
+    """True when ``idata`` holds what comparison ``kind`` reads."""
+    return S.has_groups(idata, *NEEDED[kind])
+
+
+def check_comparable(idata, kind: str | None = None) -> None:
+    """Raise unless ``idata`` holds what comparison ``kind`` reads (every kind when None): a
+    posterior, the EM estimate it started from, and the data and pointwise groups the kind uses."""
     if not isinstance(idata, az.InferenceData):
         raise TypeError(f"compare needs an arviz.InferenceData, got {type(idata).__name__}.")
-    S.require_groups(idata, *NEEDED, hint="compare needs a gmmflow.sample_posterior result (it holds the "
-                                          "posterior and its EM start)")
+    needed = dict.fromkeys(g for k in ([kind] if kind else KINDS) for g in NEEDED[k])
+    S.require_groups(idata, *needed, hint=_missing_groups_hint(idata))
     model_from_idata(idata)
 
 
@@ -117,7 +136,7 @@ def compare_parameters(idata: az.InferenceData, *, hdi_prob: float = defaults.IN
     The flat table of :func:`compare` keeps one row per free parameter.
     """
     hdi_prob = check_probability(hdi_prob, "hdi_prob")
-    check_comparable(idata)
+    check_comparable(idata, "parameters")
     posterior = _parameter_views(idata[S.POSTERIOR])
     em = _parameter_views(idata[S.EM_ESTIMATE])
     stats = {name: _statistics(posterior[name], em[name], hdi_prob) for name in posterior}
@@ -333,7 +352,9 @@ def compare(idata: az.InferenceData, kind: str = "parameters", *, hdi_prob: floa
         ``se`` and ``p_loo = log_score - elpd_loo``: for the posterior by
         PSIS-LOO (``arviz.loo``, with the count of Pareto k > 0.7), for EM by
         exact refits without each observation (warm-started from the
-        estimate, prior pinned; NaN above ``em_loo_max_obs`` rows).
+        estimate, prior pinned; NaN above ``em_loo_max_obs`` rows). The
+        posterior's lppd and LOO use the draws the ``log_likelihood`` group
+        holds (a Gibbs run on many rows thins them: see ``sample_posterior``).
     hdi_prob : float, default 0.94
     em_loo_max_obs : int, default 2000
         Largest data set on which EM's exact leave-one-out is run (n refits).
@@ -345,7 +366,7 @@ def compare(idata: az.InferenceData, kind: str = "parameters", *, hdi_prob: floa
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(map(repr, KINDS))}; got {kind!r}.")
     hdi_prob = check_probability(hdi_prob, "hdi_prob")
-    check_comparable(idata)
+    check_comparable(idata, kind)
     if kind == "assignments":
         return assignment_comparison(idata)
     if kind == "predictive":

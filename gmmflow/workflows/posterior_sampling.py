@@ -1,16 +1,21 @@
-"""Posterior sampling: NUTS from the EM estimate, relabelled, in one InferenceData.
+"""Posterior sampling: NUTS or Gibbs from the EM estimate, relabelled, in one InferenceData.
 
 The walk of a call: check everything (model, data, options, memory) ->
-the EM estimate (fitted here as a record, or read once from ``em``) -> the
-PyMC model with EM's exact hyper-parameters -> a NUTS backend -> relabel
-every draw to the EM estimate -> pointwise log-likelihood and assignment
-probabilities per draw (``core``) -> one ``InferenceData`` (``results``).
+the EM estimate (fitted here as a record, or read once from ``em``) -> raw
+draws, from a NUTS backend on the PyMC model with EM's exact
+hyper-parameters (``nuts_backends``) or from the conjugate Gibbs sampler on
+the EM kernels (``gibbs_sampling``) -> relabel every draw to the EM
+estimate -> pointwise log-likelihood and assignment probabilities per draw
+(``core``) -> one ``InferenceData`` (``results``) -> ``diagnose``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import arviz as az
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from gmmflow import schema as S
 from gmmflow.checks import check_int, check_seed
@@ -18,26 +23,30 @@ from gmmflow.core.em_steps import Params
 from gmmflow.core.gaussian import compact_covariances, full_covariances, sample_mixture
 from gmmflow.core.hyperparameters import Hyperparameters
 from gmmflow.core.relabel import relabel_to_pivot
-from gmmflow.core.row_blocks import ArrayBlocks
+from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size
 from gmmflow.defaults import N_INIT
 from gmmflow.exceptions import SamplingError
 from gmmflow.inputs.alignment import align_to_features
+from gmmflow.inputs.chunked import is_chunked
 from gmmflow.inputs.matrix import DataMatrix, as_data_matrix
 from gmmflow.models.pymc_model import covariance_value_name
 from gmmflow.models.spec import GMM
 from gmmflow.resources import check_memory, posterior_bytes
 from gmmflow.results.from_idata import (
+    check_fingerprint,
     check_fitted_on,
     em_params,
     fitted_features,
     hyperparameters_from_idata,
     model_from_idata,
+    recorded_fingerprint,
 )
 from gmmflow.results.records import PosteriorSample
 from gmmflow.results.to_idata import em_groups, em_inference_data, posterior_inference_data
-from gmmflow.workflows import nuts_backends
+from gmmflow.workflows import gibbs_sampling, nuts_backends
 from gmmflow.workflows.diagnostics import diagnose, sampling_status, warn_failed_checks
 from gmmflow.workflows.em_fit import check_model, check_rows, fit_em_record
+from gmmflow.workflows.gibbs_sampling import GIBBS, gibbs_bytes, gibbs_data, pointwise_draws, stored_data, stored_rows
 from gmmflow.workflows.sampler_options import SamplerOptions
 
 
@@ -46,18 +55,24 @@ def _start_values(params: Params, model: GMM) -> dict:
     return {"w": params.weights, "mu": params.means, covariance_value_name(model.covariance_type): params.cov}
 
 
-def _check_em(em, model: GMM, X) -> DataMatrix:
-    """``X`` matched to ``em``'s features, once ``em`` is checked to be an EM fit of ``model`` on these data."""
+def _check_em(em, model: GMM, X, gibbs: bool):
+    """``(data record, blocks or None)`` of ``X`` matched to ``em``'s features, once ``em`` is checked to
+    be an unweighted EM fit of ``model`` on these data (chunked data: by their fingerprint, hashed
+    in the fit's blocks)."""
     if not isinstance(em, az.InferenceData) or not S.has_groups(em, S.EM_ESTIMATE):
         raise TypeError("em must be the InferenceData returned by gmmflow.fit_em.")
     if model_from_idata(em) != model:
         raise ValueError("em was fitted with a different model spec; refit EM with this model or pass em=None.")
     if hyperparameters_from_idata(em) is None:
-        raise ValueError("em has no prior (an MLE fit): NUTS needs the prior; fit EM with a prior.")
-    data = align_to_features(X, *fitted_features(em))
-    check_fitted_on(em, data.values, data.features, data.named, "em",
-                    "pass the X em was fitted on (unweighted), or em=None to fit EM on X here")
-    return data
+        raise ValueError("em has no prior (an MLE fit): sampling needs the prior; fit EM with a prior.")
+    fix = "pass the X em was fitted on (unweighted), or em=None to fit EM on X here"
+    if gibbs and is_chunked(X):
+        data, blocks = gibbs_data(model, X, recorded_fingerprint(em, "em", fix).block_rows)
+        check_fingerprint(em, data.fingerprint, "em", fix)
+        return data, blocks
+    data = align_to_features(_in_memory_data(X), *fitted_features(em))
+    check_fitted_on(em, data.values, data.features, data.named, "em", fix)
+    return (data, None) if not gibbs else gibbs_data(model, data)
 
 
 def _draw_arrays(raw: az.InferenceData, model: GMM, n_features: int):
@@ -82,7 +97,7 @@ def _draw_params(w, mu, cov, t, log_noise_density=None) -> list[Params]:
 
 def _pointwise(X, draws: list[Params]):
     """Per draw: pointwise log-likelihood (S, n) and mean responsibilities (n, K)."""
-    blocks = ArrayBlocks(X)
+    blocks = ArrayBlocks(X, chunk_size=default_chunk_size(*draws[0].means.shape))
     loglik = np.empty((len(draws), X.shape[0]))
     resp_sum = np.zeros((X.shape[0], draws[0].weights.shape[0]))
     for s, p in enumerate(draws):
@@ -101,6 +116,11 @@ def _relabelled(w, mu, cov, pivot: Params, relabel: bool):
     return np.concatenate([w_gauss, w[:, K:]], axis=1), mu, cov, perm
 
 
+NO_PRIOR = ("sample_posterior needs a prior; GMM(..., prior=None) is for the MLE only. Without a prior the "
+            "posterior is improper (a component with few or no rows has an unbounded mean and covariance), so "
+            "no sampler can draw from it: use GMM(..., prior='default').")
+
+
 def sample_posterior(
     model: GMM,
     X,
@@ -112,17 +132,20 @@ def sample_posterior(
     em_kwargs: dict | None = None,
     **sampling,
 ) -> az.InferenceData:
-    """Sample the exact posterior of ``model`` given ``X`` with NUTS.
+    """Sample the exact posterior of ``model`` given ``X``, with NUTS or a conjugate Gibbs sampler.
 
     Runs EM first (unless ``em`` is given), starts every chain at the EM
-    estimate plus a small seeded jitter, samples the marginalised model, and
-    relabels every draw to the EM estimate (label switching).
+    estimate (NUTS: plus a small seeded jitter), samples, and relabels every
+    draw to the EM estimate (label switching).
 
     Parameters
     ----------
     model : GMM
         Must have a prior.
     X : array_like (n, d), DataFrame or DataArray
+        With ``sampler="gibbs"`` also a dask array, a dask-backed DataArray
+        or a zarr store path (as :func:`gmmflow.fit_em` takes), sampled
+        chunk by chunk under the active dask scheduler.
     em : InferenceData, optional
         An unweighted ``fit_em`` result of the same model on the same data
         (its hyper-parameters and estimate are used). Checked against ``X``
@@ -130,7 +153,7 @@ def sample_posterior(
         names) or a weighted fit are refused. ``X`` is matched to its
         features by name when both carry names.
     seed : int, optional
-        Same seed and backend, same draws.
+        Same seed and sampler, same draws (Gibbs: whatever the chunking or scheduler).
     relabel : bool, default True
         False keeps the raw draws (``relabel_permutation`` is then the identity).
     posterior_predictive : bool, default False
@@ -140,7 +163,8 @@ def sample_posterior(
     **sampling
         The sampling options of :class:`~gmmflow.workflows.sampler_options.SamplerOptions`:
         ``draws`` (1000), ``tune`` (1000), ``chains`` (4), ``sampler``
-        (``"auto"``: nutpie when installed, else ``"pymc"``), ``progressbar`` (True).
+        (``"auto"``: nutpie when installed, else ``"pymc"``; or ``"gibbs"``),
+        ``progressbar`` (True).
 
     Returns
     -------
@@ -148,6 +172,12 @@ def sample_posterior(
         ``posterior`` (w, mu, cov; relabelled), ``sample_stats`` (with
         ``relabel_permutation``), ``log_likelihood``, ``observed_data``,
         ``posterior_assignment``, the EM groups, and ``posterior_predictive`` if asked.
+        With ``sampler="gibbs"`` the groups that grow with rows x draws
+        (``log_likelihood``, ``posterior_assignment``, ``posterior_predictive``)
+        are computed on the draws numbered in their ``draw`` coordinate, evenly
+        thinned when rows x draws exceed 5e7 values, and left out (with
+        ``observed_data``) for chunked data above 1,000,000 rows; attrs
+        ``pointwise_draws`` and ``observed_data_stored`` say which.
 
     Warns
     -----
@@ -165,26 +195,25 @@ def sample_posterior(
         The draws would not fit in memory (estimated before any work).
     """
     check_model(model)
-    if model.prior is None:
-        raise ValueError("sample_posterior needs a prior; GMM(..., prior=None) is for the MLE only.")
-    if model.noise and posterior_predictive:
-        raise ValueError("posterior_predictive=True cannot draw a noise model's rows: the uniform component's "
-                         "region is not modelled, only its volume. Sample with posterior_predictive=False.")
-    # NaN rejected here, before any PyMC model (which would impute); with em, X is matched to its features
-    data = as_data_matrix(X) if em is None else _check_em(em, model, X)
-    check_rows(data.shape, model)
     options = SamplerOptions.from_kwargs("sample_posterior", sampling)
+    if model.prior is None:
+        raise ValueError(NO_PRIOR)
+    gibbs = options.sampler == GIBBS
+    _check_noise_options(model, gibbs, posterior_predictive)
+    # NaN rejected here, before any PyMC model (which would impute)
+    if em is not None:  # X is matched to em's features
+        data, blocks = _check_em(em, model, X, gibbs)
+    else:
+        data, blocks = gibbs_data(model, X) if gibbs else (_in_memory_data(X), None)
+    check_rows(data.shape, model)
     seed = check_seed(seed)
     backend = nuts_backends.available_sampler(options.sampler)
     n_init = 0 if em is not None else check_int((em_kwargs or {}).get("n_init", N_INIT), "em_kwargs['n_init']", 1)
-    check_memory(posterior_bytes(*data.shape, model.n_components, options.chains, options.draws,
-                                 posterior_predictive, model.covariance_type, n_init),
-                 f"sample_posterior with {options.chains} chains x {options.draws} draws on {data.shape[0]} rows",
-                 "draw fewer samples, use fewer chains, or thin the data")
-    em_seed, jitter_seed, pp_seed = np.random.SeedSequence(seed).spawn(3)
+    kept = _check_memory(data, model, options, posterior_predictive, gibbs, n_init)
+    em_seed, sampler_seed, pp_seed = np.random.SeedSequence(seed).spawn(3)
     if em is None:
-        fit = fit_em_record(model, data, seed=int(em_seed.generate_state(1)[0]),
-                            **({"n_init": N_INIT} | (em_kwargs or {})))
+        fit = fit_em_record(model, data if isinstance(data, DataMatrix) else X,
+                            seed=int(em_seed.generate_state(1)[0]), **({"n_init": N_INIT} | (em_kwargs or {})))
         pivot, hyper, start_groups, start_seed = fit.params, fit.hyper, em_groups(fit), fit.seed
         partial_result = lambda: em_inference_data(fit)  # noqa: E731 - built only if sampling fails
     else:
@@ -192,42 +221,107 @@ def sample_posterior(
         start_groups, start_seed = {g: em[g] for g in S.EM_GROUPS}, int(em.attrs.get("seed", -1))
         partial_result = em.copy
 
-    raw = _run_sampler(backend, model, data, hyper, pivot, options, seed, jitter_seed, partial_result)
-    d, t = data.shape[1], model.covariance_type
-    shape, w, mu, cov = _draw_arrays(raw, model, d)
+    if gibbs:
+        def draw():
+            return gibbs_sampling.run(blocks, pivot, hyper, options.draws, options.tune, options.chains,
+                                      sampler_seed, options.progressbar)
+    else:
+        log_volume = None if pivot.log_noise_density is None else -pivot.log_noise_density
+        pm_model = model.pymc_model(data, hyperparameters=hyper, noise_log_volume=log_volume)
+
+        def draw():
+            return nuts_backends.run(backend, pm_model, _start_values(pivot, model), options.draws, options.tune,
+                                     options.chains, seed, np.random.default_rng(sampler_seed), options.progressbar)
+
+    raw = _run_sampler(backend, draw, partial_result)
+    record = stored_data(data) if gibbs else data
+    shape, w, mu, cov = _draw_arrays(raw, model, data.shape[1])
     w, mu, cov, perm = _relabelled(w, mu, cov, pivot, relabel)
-    draw_params = _draw_params(w, mu, cov, t, pivot.log_noise_density)
-    loglik, assignment = _pointwise(data.values, draw_params)
-    predictive = None
-    if posterior_predictive:
-        rng = np.random.default_rng(pp_seed)
-        predictive = np.stack([
-            sample_mixture(rng, data.shape[0], p.weights, p.means, p.chol, t)[0] for p in draw_params
-        ])
+    loglik, assignment, predictive = _pointwise_groups(record, w, mu, cov, model.covariance_type, shape, kept,
+                                                       posterior_predictive, pp_seed, pivot.log_noise_density)
+    extra = dict(pointwise_draws=len(kept), observed_data_stored=int(record.values.shape[0] > 0)) if gibbs else {}
+    if not isinstance(data, DataMatrix):  # chunked: the fingerprint of the scan, not of the rows kept
+        extra[S.FINGERPRINT_ATTR] = data.fingerprint.to_json()
     sample = PosteriorSample(shape=shape, w=w, mu=mu, cov=cov, permutation=perm, log_likelihood=loglik,
                              assignment=assignment, sample_stats=raw[S.SAMPLE_STATS], predictive=predictive,
                              sampler=backend, draws=options.draws, tune=options.tune, relabelled=relabel,
-                             seed=seed)
-    idata = posterior_inference_data(model, data, hyper, start_groups, start_seed, sample, pivot)
+                             seed=seed, method=GIBBS if gibbs else "nuts", pointwise_draws=kept,
+                             n_obs=data.shape[0], attrs=extra)
+    idata = posterior_inference_data(model, record, hyper, start_groups, start_seed, sample, pivot)
     checks = diagnose(idata)
     idata.attrs[S.SAMPLING_STATUS_ATTR] = sampling_status(checks)
     warn_failed_checks(checks)
     return idata
 
 
-def _run_sampler(backend: str, model: GMM, data, hyper: Hyperparameters, pivot: Params,
-                 options: SamplerOptions, seed: int, jitter_seed, partial_result):
-    """Raw NUTS draws of the PyMC model started at ``pivot``; a failure becomes a SamplingError."""
-    log_volume = None if pivot.log_noise_density is None else -pivot.log_noise_density
-    pm_model = model.pymc_model(data, hyperparameters=hyper, noise_log_volume=log_volume)
+def _check_noise_options(model: GMM, gibbs: bool, posterior_predictive: bool) -> None:
+    """Refuse what a noise model cannot do, before any work."""
+    if not model.noise:
+        return
+    if gibbs:
+        raise ValueError("sampler='gibbs' does not sample noise models (GMM(noise=True)) yet; use NUTS "
+                         "(sampler='auto', 'nutpie' or 'pymc') on in-memory data.")
+    if posterior_predictive:
+        raise ValueError("posterior_predictive=True cannot draw a noise model's rows: the uniform component's "
+                         "region is not modelled, only its volume. Sample with posterior_predictive=False.")
+
+
+def _in_memory_data(X) -> DataMatrix:
+    if is_chunked(X):
+        raise TypeError("NUTS needs in-memory data, and X is chunked (a dask array or zarr store): use "
+                        "sampler='gibbs', which samples chunked data chunk by chunk, or load X into memory.")
+    return as_data_matrix(X)
+
+
+def _check_memory(data, model: GMM, options: SamplerOptions, predictive: bool, gibbs: bool, n_init: int):
+    """Refuse a run whose arrays would not fit, before any work; the Gibbs pointwise draws (else None)."""
+    n, d = data.shape
+    n_components = model.n_components
+    C, D = options.chains, options.draws
+    what = f"sample_posterior with {C} chains x {D} draws on {n} rows"
+    if not gibbs:
+        check_memory(posterior_bytes(n, d, n_components, C, D, predictive, model.covariance_type, n_init), what,
+                     "draw fewer samples, use fewer chains, or thin the data")
+        return None
+    n_stored = stored_rows(data)
+    kept = pointwise_draws(n_stored, d, C, D, predictive)
+    check_memory(gibbs_bytes(n if isinstance(data, DataMatrix) else 0, n_stored, d, n_components, C, D,
+                             len(kept), predictive),
+                 what, "draw fewer samples or use fewer chains, or pass the data as a dask array or zarr store")
+    return kept
+
+
+def _pointwise_groups(record: DataMatrix, w, mu, cov, covariance_type: str, shape, kept, predictive: bool,
+                      pp_seed, log_noise_density=None):
+    """Pointwise log-likelihood (S', n), assignment probabilities (n, K) and, if asked, predictive
+    replicates (S', n, d), on the draws numbered ``kept`` in every chain (all when None); Nones when
+    the rows are not stored."""
+    if record.values.shape[0] == 0:
+        return None, None, None
+    C, D = shape
+    index = slice(None) if kept is None else (np.arange(C)[:, None] * D + kept).ravel()
+    with threadpool_limits(limits=1, user_api="blas"):  # per-draw d x d solves: see core.em_driver
+        draw_params = _draw_params(w[index], mu[index], cov[index], covariance_type, log_noise_density)
+        loglik, assignment = _pointwise(record.values, draw_params)
+    replicates = None
+    if predictive:
+        rng = np.random.default_rng(pp_seed)
+        n = record.values.shape[0]
+        replicates = np.stack([sample_mixture(rng, n, p.weights, p.means, p.chol, covariance_type)[0]
+                               for p in draw_params])
+    return loglik, assignment, replicates
+
+
+def _run_sampler(backend: str, draw: Callable[[], az.InferenceData], partial_result):
+    """Raw draws from ``draw()``; a failure becomes a SamplingError carrying the EM start."""
     try:
-        return nuts_backends.run(backend, pm_model, _start_values(pivot, model), options.draws, options.tune,
-                                 options.chains, seed, np.random.default_rng(jitter_seed), options.progressbar)
+        return draw()
     except Exception as err:  # the sampler's own errors vary by backend and version
         reason = " ".join(str(err).split()) or type(err).__name__
         partial = partial_result()
         partial.attrs[S.SAMPLING_STATUS_ATTR] = f"failed: {reason}"
+        name, other = ("The Gibbs sampler", "nutpie") if backend == GIBBS else (f"NUTS ({backend})", "pymc")
         raise SamplingError(
-            f"NUTS ({backend}) failed: {reason}. The EM estimate it was to start from is in "
+            f"{name} failed: {reason}. The EM estimate it was to start from is in "
             "err.partial (attrs['sampling_status'] marks it); check the model and data, or try "
-            "sampler='pymc'.", partial=partial) from err
+            f"sampler={other!r}.", partial=partial) from err

@@ -12,13 +12,14 @@ from dataclasses import dataclass, fields
 from gmmflow import defaults
 from gmmflow.checks import check_int
 
-SAMPLERS = ("auto", "pymc", "nutpie")
+SAMPLERS = ("auto", "pymc", "nutpie", "gibbs")
 
 OPTION_HELP = {
     "draws": f"posterior draws per chain after tuning (default {defaults.DRAWS})",
     "tune": f"tuning (warm-up) steps per chain, discarded (default {defaults.TUNE})",
     "chains": f"independent chains, each started at the EM estimate plus jitter (default {defaults.CHAINS})",
-    "sampler": "NUTS backend: 'auto' (nutpie when installed, else PyMC), 'nutpie' or 'pymc'",
+    "sampler": "'auto' (NUTS: nutpie when installed, else PyMC), 'nutpie' or 'pymc' (NUTS), or 'gibbs' "
+               "(conjugate Gibbs sampler on the EM kernels: large and chunked data)",
     "progressbar": "show a progress bar while sampling",
 }
 
@@ -41,8 +42,9 @@ class SamplerOptions:
         Tuning steps per chain (discarded).
     chains : int, default 4
         Independent chains; r_hat needs at least 4 to be reliable.
-    sampler : {"auto", "nutpie", "pymc"}, default "auto"
-        ``"auto"``: nutpie when installed, else PyMC's NUTS.
+    sampler : {"auto", "nutpie", "pymc", "gibbs"}, default "auto"
+        ``"auto"``: nutpie when installed, else PyMC's NUTS. ``"gibbs"``: the
+        conjugate blocked Gibbs sampler (``tune`` sweeps are discarded as burn-in).
     progressbar : bool, default True
     """
 
