@@ -347,3 +347,15 @@ def test_nuts_samples_the_noise_model():
     # the 30 background rows (the last) are mostly noise: more than half of them (mclust finds 34 noise rows)
     assert (assign[-30:, 2] > 0.5).sum() > 15
     assert np.all(np.isfinite(idata[S.LOG_LIKELIHOOD][S.X].values))
+
+
+def test_gibbs_refuses_noise_model_before_any_work():
+    with pytest.raises(ValueError, match=re.escape("sampler='gibbs' does not sample noise models (GMM(noise=True)) "
+                                                   "yet")):
+        gmmflow.sample_posterior(gmmflow.GMM(2, noise=True), data("faithful"), sampler="gibbs")
+
+
+def test_bootstrap_refuses_noise_model():
+    idata = fit_quietly(gmmflow.GMM(2, noise=True), data("faithful"), n_init=1)
+    with pytest.raises(ValueError, match=re.escape("bootstrap does not refit noise models (GMM(noise=True)) yet")):
+        gmmflow.bootstrap(idata, data("faithful"), n_boot=5, seed=0)
