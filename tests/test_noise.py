@@ -328,13 +328,13 @@ def test_posterior_predictive_refused_for_noise_before_any_work():
 
 @pytest.mark.slow
 def test_nuts_samples_the_noise_model():
-    """2 chains x 300 draws: the posterior has noise_weight per draw, near the EM-MAP (within 4 posterior
+    """2 chains x 200 draws: the posterior has noise_weight per draw, near the EM-MAP (within 4 posterior
     sds: fails with probability < 1e-3 for a near-normal posterior whose mode is its mean), and
     noise_assignment per row; the result round-trips and predicts with -1."""
     X = data("simulated")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        idata = gmmflow.sample_posterior(gmmflow.GMM(2, noise=True), X, seed=3, draws=300, tune=300, chains=2,
+        idata = gmmflow.sample_posterior(gmmflow.GMM(2, noise=True), X, seed=3, draws=200, tune=200, chains=2,
                                          progressbar=False)
     w0 = idata[S.POSTERIOR][S.NOISE_WEIGHT]
     assert w0.dims == S.SAMPLE_DIMS
@@ -359,3 +359,31 @@ def test_bootstrap_refuses_noise_model():
     idata = fit_quietly(gmmflow.GMM(2, noise=True), data("faithful"), n_init=1)
     with pytest.raises(ValueError, match=re.escape("bootstrap does not refit noise models (GMM(noise=True)) yet")):
         gmmflow.bootstrap(idata, data("faithful"), n_boot=5, seed=0)
+
+
+# --------------------------------------------------------------------------
+# plots and report
+# --------------------------------------------------------------------------
+def test_clusters_plot_draws_noise_rows_apart():
+    import matplotlib.pyplot as plt
+
+    X = data("simulated")
+    idata = fit_quietly(gmmflow.GMM(2, noise=True), X, n_init=2)
+    ax = gmmflow.plots.plot_clusters(idata)
+    by_gid = {c.get_gid(): c.get_offsets() for c in ax.collections}
+    noise = gmmflow.predict(idata, X) == -1
+    assert noise.sum() > 0
+    np.testing.assert_array_equal(by_gid["noise"], X[noise])
+    np.testing.assert_array_equal(by_gid["data"], X[~noise])
+    plt.close("all")
+
+
+def test_report_states_the_noise_component(tmp_path):
+    X = data("simulated")
+    idata = fit_quietly(gmmflow.GMM(2, noise=True, noise_volume=150.0), X, n_init=2)
+    gmmflow.write_report(idata, tmp_path / "report")
+    page = (tmp_path / "report" / "report.html").read_text()
+    n_noise = int((gmmflow.predict(idata, X) == -1).sum())
+    w0 = float(idata[S.EM_ESTIMATE][S.NOISE_WEIGHT])
+    assert f"uniform component, EM weight {w0:.3g}, {n_noise} rows most probably noise" in page
+    assert "region volume V = 150 (log V = 5.011; given)" in page
