@@ -387,3 +387,4 @@ def test_report_states_the_noise_component(tmp_path):
     w0 = float(idata[S.EM_ESTIMATE][S.NOISE_WEIGHT])
     assert f"uniform component, EM weight {w0:.3g}, {n_noise} rows most probably noise" in page
     assert "region volume V = 150 (log V = 5.011; given)" in page
+

@@ -405,8 +405,11 @@ def quantile_partition(x: ArrayLike, k: int) -> np.ndarray:
 
     What ``Mclust`` uses to start EM on one-dimensional data (it does not call
     ``hc`` there). Quantiles are R's default type 7 (numpy's ``"linear"``).
+    Constant ``x`` (where mclust's loop never ends) is cut by row order.
     """
     x = np.asarray(x, dtype=np.float64).ravel()
+    if k > 1 and x.min() == x.max():  # every quantile is the one value: qclass would loop forever
+        return np.arange(x.size) * k // x.size  # the rows in order, cut into k groups
     eps = np.std(x, ddof=1) * np.sqrt(EPS)
     m = k
     q = np.array([np.nan])
