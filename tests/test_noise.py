@@ -388,3 +388,13 @@ def test_report_states_the_noise_component(tmp_path):
     assert f"uniform component, EM weight {w0:.3g}, {n_noise} rows most probably noise" in page
     assert "region volume V = 150 (log V = 5.011; given)" in page
 
+
+
+def test_noise_without_prior_is_mclusts_mle_and_not_sampled():
+    """prior=None is defined for EM (mclust's noise model is an MLE; tested against it above); the posterior
+    is improper without a prior, so sampling refuses before any work, as without noise."""
+    model = gmmflow.GMM(2, prior=None, noise=True)
+    assert np.isfinite(float(fit_quietly(model, data("faithful"), n_init=1)[S.EM_ESTIMATE]["objective"]))
+    with pytest.raises(ValueError, match=re.escape("sample_posterior needs a prior; GMM(..., prior=None) is for "
+                                                   "the MLE only.")):
+        gmmflow.sample_posterior(model, data("faithful"))
