@@ -405,16 +405,23 @@ def quantile_partition(x: ArrayLike, k: int) -> np.ndarray:
 
     What ``Mclust`` uses to start EM on one-dimensional data (it does not call
     ``hc`` there). Quantiles are R's default type 7 (numpy's ``"linear"``).
-    Constant ``x`` (where mclust's loop never ends) is cut by row order.
+    Where no k + 1 distinct cut points exist (constant ``x``, or values adjacent
+    in float64; mclust's loop never ends there) the rows are cut by rank.
     """
     x = np.asarray(x, dtype=np.float64).ravel()
-    if k > 1 and x.min() == x.max():  # every quantile is the one value: qclass would loop forever
-        return np.arange(x.size) * k // x.size  # the rows in order, cut into k groups
     eps = np.std(x, ddof=1) * np.sqrt(EPS)
     m = k
     q = np.array([np.nan])
+    # by this m the grid holds every data point and k points between neighbours: fewer than k + 1
+    # distinct cuts then (constant x, or values adjacent in float64) never become more, and
+    # qclass would loop forever
+    last = (x.size - 1) * (k + 1) + 1
     while q.size < k + 1:
         m += 1
+        if m > last:
+            cl = np.empty(x.size, dtype=int)
+            cl[np.argsort(x, kind="stable")] = np.arange(x.size) * k // x.size  # rows by rank, k groups
+            return cl
         q = _unique_in_order(np.quantile(x, np.linspace(0.0, 1.0, m)))
     if q.size > k + 1:
         drop = np.argsort(np.diff(q), kind="stable")[: q.size - k - 1]
