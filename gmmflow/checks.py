@@ -157,3 +157,10 @@ def check_missing(value) -> str:
         raise ValueError(f"missing must be one of {', '.join(map(repr, MISSING_OPTIONS))}; got "
                          f"{summarize_value(value)}.")
     return value
+
+
+def check_noise_with_missing(noise: bool, incomplete: bool) -> None:
+    """A noise component and missing cells are not fitted together (EM, PyMC model): refuse both at once."""
+    if noise and incomplete:
+        raise ValueError("GMM(noise=True) cannot fit data with missing values yet (missing='marginalize' "
+                         "and a noise component): drop the incomplete rows, or fit without noise=True.")

@@ -25,6 +25,7 @@ EXAMPLES = {
   gmmflow em --data faithful --k 2 --out faithful_em.nc
   gmmflow em --data iris --k 3 --covariance diag --no-prior --n-init 10 --seed 0 --out iris.nc
   gmmflow em --data measurements.csv --columns height,weight --k 2 --out fit.nc
+  gmmflow em --data faithful --k 2 --noise --out faithful_noise.nc   # plus a uniform noise component
 """,
     "run": """examples:
   gmmflow run                                   # Old Faithful, K=2, into results/faithful
@@ -198,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     em.add_argument("--chunks", type=_positive_int, default=None,
                     help="rows per chunk (zarr input: dask chunk size)")
     _add_missing_arg(em)
+    _add_noise_args(em)
     _add_output_args(em)
 
     sm = sub.add_parser("sample", parents=[common],
@@ -210,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--seed", type=_seed, default=None, help=SEED_HELP)
     sm.add_argument("--posterior-predictive", action="store_true", help="store replicate data sets")
     _add_missing_arg(sm)
+    _add_noise_args(sm)
     _add_output_args(sm)
 
     rn = sub.add_parser("run", parents=[common], help="the main job: EM, NUTS, comparison, plots, report",
@@ -311,6 +314,18 @@ def _zarr_data(path: Path, columns, chunks, in_memory: bool):
     return xr.DataArray(values, dims=(S.OBS, S.FEATURE), coords=coords, attrs={PATH_ATTR: str(path)})
 
 
+def _add_noise_args(p) -> None:
+    p.add_argument("--noise", action="store_true",
+                   help="add mclust's uniform noise component (outliers, background; labelled -1)")
+    p.add_argument("--noise-volume", type=float, default=None, metavar="V",
+                   help="volume of the noise's region (default: the data's hypervolume, as mclust)")
+
+
+def _noise_options(args) -> dict:
+    """GMM keyword arguments of --noise / --noise-volume."""
+    return dict(noise=args.noise, noise_volume=args.noise_volume)
+
+
 def _print_em_summary(idata) -> None:
     est = idata[S.EM_ESTIMATE]
     print(f"objective      {float(est['objective']):.6f}")
@@ -320,6 +335,9 @@ def _print_em_summary(idata) -> None:
     print(f"component  weight   mean ({feats})")
     for k, (w, mu) in enumerate(zip(est["w"].values, est["mu"].values)):
         print(f"{k:>9}  {w:.4f}   [{', '.join(f'{v:.4g}' for v in mu)}]")
+    if S.NOISE_WEIGHT in est:
+        log_volume = idata.attrs[S.NOISE_LOG_VOLUME_ATTR]
+        print(f"{'noise':>9}  {float(est[S.NOISE_WEIGHT]):.4f}   uniform, log volume {log_volume:.4g}")
 
 
 def cmd_em(args) -> None:
@@ -327,10 +345,10 @@ def cmd_em(args) -> None:
     from gmmflow.results.files import save
     from gmmflow.workflows.em_fit import fit_em
 
+    model = GMM(args.k, args.covariance, prior=None if args.no_prior else "default", **_noise_options(args))
     inputs = _input_paths(args.data)
     _check_out(args.out, args.overwrite, inputs)
     X = load_data(args.data, args.columns, args.chunks, in_memory=False, **_csv_options(args))
-    model = GMM(args.k, args.covariance, prior=None if args.no_prior else "default")
     idata = fit_em(model, X, n_init=args.n_init, max_iter=args.max_iter, tol=args.tol,
                    seed=args.seed, chunk_size=args.chunks, missing=args.missing)
     save(idata, args.out, overwrite=args.overwrite, inputs=inputs)
@@ -349,6 +367,7 @@ def cmd_sample(args) -> None:
     from gmmflow.workflows.gibbs_sampling import GIBBS, pointwise_size
     from gmmflow.workflows.posterior_sampling import sample_posterior
 
+    model = GMM(args.k, args.covariance, **_noise_options(args))
     inputs = _input_paths(args.data)
     _check_out(args.out, args.overwrite, inputs)
     gibbs = args.sampler == GIBBS  # reads a zarr store chunk by chunk, keeps thinned pointwise groups
@@ -359,7 +378,7 @@ def cmd_sample(args) -> None:
     check_free_space(args.out.resolve().parent, result_file_bytes(
         rows, d, draws_total, args.posterior_predictive), str(args.out))
     try:
-        idata = sample_posterior(GMM(args.k, args.covariance), X, seed=args.seed,
+        idata = sample_posterior(model, X, seed=args.seed,
                                  posterior_predictive=args.posterior_predictive, missing=args.missing,
                                  **_sampling(args))
     except SamplingError as err:  # keep what was computed: the EM result, marked as such

@@ -3,6 +3,8 @@
 * :class:`GaussianMixture` — a multivariate (or univariate) Gaussian mixture
   distribution with the labels summed out: ``observed=``, ``dims=``, batched
   parameters, random draws for prior and posterior predictive checks.
+* :func:`GaussianNoiseMixture` — the same plus mclust's uniform noise component
+  (weights K+1, the noise's last), the likelihood of ``GMM(K, noise=True)``.
 * :class:`InverseWishart` — SPD matrices, sampled on the log-Cholesky scale.
 * :func:`gmm_priors` — a mixture's prior (weights, means, covariances) as named,
   dimensioned variables, resolved from data through :meth:`gmmflow.Prior.resolve`;
@@ -15,10 +17,12 @@
 from gmmflow.models.pymc_distributions import (
     CholeskyCovTransform,
     GaussianMixture,
+    GaussianNoiseMixture,
     InverseWishart,
     mixture_logp,
+    noise_mixture_logp,
 )
 from gmmflow.models.pymc_model import MixturePriors, component_cholesky, gmm_priors
 
-__all__ = ["CholeskyCovTransform", "GaussianMixture", "InverseWishart", "MixturePriors", "component_cholesky",
-           "gmm_priors", "mixture_logp"]
+__all__ = ["CholeskyCovTransform", "GaussianMixture", "GaussianNoiseMixture", "InverseWishart", "MixturePriors",
+           "component_cholesky", "gmm_priors", "mixture_logp", "noise_mixture_logp"]

@@ -38,6 +38,15 @@ group                      contents
                            (simulation)``; ``fixed_point (point, feature)``; the ECDF band
                            ``band_lower``, ``band_upper (ecdf_point)``
 =========================  ==========================================================
+
+A noise model (``GMM(noise=True)``) keeps ``component`` for the K Gaussian
+components: ``w`` holds their weights and ``noise_weight`` the uniform
+component's (``em_estimate``: a scalar; ``em_restarts``: per restart;
+``posterior``: per draw), so ``w`` and ``noise_weight`` together sum to one;
+``noise_responsibility (obs_id)`` is each row's probability of being noise
+(the responsibilities of the K components and it sum to one per row), and
+``noise_assignment (obs_id)`` its posterior mean in ``posterior_assignment``. The
+root attr ``noise_log_volume`` holds ``log V`` of the noise's region, as fitted.
 """
 
 from __future__ import annotations
@@ -92,6 +101,10 @@ RANK = "rank"  # calibration: rank of the true value among the posterior draws
 STACKING_WEIGHT = "weight"  # chain_stacking: each chain's stacking weight
 P_VALUE = "p_value"  # calibration: ECDF simultaneous-band uniformity test, per quantity
 P_VALUE_CHI2 = "p_value_chi2"  # calibration: chi-square uniformity test on rank bins, per quantity
+NOISE_WEIGHT = "noise_weight"  # a noise model's uniform component weight (w_0)
+NOISE_RESPONSIBILITY = "noise_responsibility"  # P(row i is noise), (obs_id)
+NOISE_ASSIGNMENT = "noise_assignment"  # posterior_assignment: P(row i is noise | data), (obs_id)
+NOISE_LABEL = -1  # the label predict() gives noise rows
 
 # root attrs
 VERSION_ATTR = "gmmflow_version"
@@ -105,6 +118,7 @@ N_MISSING_ATTR = "n_missing"  # the count of missing (NaN) cells fitted with mis
 METHOD_ATTR = "method"  # "em", "nuts", "calibration": which groups the result must have (METHOD_GROUPS)
 SAMPLING_MODEL_ATTR = "sampling_model"  # calibration: the spec the posterior was sampled under (JSON)
 SAMPLING_HYPERPARAMETERS_ATTR = "sampling_hyperparameters"  # calibration: its resolved prior (JSON)
+NOISE_LOG_VOLUME_ATTR = "noise_log_volume"  # a noise model's log V, as fitted
 
 # what each group must hold, variable -> dims; checked when a result is loaded (results.from_idata.check_schema)
 _PARAMETER_DIMS = {"w": (COMPONENT,), "mu": (COMPONENT, FEATURE), "cov": (COMPONENT, FEATURE, FEATURE2)}
@@ -128,7 +142,12 @@ VARIABLES = {
     CHAIN_STACKING: {STACKING_WEIGHT: (CHAIN,), "elpd_loo": (CHAIN,), "chain_mode": (CHAIN,), "mode_weight": (MODE,),
                      "mode_elpd_loo": (MODE,)},
 }
-OPTIONAL_VARIABLES = {EM_ESTIMATE: {RESPONSIBILITIES: (OBS, COMPONENT)}}
+OPTIONAL_VARIABLES = {
+    EM_ESTIMATE: {RESPONSIBILITIES: (OBS, COMPONENT), NOISE_WEIGHT: (), NOISE_RESPONSIBILITY: (OBS,)},
+    EM_RESTARTS: {NOISE_WEIGHT: (RESTART,)},
+    POSTERIOR: {NOISE_WEIGHT: SAMPLE_DIMS},
+    POSTERIOR_ASSIGNMENT: {NOISE_ASSIGNMENT: (OBS,)},
+}
 # the groups every result of a method has (root attr "method")
 # (a Gibbs run on chunked data above fit_em's storage limit keeps no pointwise groups)
 METHOD_GROUPS = {"em": EM_GROUPS, "nuts": EM_GROUPS + (POSTERIOR, SAMPLE_STATS, LOG_LIKELIHOOD, POSTERIOR_ASSIGNMENT),

@@ -352,11 +352,3 @@ def test_default_search_reaches_mclust_objective(name, key):
     assert tight >= ref - 1e-10 * abs(ref), (tight, ref)
     default = float(fit_quietly(model, X)["em_estimate"]["objective"])
     assert default >= ref - 1e-6 * abs(ref), (default, ref)
-
-
-@pytest.mark.parametrize("x, k, expected", [([0.0, 0.0, 1.0, 1.0], 3, [0, 0, 1, 1]),
-                                            ([2.0, 2.0, 2.0], 2, [0, 0, 0]),
-                                            ([5.0, 1.0, 5.0], 2, [1, 0, 1])])
-def test_quantile_partition_with_no_more_distinct_values_than_classes(x, k, expected):
-    """R's qclass loops forever when x has at most k distinct values; here each value is its own class."""
-    np.testing.assert_array_equal(quantile_partition(x, k), expected)

@@ -43,33 +43,36 @@ def random_points(template, n, seed):
     return [split_flat(template, 0.7 * rng.standard_normal(template.size)) for _ in range(n)]
 
 
-@pytest.mark.parametrize("incomplete", [False, True], ids=["complete", "missing_cells"])
+@pytest.mark.parametrize("kind", ["complete", "missing_cells", "noise"])
 @pytest.mark.parametrize("t", COV_TYPES)
-def test_one_compiled_template_is_the_model_for_every_data_set_and_prior(t, incomplete):
+def test_one_compiled_template_is_the_model_for_every_data_set_and_prior(t, kind):
     """Two data sets and two priors through ONE jaxified template: log-density and gradient equal PyMC's
     own (the model with the data and hyper-parameters as constants) to 1e-10. With missing cells the
     template is for the missingness layout (patterns and their row counts), and the second data set has
-    the same layout with its rows in another order."""
+    the same layout with its rows in another order. A noise model's template takes its -log V as an
+    input: two volumes through one template."""
     import jax
 
     jax.config.update("jax_enable_x64", True)
     X1 = standardised()
+    incomplete, noise = kind == "missing_cells", kind == "noise"
     if incomplete:
         X1 = X1.copy()
         X1[np.random.default_rng(3).random(X1.shape) < 0.15] = np.nan
         X1 = X1[~np.isnan(X1).all(axis=1)]
     X2 = X1[::-1] * np.array([1.3, 0.7]) + 0.2
     missing = "marginalize" if incomplete else "error"
-    template = model_template(gmmflow.GMM(3, t), *X1.shape, data_layout(X1))
+    template = model_template(gmmflow.GMM(3, t, noise=noise), *X1.shape, data_layout(X1))
     assert (template.layout is None) != incomplete
     density = numpyro_nuts.jax_log_density(template)
     value_and_grad = jax.jit(jax.value_and_grad(lambda v, a: density(v, a)))
-    for X, prior in ((X1, "default"), (X2, user_prior(t, 2))):
-        spec = gmmflow.GMM(3, t, prior=prior)
+    for X, prior, log_volume in ((X1, "default", 2.5), (X2, user_prior(t, 2), 4.0)):
+        spec = gmmflow.GMM(3, t, prior=prior, noise=noise)
         hyper = spec.prior.resolve(np.nan_to_num(X), covariance_type=t, n_components=3)
-        reference = spec.pymc_model(X, hyperparameters=hyper, missing=missing)
+        reference = spec.pymc_model(X, hyperparameters=hyper, missing=missing,
+                                    noise_log_volume=log_volume if noise else None)
         logp, dlogp = reference.compile_logp(), reference.compile_dlogp()
-        inputs = template.input_values(X, hyper)
+        inputs = template.input_values(X, hyper, -log_volume if noise else None)
         args = tuple(inputs[k] for k in template.input_names)
         for values in random_points(template, 3, seed=len(X)):
             point = dict(zip(template.value_names, values))

@@ -23,6 +23,7 @@ from operator import add
 import numpy as np
 
 from gmmflow.core.em_steps import Params, SuffStats
+from gmmflow.core.noise import block_extremes, combine_extremes
 from gmmflow.core.row_blocks import ArrayBlocks
 
 
@@ -104,6 +105,12 @@ class DaskBlocks:
 
     def e_step(self, params: Params, batch=None) -> SuffStats:
         return reduce(add, self._map(_chunk_statistics, params, batch))
+
+    def extremes(self, axes: np.ndarray) -> np.ndarray:
+        """Column extremes of the rows and of their scores on ``axes``, one task per chunk."""
+        import dask
+
+        return combine_extremes(dask.compute(*[dask.delayed(block_extremes)(c, axes) for c in self.chunks]))
 
     def log_resp_and_norm(self, params: Params):
         parts = self._map(_chunk_log_resp_and_norm, params)

@@ -96,7 +96,7 @@ def run_em(
     traces = [[value] for value in np.asarray(ll + lp, dtype=np.float64)]
     results: list[EMResult | None] = [None] * active.size
     for iteration in range(1, max_iter + 1):
-        params = m_step(stats, t, hyper, reg_covar)
+        params = m_step(stats, t, hyper, reg_covar, init.log_noise_density)
         stats = e_step(params, active)
         ll, lp = log_objective_parts(stats, params, hyper)
         objective = np.asarray(ll + lp, dtype=np.float64)

@@ -56,6 +56,11 @@ likelihood contributes ``-n_k d/2 log sigma2``, the mean prior ``-d/2``:
 ``-(n_k d + d + nu + 2)/2 log sigma2_k - (s2 + tr B_k)/(2 sigma2_k)``, so
 ``sigma2_k = (s2 + tr B_k) / (nu + (n_k + 1) d + 2)``.
 
+*Noise component* (``GMM(noise=True)``): the weights have K+1 entries, the
+uniform component's last, and the responsibilities one more row; the means
+and covariances above take the Gaussian statistics only, the weights the
+formulas above over all K+1 entries (derivation in :mod:`gmmflow.core.noise`).
+
 *MLE* (no prior): sklearn's M-step, ``w_k = n_k/n``, ``mu_k = s_k/n_k``,
 covariances ``W_k / n_k`` (tied: ``sum_k W_k / n``; spherical: the mean of the
 diagonal) plus ``reg_covar`` on the diagonal; ``n_k`` carries sklearn's
@@ -71,6 +76,7 @@ import numpy as np
 
 from gmmflow.core.gaussian import cholesky, log_gaussian_prob_T, precision_cholesky
 from gmmflow.core.hyperparameters import Hyperparameters
+from gmmflow.core.noise import noise_row
 from gmmflow.core.prior_density import log_prior
 from gmmflow.exceptions import NotPositiveDefiniteError
 
@@ -96,16 +102,23 @@ def _take(value, index):
 
 @dataclass(frozen=True, eq=False)
 class Params:
-    """Mixture parameters in a covariance type's compact form, with Cholesky."""
+    """Mixture parameters in a covariance type's compact form, with Cholesky.
+
+    A noise model (:mod:`gmmflow.core.noise`) has K+1 ``weights``, the uniform
+    component's last, and ``log_noise_density = -log V``; otherwise
+    ``log_noise_density`` is None.
+    """
 
     weights: np.ndarray
     means: np.ndarray
     cov: np.ndarray
     chol: np.ndarray
     covariance_type: str
+    log_noise_density: float | None = None
 
     @classmethod
-    def from_cov(cls, weights, means, cov, covariance_type: str, check_symmetric: bool = True) -> Params:
+    def from_cov(cls, weights, means, cov, covariance_type: str, check_symmetric: bool = True,
+                 log_noise_density: float | None = None) -> Params:
         cov = np.asarray(cov, dtype=np.float64)
         return cls(
             np.asarray(weights, dtype=np.float64),
@@ -113,17 +126,24 @@ class Params:
             cov,
             cholesky(cov, covariance_type, check_symmetric),
             covariance_type,
+            log_noise_density,
         )
 
     @classmethod
     def stack(cls, params: list[Params]) -> Params:
         """Unbatched parameter sets stacked on a new leading batch axis."""
         fields = ("weights", "means", "cov", "chol")
-        return cls(*(np.stack([getattr(p, f) for p in params]) for f in fields), params[0].covariance_type)
+        return cls(*(np.stack([getattr(p, f) for p in params]) for f in fields), params[0].covariance_type,
+                   params[0].log_noise_density)
 
     @property
     def batch_shape(self) -> tuple:
         return self.weights.shape[:-1]
+
+    @property
+    def has_noise(self) -> bool:
+        """True for a noise model: one weight more than there are means."""
+        return self.weights.shape[-1] == self.means.shape[-2] + 1
 
     def take(self, index) -> Params:
         """Entries ``index`` of the leading batch axis (an int drops the axis)."""
@@ -210,9 +230,15 @@ _SECOND_MOMENTS = {
 }
 
 
-def _joint_exp(XT, log_weights, means, prec, covariance_type):
-    """``exp(log w_k N(x_i|k) - top_i)`` (..., K, m), its sums over K and ``top`` (..., m)."""
+def _joint_exp(XT, log_weights, means, prec, covariance_type, log_noise_density=None):
+    """``exp(log w_k N(x_i|k) - top_i)`` (..., K, m), its sums over K and ``top`` (..., m).
+
+    With ``log_noise_density`` (a noise model, K+1 ``log_weights``) the noise's
+    row ``log w_0 - log V`` comes last: (..., K+1, m).
+    """
     log_prob = log_gaussian_prob_T(XT, means, prec, covariance_type)
+    if log_noise_density is not None:
+        log_prob = np.concatenate([log_prob, noise_row(log_weights, log_noise_density, XT.shape[1])], axis=-2)
     log_prob += log_weights[..., None]
     top = log_prob.max(axis=-2)
     log_prob -= top[..., None, :]
@@ -221,32 +247,41 @@ def _joint_exp(XT, log_weights, means, prec, covariance_type):
     return E, E.sum(axis=-2), top
 
 
-def log_resp_and_norm(XT, log_weights, means, prec, covariance_type):
+def log_resp_and_norm(XT, log_weights, means, prec, covariance_type, log_noise_density=None):
     """Log-responsibilities (..., K, m) and log mixture densities (..., m) by logsumexp.
 
     ``log_norm_i = log sum_k w_k N(x_i | mu_k, Sigma_k)``; ``XT`` is (d, m).
+    A noise model (``log_noise_density`` given) has K+1 rows, the noise's last.
     """
-    E, total, top = _joint_exp(XT, log_weights, means, prec, covariance_type)
+    E, total, top = _joint_exp(XT, log_weights, means, prec, covariance_type, log_noise_density)
     with np.errstate(divide="ignore"):
         log_resp = np.log(E / total[..., None, :])
     return log_resp, np.log(total) + top
 
 
 def statistics_from_responsibilities(
-    XT: np.ndarray, R: np.ndarray, covariance_type: str, sample_weight=None, log_likelihood=0.0
+    XT: np.ndarray, R: np.ndarray, covariance_type: str, sample_weight=None, log_likelihood=0.0,
+    noise: bool = False,
 ) -> SuffStats:
     """Sufficient statistics of rows ``XT`` (d, m) with responsibilities ``R`` (..., K, m).
 
     ``sample_weight`` is (m,), or (..., m) with one row of weights per batch entry.
+    ``noise``: the last row of ``R`` is the noise component's (K+1 rows); it
+    counts in ``nk`` only, and the moments are the Gaussian rows'.
     """
     if sample_weight is not None:
         R = R * sample_weight[..., None, :]
     weight_sum = float(XT.shape[1]) if sample_weight is None else sample_weight.sum(axis=-1)
+    nk = R.sum(axis=-1)
+    moment_weight = sample_weight
+    if noise:  # the tied moment sums over the Gaussian components: rows weighted by 1 - r_i0
+        R = R[..., :-1, :]
+        moment_weight = R.sum(axis=-2)
     return SuffStats(
         weight_sum if np.ndim(weight_sum) else float(weight_sum),
-        R.sum(axis=-1),
+        nk,
         R @ XT.T,
-        _SECOND_MOMENTS[covariance_type](XT, R, sample_weight),
+        _SECOND_MOMENTS[covariance_type](XT, R, moment_weight),
         log_likelihood,
     )
 
@@ -259,14 +294,15 @@ def m_step_from_responsibilities(X: np.ndarray, resp: np.ndarray, covariance_typ
     return m_step(stats, covariance_type, hyper, reg_covar)
 
 
-def chunk_statistics(XT, sample_weight, log_weights, means, prec, covariance_type) -> SuffStats:
+def chunk_statistics(XT, sample_weight, log_weights, means, prec, covariance_type,
+                     log_noise_density=None) -> SuffStats:
     """E-step on one block of rows ``XT`` (d, m): responsibilities reduced to statistics."""
-    E, total, top = _joint_exp(XT, log_weights, means, prec, covariance_type)
+    E, total, top = _joint_exp(XT, log_weights, means, prec, covariance_type, log_noise_density)
     E /= total[..., None, :]
     log_norm = np.log(total) + top
     ll = log_norm.sum(axis=-1) if sample_weight is None else (sample_weight * log_norm).sum(axis=-1)
     return statistics_from_responsibilities(XT, E, covariance_type, sample_weight,
-                                             ll if np.ndim(ll) else float(ll))
+                                             ll if np.ndim(ll) else float(ll), log_noise_density is not None)
 
 
 # --------------------------------------------------------------------------
@@ -317,16 +353,29 @@ def _mle_covariance(stats: SuffStats, means, nk, reg_covar, covariance_type):
     return (stats.sxx / nk - (means**2).sum(axis=-1)) / d + reg_covar
 
 
+def _gaussian_statistics(stats: SuffStats) -> SuffStats:
+    """The statistics of the Gaussian components: ``stats`` itself, or for a noise model
+    (one count more than means) its counts without the noise's, summing to ``weight_sum``."""
+    if stats.nk.shape[-1] == stats.sx.shape[-2]:
+        return stats
+    nk = stats.nk[..., :-1]
+    total = nk.sum(axis=-1)
+    return SuffStats(total if np.ndim(total) else float(total), nk, stats.sx, stats.sxx, stats.log_likelihood)
+
+
 def m_step(
     stats: SuffStats,
     covariance_type: str,
     hyper: Hyperparameters | None,
     reg_covar: float,
+    log_noise_density: float | None = None,
 ) -> Params:
     """Closed-form maximiser of the expected complete-data log posterior.
 
     MAP when ``hyper`` is given, else sklearn's MLE with ``reg_covar``.
     Statistics with leading batch axes give parameters with the same axes.
+    A noise model's statistics (K+1 counts) give K+1 weights, the noise's last;
+    ``log_noise_density`` (``-log V``) is carried into the parameters.
 
     Raises
     ------
@@ -335,18 +384,21 @@ def m_step(
         collapse onto too few points).
     """
     nk = stats.nk + EPS
-    K = nk.shape[-1]
+    K = nk.shape[-1]  # K + 1 for a noise model: the weights' formulas take every entry
+    gauss = _gaussian_statistics(stats)
     if hyper is None:
         weights = nk / nk.sum(axis=-1, keepdims=True)
-        means = stats.sx / nk[..., None]
-        cov = _mle_covariance(stats, means, nk, reg_covar, covariance_type)
+        nk_gauss = gauss.nk + EPS
+        means = gauss.sx / nk_gauss[..., None]
+        cov = _mle_covariance(gauss, means, nk_gauss, reg_covar, covariance_type)
     else:
         a = hyper.alpha
         weights = (nk + a - 1.0) / (nk.sum(axis=-1, keepdims=True) + K * (a - 1.0))
-        means = (stats.sx + hyper.shrinkage * hyper.mean) / (stats.nk + hyper.shrinkage)[..., None]
-        cov = _map_covariance(stats, means, hyper)
+        means = (gauss.sx + hyper.shrinkage * hyper.mean) / (gauss.nk + hyper.shrinkage)[..., None]
+        cov = _map_covariance(gauss, means, hyper)
     try:  # the covariances are symmetric by construction (sums of symmetric terms)
-        return Params.from_cov(weights, means, cov, covariance_type, check_symmetric=False)
+        return Params.from_cov(weights, means, cov, covariance_type, check_symmetric=False,
+                               log_noise_density=log_noise_density)
     except NotPositiveDefiniteError as err:
         if hyper is None:
             advice = ("(for instance caused by singleton or collapsed samples). Try to decrease the number of "

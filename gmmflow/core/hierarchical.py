@@ -405,18 +405,23 @@ def quantile_partition(x: ArrayLike, k: int) -> np.ndarray:
 
     What ``Mclust`` uses to start EM on one-dimensional data (it does not call
     ``hc`` there). Quantiles are R's default type 7 (numpy's ``"linear"``).
-    With at most ``k`` distinct values, where R's loop would never end, each
-    value is a class of its own (classes ``u..k-1`` stay empty).
+    Where no k + 1 distinct cut points exist (constant ``x``, or values adjacent
+    in float64; mclust's loop never ends there) the rows are cut by rank.
     """
     x = np.asarray(x, dtype=np.float64).ravel()
-    values, labels = np.unique(x, return_inverse=True)
-    if values.size <= k:  # no k + 1 distinct cut points exist (qclass loops forever): a class per value
-        return labels.reshape(-1)
     eps = np.std(x, ddof=1) * np.sqrt(EPS)
     m = k
     q = np.array([np.nan])
+    # by this m the grid holds every data point and k points between neighbours: fewer than k + 1
+    # distinct cuts then (constant x, or values adjacent in float64) never become more, and
+    # qclass would loop forever
+    last = (x.size - 1) * (k + 1) + 1
+    if np.unique(x).size <= k and _unique_in_order(np.quantile(x, np.linspace(0.0, 1.0, last))).size < k + 1:
+        return _rank_partition(x, k)  # checked at once: on large constant x the loop below would be O(n^2)
     while q.size < k + 1:
         m += 1
+        if m > last:
+            return _rank_partition(x, k)
         q = _unique_in_order(np.quantile(x, np.linspace(0.0, 1.0, m)))
     if q.size > k + 1:
         drop = np.argsort(np.diff(q), kind="stable")[: q.size - k - 1]
@@ -426,6 +431,13 @@ def quantile_partition(x: ArrayLike, k: int) -> np.ndarray:
     cl = np.full(x.size, -1)
     for i in range(k):
         cl[(x >= q[i]) & (x < q[i + 1])] = i
+    return cl
+
+
+def _rank_partition(x: np.ndarray, k: int) -> np.ndarray:
+    """Rows by rank into k groups of (nearly) equal size."""
+    cl = np.empty(x.size, dtype=int)
+    cl[np.argsort(x, kind="stable")] = np.arange(x.size) * k // x.size
     return cl
 
 

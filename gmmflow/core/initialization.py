@@ -33,6 +33,7 @@ import numpy as np
 from gmmflow.core.em_steps import Params, m_step_from_responsibilities
 from gmmflow.core.hierarchical import MAX_HC_ROWS, hierarchical_partitions, partition_responsibilities
 from gmmflow.core.hyperparameters import Hyperparameters
+from gmmflow.core.noise import with_noise
 
 INIT_METHODS = ("kmeans++", "random", "random_from_data", "hc")
 USER_START = "user"  # the start method recorded for a restart from user-given values
@@ -176,21 +177,26 @@ class StartingPoints:
     reg_covar: float
     given: dict | None
     seed: int = 0
+    log_noise_density: float | None = None  # a noise model's -log V: every start gets the noise component
 
     @classmethod
     def from_blocks(cls, blocks, seed: int, n_components: int, covariance_type: str,
-                    hyper: Hyperparameters | None, reg_covar: float, given: dict | None) -> StartingPoints:
+                    hyper: Hyperparameters | None, reg_covar: float, given: dict | None,
+                    log_noise_density: float | None = None) -> StartingPoints:
         """Starting points on the uniform subsample of :func:`init_sample_rows` of ``blocks``.
 
         ``hyper`` and the user's ``given`` values are in the data's frame and
-        are moved to the blocks' frame here.
+        are moved to the blocks' frame here. With ``log_noise_density`` (a
+        noise model) every start gets the noise component
+        (:func:`~gmmflow.core.noise.with_noise`: weight ``INITIAL_NOISE_WEIGHT``
+        unless the user gave all K+1 weights).
         """
         sample, sample_weight = blocks.sample(init_sample_rows(blocks.n_rows, seed))
         shift = blocks.shift
         if given and "means" in given:
             given = given | {"means": given["means"] - shift}
         return cls(sample, sample_weight, n_components, covariance_type,
-                   None if hyper is None else hyper.shifted(shift), reg_covar, given, seed)
+                   None if hyper is None else hyper.shifted(shift), reg_covar, given, seed, log_noise_density)
 
     @cached_property
     def hc_start(self) -> Params:
@@ -215,8 +221,10 @@ class StartingPoints:
         means (or to k-means++ centres).
         """
         if method == "hc":
-            return self.hc_start
-        return initial_parameters(self.sample, self.n_components, self.covariance_type,
-                                  "kmeans++" if method == USER_START else method, rng,
-                                  self.hyper, self.reg_covar, self.sample_weight,
-                                  self.given if method == USER_START else None)
+            start = self.hc_start
+        else:
+            start = initial_parameters(self.sample, self.n_components, self.covariance_type,
+                                       "kmeans++" if method == USER_START else method, rng,
+                                       self.hyper, self.reg_covar, self.sample_weight,
+                                       self.given if method == USER_START else None)
+        return start if self.log_noise_density is None else with_noise(start, self.log_noise_density)

@@ -17,7 +17,11 @@ and :class:`~gmmflow.core.dask_blocks.DaskBlocks` (a dask array, any scheduler):
     one row of weights per batch entry (``sample_weight`` of shape (B, n)),
     ``batch`` says which rows of weights the entries of ``params`` use.
 ``log_resp_and_norm(params) -> ((n, K), (n,))``
-    Log-responsibilities and log mixture densities of every row.
+    Log-responsibilities and log mixture densities of every row (K+1 columns,
+    the noise's last, for a noise model).
+``extremes(axes) -> (2, 2d)``
+    Column minima and maxima of the rows and of their scores on ``axes``
+    (the noise component's default region, :mod:`gmmflow.core.noise`).
 ``sample(rows) -> (X (m, d), weights (m,) or None)``
     Shifted rows (all when ``rows`` is None) for initialisation.
 ``sampled_statistics(params_list, uniforms_list) -> [SuffStats]``
@@ -38,6 +42,7 @@ import numpy as np
 
 from gmmflow.core.em_steps import Params, SuffStats, chunk_statistics, log_resp_and_norm
 from gmmflow.core.assignment_draws import assignment_kernel, assignment_statistics
+from gmmflow.core.noise import block_extremes, combine_extremes
 
 # rows per block: the (K*d, rows) whitened differences (2 MiB) stay in cache
 _BLOCK_ELEMENTS = 1 << 18
@@ -109,6 +114,11 @@ class ArrayBlocks:
     def moments(self) -> tuple[np.ndarray, np.ndarray]:
         return data_moments(self.X, self.sample_weight, self.chunk_size)
 
+    def extremes(self, axes: np.ndarray) -> np.ndarray:
+        """Column minima and maxima of the rows and of their scores on ``axes``
+        (:func:`~gmmflow.core.noise.block_extremes`), unshifted: the noise component's region."""
+        return combine_extremes(block_extremes(self.X[a:b], axes) for a, b in self.bounds)
+
     def sample(self, rows: np.ndarray | None):
         """Shifted rows (a copy; all rows when ``rows`` is None) and their weights."""
         X = self.X if rows is None else self.X[rows]
@@ -124,7 +134,7 @@ class ArrayBlocks:
 
         def stats(a, b):
             X, sw = self.block(a, b, weights)
-            return chunk_statistics(X, sw, log_w, params.means, prec, t)
+            return chunk_statistics(X, sw, log_w, params.means, prec, t, params.log_noise_density)
 
         return reduce(add, self._map(stats))
 
@@ -135,7 +145,8 @@ class ArrayBlocks:
 
         def one(a, b):
             XT, _ = self.block(a, b)
-            return log_resp_and_norm(XT, log_w, params.means, prec, params.covariance_type)
+            return log_resp_and_norm(XT, log_w, params.means, prec, params.covariance_type,
+                                     params.log_noise_density)
 
         parts = self._map(one)
         return np.concatenate([p[0] for p in parts], axis=1).T, np.concatenate([p[1] for p in parts])

@@ -278,6 +278,16 @@ def mixture_logp(value, w, mu, chol):
     return pt.logsumexp(log_norm - 0.5 * pt.sum(pt.square(Y), axis=-1), axis=-1)
 
 
+def noise_mixture_logp(value, w, mu, chol, log_noise_density):
+    """Per-observation ``log(sum_k w_k N(x | mu_k, L_k L_k^T) + w_0 / V)``: value (..., d) -> (...).
+
+    ``w`` (..., K+1) with the noise weight ``w_0`` last (see :mod:`gmmflow.core.noise`),
+    ``log_noise_density = -log V``.
+    """
+    gaussian = mixture_logp(value, w[..., :-1], mu, chol)  # static slices: JAX traces them
+    return pt.logaddexp(gaussian, pt.log(w[..., -1]) + log_noise_density)
+
+
 def univariate_mixture_logp(value, w, mu, sigma):
     """Per-observation ``log sum_k w_k N(x | mu_k, sigma_k^2)``: value (...) -> (...)."""
     z = (value[..., None] - mu) / sigma
@@ -307,6 +317,22 @@ def _mixture_random(w, mu, chol, rng=None, size=None):
 
 def _univariate_mixture_random(w, mu, sigma, rng=None, size=None):
     return mixture_draws(w, np.asarray(mu)[..., None], np.asarray(sigma)[..., None, None], rng, size)[..., 0]
+
+
+def GaussianNoiseMixture(name: str, w, mu, chol, log_noise_density, **kwargs):
+    """Gaussian mixture plus mclust's uniform noise component, labels summed out.
+
+    The density ``sum_k w_k N(x | mu_k, L_k L_k^T) + w_0 / V`` of
+    :func:`noise_mixture_logp`: ``w`` (K+1) has the noise weight last (e.g. a
+    ``pm.Dirichlet`` of K+1 entries), ``mu`` (K, d), ``chol`` (K, d, d),
+    ``log_noise_density = -log V`` (a float or a scalar tensor, e.g. a ``pm.Data``
+    container). The uniform's region is not part of the
+    model, so it has no random draws (no prior or posterior predictive).
+    """
+    w, mu, chol, log_noise_density = (pt.as_tensor(a, dtype="float64") for a in (w, mu, chol, log_noise_density))
+    return pm.CustomDist(name, w, mu, chol, log_noise_density,
+                         logp=noise_mixture_logp, signature="(j),(k,d),(k,d,d),()->(d)",
+                         class_name="GaussianNoiseMixture", **kwargs)
 
 
 class GaussianMixture:

@@ -15,6 +15,11 @@ Free variables, for covariance type t and a name prefix p:
   (diag: ``({p}component, {p}feature)``; spherical: ``({p}component,)``);
 * ``{p}mu`` | Sigma ~ Normal(mu_P, Sigma_k / kappa), dims ``({p}component, {p}feature)``.
 
+A noise model (``GMM(noise=True)``) has ``{p}w`` ~ Dirichlet(alpha 1_{K+1}) with
+dims ``{p}weight`` (K+1 entries: the components, then the noise), and its
+likelihood is :func:`~gmmflow.models.pymc_distributions.GaussianNoiseMixture`
+(marginalised form only).
+
 The model's likelihood has two forms:
 
 * marginalised (default): ``x ~ GaussianMixture(w, mu, chol)``, the exact
@@ -33,12 +38,15 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from gmmflow.core.hyperparameters import Hyperparameters
-from gmmflow.checks import check_missing
+from gmmflow.checks import check_missing, check_noise_with_missing
 from gmmflow.inputs.matrix import as_data_matrix
 from gmmflow.models.priors import Prior
-from gmmflow.models.pymc_distributions import GaussianMixture, InverseWishart, MvNormalCholesky
+from gmmflow.core.noise import block_extremes, log_hypervolume, principal_axes
+from gmmflow.models.pymc_distributions import GaussianMixture, GaussianNoiseMixture, InverseWishart, MvNormalCholesky
 from gmmflow.models.pymc_missing import pattern_likelihood
 from gmmflow.schema import COMPONENT, FEATURE, FEATURE2, OBS
+
+WEIGHT = "weight"  # a noise model's PyMC weight dim: K components, then the noise
 
 # ``spec`` arguments below are :class:`gmmflow.GMM` objects (models.spec imports this
 # module, not the other way round)
@@ -126,7 +134,11 @@ def gmm_priors(spec: GMMSpec, X=None, *, prefix: str = "", hyper: Hyperparameter
         features = as_data_matrix(X).features if X is not None else [f"x{j}" for j in range(d)]
     component, feature, feature2 = dim_names(prefix)
     _add_missing_coords(model, {component: np.arange(K), feature: list(features), feature2: list(features)})
-    w = pm.Dirichlet(f"{prefix}w", a=hyper.alpha * np.ones(K), dims=component)
+    if getattr(spec, "noise", False):  # K+1 weights, the noise's last
+        _add_missing_coords(model, {f"{prefix}{WEIGHT}": np.arange(K + 1)})
+        w = pm.Dirichlet(f"{prefix}w", a=hyper.alpha * np.ones(K + 1), dims=f"{prefix}{WEIGHT}")
+    else:
+        w = pm.Dirichlet(f"{prefix}w", a=hyper.alpha * np.ones(K), dims=component)
     if t in ("full", "tied"):
         dims = (component, feature, feature2) if t == "full" else (feature, feature2)
         cov = InverseWishart(f"{prefix}cov", hyper.dof, hyper.scale, dims=dims)
@@ -161,6 +173,7 @@ def build_pymc_model(
     n_obs: int | None = None,
     hyperparameters: Hyperparameters | None = None,
     missing: str = "error",
+    noise_log_volume: float | None = None,
 ) -> pm.Model:
     """Declare ``spec`` as a PyMC model (the implementation of ``GMM.pymc_model``).
 
@@ -185,6 +198,9 @@ def build_pymc_model(
         density of their observed coordinates (``x_pattern{j}``, one per
         missingness pattern; :mod:`gmmflow.models.pymc_missing`), EM's
         likelihood with ``missing="marginalize"``. Marginalised form only.
+    noise_log_volume : float, optional
+        A noise model's ``log V`` (what ``sample_posterior`` takes from EM).
+        Default: ``log(spec.noise_volume)``, else mclust's hypervolume of X.
 
     Returns
     -------
@@ -197,6 +213,7 @@ def build_pymc_model(
     if incomplete and not marginalized:
         raise ValueError("X has missing values: the generative form (marginalized=False) needs complete data. "
                          "Use marginalized=True, or drop the incomplete rows.")
+    check_noise_with_missing(spec.noise, incomplete)
     hyper = hyperparameters if hyperparameters is not None else resolve_spec_prior(spec, data)
     d = hyper.n_features
     if data is not None and data.shape[1] != d:
@@ -209,18 +226,37 @@ def build_pymc_model(
         model_coords[OBS] = np.arange(int(n_obs))
     model_coords.update(coords or {})
 
+    log_noise_density = None if not spec.noise else -_noise_log_volume(spec, data, noise_log_volume, marginalized)
     with pm.Model(coords=model_coords) as model:
         w, mu, _, chol = gmm_priors(spec, hyper=hyper, features=features)
         if incomplete:
             pattern_likelihood("x", w, mu, chol, spec.covariance_type, data, model)
         elif OBS in model_coords:
             observed = None if data is None else data.values
-            if marginalized:
+            if log_noise_density is not None:
+                GaussianNoiseMixture("x", w, mu, chol, log_noise_density, observed=observed, dims=(OBS, FEATURE))
+            elif marginalized:
                 GaussianMixture("x", w, mu, chol=chol, observed=observed, dims=(OBS, FEATURE))
             else:
                 z = pm.Categorical("z", p=w, dims=OBS)
                 pm.MvNormal("x", mu=mu[z], chol=chol[z], observed=observed, dims=(OBS, FEATURE))
     return model
+
+
+def _noise_log_volume(spec: GMMSpec, data, given: float | None, marginalized: bool) -> float:
+    """``log V`` of a noise model: given, the spec's volume, or the data's hypervolume (checked)."""
+    if not marginalized:
+        raise ValueError("A noise model has only the marginalised form (marginalized=True): the uniform "
+                         "component's region is not modelled, so its rows cannot be simulated.")
+    if given is not None:
+        return float(given)
+    if spec.noise_volume is not None:
+        return float(np.log(spec.noise_volume))
+    if data is None:
+        raise ValueError("A noise model without X needs its volume: GMM(..., noise=True, noise_volume=V) or "
+                         "pymc_model(..., noise_log_volume=log V).")
+    values = data.values
+    return log_hypervolume(block_extremes(values, principal_axes(np.cov(values, rowvar=False))))
 
 
 def covariance_value_name(covariance_type: str) -> str:

@@ -22,6 +22,10 @@ on its observed columns) and the likelihood of
 one *layout* (the patterns' observed columns and row counts, :func:`data_layout`)
 and serves every data set with that layout.
 
+A noise model (``GMM(noise=True)``) has K + 1 weights and the likelihood
+of :func:`~gmmflow.models.pymc_distributions.GaussianNoiseMixture`, its
+density ``-log V`` one more input (:data:`NOISE_INPUT`).
+
 Flat vectors follow the layout of the model's value variables
 (``model.free_RVs`` order), as nutpie's and gmmflow's NUTS drivers use them.
 """
@@ -36,7 +40,8 @@ import pymc as pm
 
 from gmmflow.core.hyperparameters import Hyperparameters
 from gmmflow.core.missing_data import missing_patterns
-from gmmflow.models.pymc_distributions import GaussianMixture
+from gmmflow.checks import check_noise_with_missing
+from gmmflow.models.pymc_distributions import GaussianMixture, GaussianNoiseMixture
 from gmmflow.models.pymc_missing import PATTERN, pattern_mixtures
 from gmmflow.models.pymc_model import covariance_value_name, gmm_priors
 
@@ -45,6 +50,7 @@ DATA = "x_data"
 HYPER_INPUTS = ("prior_alpha", "prior_mean", "prior_shrinkage", "prior_dof", "prior_scale")
 INPUT_NAMES = (DATA, *HYPER_INPUTS)  # complete data
 SCALE_INPUT = "prior_scale"  # full, tied: the Cholesky factor C of Lambda; diag, spherical: s2
+NOISE_INPUT = "noise_log_density"  # a noise model's -log V (the last input)
 
 # ((observed columns, number of rows), ...) of data with missing cells, None for complete data
 Layout = tuple[tuple[tuple[int, ...], int], ...] | None
@@ -97,20 +103,24 @@ class ModelTemplate:
     value_names: tuple[str, ...]
     value_shapes: tuple[tuple[int, ...], ...]
     layout: Layout = None
+    noise: bool = False
 
     @property
     def input_names(self) -> tuple[str, ...]:
         """The data containers' names, in the order compiled functions take them: the data
-        (one container, or one per missingness pattern), then :data:`HYPER_INPUTS`."""
-        return (*_pattern_inputs(self.layout), *HYPER_INPUTS)
+        (one container, or one per missingness pattern), then :data:`HYPER_INPUTS`, then a
+        noise model's :data:`NOISE_INPUT`."""
+        return (*_pattern_inputs(self.layout), *HYPER_INPUTS, *((NOISE_INPUT,) if self.noise else ()))
 
     @property
     def data_containers(self) -> list:
         """The model's ``pm.Data`` containers, in :attr:`input_names` order."""
         return [self.model[name] for name in self.input_names]
 
-    def input_values(self, X: np.ndarray, hyper: Hyperparameters) -> dict[str, np.ndarray]:
-        """Values of the inputs for data ``X`` (n, d) and hyper-parameters ``hyper``, by name."""
+    def input_values(self, X: np.ndarray, hyper: Hyperparameters,
+                     log_noise_density: float | None = None) -> dict[str, np.ndarray]:
+        """Values of the inputs for data ``X`` (n, d), hyper-parameters ``hyper`` and, for a noise
+        model, the noise density ``-log V``, by name."""
         X = np.asarray(X, dtype=np.float64)
         if X.shape != (self.n_obs, self.n_features):
             raise ValueError(f"the template is for data of shape {(self.n_obs, self.n_features)}, got {X.shape}.")
@@ -122,7 +132,10 @@ class ModelTemplate:
         scale = hyper.scale_chol if self.covariance_type in ("full", "tied") else hyper.scale
         data = [X] if self.layout is None else [X[np.ix_(p.rows, p.observed)]
                                                 for p in missing_patterns(~np.isnan(X))]
-        values = (*data, hyper.alpha, hyper.mean, hyper.shrinkage, hyper.dof, scale)
+        if self.noise and log_noise_density is None:
+            raise ValueError("a noise model's template needs log_noise_density (-log V).")
+        noise = (log_noise_density,) if self.noise else ()
+        values = (*data, hyper.alpha, hyper.mean, hyper.shrinkage, hyper.dof, scale, *noise)
         return {name: np.asarray(v, dtype=np.float64) for name, v in zip(self.input_names, values)}
 
     @property
@@ -140,6 +153,7 @@ def model_template(spec, n_obs: int, n_features: int, layout: Layout = None) -> 
     (``check_bounds=False``): the transforms keep every value in its support.
     """
     n, d, t, K = int(n_obs), int(n_features), spec.covariance_type, spec.n_components
+    check_noise_with_missing(spec.noise, layout is not None)
     placeholder_scale = np.eye(d) if t in ("full", "tied") else np.ones(_scale_shape(t, d))
     patterns = (((*range(d),), n),) if layout is None else layout
     with pm.Model(check_bounds=False) as model:
@@ -154,19 +168,23 @@ def model_template(spec, n_obs: int, n_features: int, layout: Layout = None) -> 
             scale = scale @ scale.mT
         hyper = HyperInputs(t, K, d, alpha, mean, shrinkage, dof, scale)
         w, mu, _, chol = gmm_priors(spec, hyper=hyper, features=[f"x{j}" for j in range(d)])
-        if layout is None:
+        if spec.noise:
+            log_noise_density = pm.Data(NOISE_INPUT, 0.0, shape=())
+            GaussianNoiseMixture("x", w, mu, chol, log_noise_density, observed=data[0])
+        elif layout is None:
             GaussianMixture("x", w, mu, chol=chol, observed=data[0])
         else:
             pattern_mixtures("x", w, mu, chol, t, d, [o for o, _ in layout], data)
-    names, shapes = _value_layout(model, K, d, t)
-    return ModelTemplate(model, t, n, d, names, shapes, layout)
+    names, shapes = _value_layout(model, K, d, t, spec.noise)
+    return ModelTemplate(model, t, n, d, names, shapes, layout, spec.noise)
 
 
-def _value_layout(model: pm.Model, K: int, d: int, t: str):
-    """Names and shapes of the value variables, in ``free_RVs`` order."""
+def _value_layout(model: pm.Model, K: int, d: int, t: str, noise: bool):
+    """Names and shapes of the value variables, in ``free_RVs`` order (a noise model's
+    weights have K + 1 entries)."""
     m = d * (d + 1) // 2
     cov_shape = {"full": (K, m), "tied": (m,), "diag": (K, d), "spherical": (K,)}[t]
-    shapes = {"w": (K - 1,), "mu": (K, d), covariance_value_name(t): cov_shape}
+    shapes = {"w": (K - 1 + noise,), "mu": (K, d), covariance_value_name(t): cov_shape}
     names = tuple(model.rvs_to_values[rv].name for rv in model.free_RVs)
     return names, tuple(shapes[rv.name] for rv in model.free_RVs)
 

@@ -49,19 +49,36 @@ class GMM:
         the exact maximiser, so the log-likelihood can dip slightly between
         iterations when a component holds only a few points; ``reg_covar=0``
         (or a prior) keeps EM exactly monotone.
+    noise : bool, default False
+        Add mclust's noise component: a uniform density ``1/V`` over a region
+        of volume ``V`` holding the data, with weight ``w_0``, for outliers and
+        background points (:mod:`gmmflow.core.noise`). The model then has K+1
+        weights, the noise's last (mclust's convention), under
+        ``Dirichlet(alpha 1_{K+1})``; results store the K Gaussian weights as
+        ``w`` and ``w_0`` as ``noise_weight``, :func:`~gmmflow.predict` labels
+        noise rows ``-1``, BIC counts two more parameters (the noise weight and
+        the volume, as mclust's ``nMclustParams(noise=TRUE)``).
+    noise_volume : float, optional
+        The volume ``V`` of the noise's region (mclust's ``1/Vinv``), > 0.
+        Default: mclust's ``hypvol`` of the fitted data, the smaller of the
+        volumes of the data's bounding box and of its principal components'
+        bounding box. Only with ``noise=True``.
 
     Examples
     --------
     >>> import gmmflow
     >>> gmmflow.GMM(2)
-    GMM(n_components=2, covariance_type='full', prior=Prior(...), reg_covar=1e-06)
+    GMM(n_components=2, covariance_type='full', prior=Prior(...), reg_covar=1e-06, noise=False, noise_volume=None)
     >>> gmmflow.GMM(3, "diag", prior=None)  # doctest: +SKIP
+    >>> gmmflow.GMM(2, noise=True)  # doctest: +SKIP
     """
 
     n_components: int
     covariance_type: str = "full"
     prior: Prior | None | str = "default"
     reg_covar: float = 1e-6
+    noise: bool = False
+    noise_volume: float | None = None
 
     def __post_init__(self):
         k = self.n_components
@@ -92,6 +109,23 @@ class GMM:
                 or not np.isfinite(reg) or reg < 0:
             raise ValueError(f"reg_covar must be a finite number >= 0, got {reg!r}.")
         object.__setattr__(self, "reg_covar", float(reg))
+        self._check_noise()
+
+    def _check_noise(self) -> None:
+        if not isinstance(self.noise, (bool, np.bool_)):
+            raise TypeError(f"noise must be True or False, got {type(self.noise).__name__} {self.noise!r}.")
+        object.__setattr__(self, "noise", bool(self.noise))
+        volume = self.noise_volume
+        if volume is None:
+            return
+        if not self.noise:
+            raise ValueError(f"noise_volume={volume!r} is given but noise=False; pass noise=True to add the "
+                             "noise component, or drop noise_volume.")
+        if isinstance(volume, bool) or not isinstance(volume, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(volume) or volume <= 0:
+            raise ValueError(f"noise_volume must be a finite number > 0 (the volume of the noise's region; "
+                             f"mclust's 1/Vinv), got {volume!r}. Omit it to take the data's hypervolume.")
+        object.__setattr__(self, "noise_volume", float(volume))
 
     # ------------------------------------------------------------------
     @property
@@ -100,7 +134,11 @@ class GMM:
         return self.prior is not None
 
     def n_parameters(self, n_features: int) -> int:
-        """Number of free parameters (for BIC/AIC)."""
+        """Number of free parameters (for BIC/AIC).
+
+        The noise component counts two: its weight and its volume (mclust's
+        ``nMclustParams(..., noise = TRUE)``, whether the volume was given or not).
+        """
         K, d = self.n_components, int(n_features)
         cov = {
             "full": K * d * (d + 1) // 2,
@@ -108,7 +146,7 @@ class GMM:
             "diag": K * d,
             "spherical": K,
         }[self.covariance_type]
-        return (K - 1) + K * d + cov
+        return (K - 1) + K * d + cov + (2 if self.noise else 0)
 
     def hyperparameters(
         self, data_mean: np.ndarray, data_cov: np.ndarray, n_obs: float | None = None
@@ -133,6 +171,7 @@ class GMM:
         n_obs: int | None = None,
         hyperparameters: Hyperparameters | None = None,
         missing: str = "error",
+        noise_log_volume: float | None = None,
     ) -> Any:
         """Declare this GMM as a PyMC model (see :mod:`gmmflow.models.pymc_model`); a ``pymc.Model``."""
         from gmmflow.models.pymc_model import build_pymc_model  # imports PyMC: on first use only
@@ -140,6 +179,7 @@ class GMM:
         return build_pymc_model(
             self, X, marginalized=marginalized, coords=coords, n_obs=n_obs,
             hyperparameters=hyperparameters, missing=missing,
+            noise_log_volume=noise_log_volume,
         )
 
     # ------------------------------------------------------------------
@@ -149,6 +189,8 @@ class GMM:
             "covariance_type": self.covariance_type,
             "prior": None if self.prior is None else self.prior.to_dict(),
             "reg_covar": self.reg_covar,
+            "noise": self.noise,
+            "noise_volume": self.noise_volume,
         }
 
     def to_json(self) -> str:
@@ -158,7 +200,8 @@ class GMM:
     @classmethod
     def from_dict(cls, d: dict) -> GMM:
         prior = None if d["prior"] is None else Prior(**d["prior"])
-        return cls(d["n_components"], d["covariance_type"], prior, d.get("reg_covar", 1e-6))
+        return cls(d["n_components"], d["covariance_type"], prior, d.get("reg_covar", 1e-6),
+                   d.get("noise", False), d.get("noise_volume"))
 
     @classmethod
     def from_json(cls, text: str) -> GMM:

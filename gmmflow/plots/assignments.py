@@ -9,7 +9,7 @@ from gmmflow.plots.data_access import observed
 from gmmflow import schema as S
 from gmmflow.plots.registry import register
 from gmmflow.plots.geometry import principal_axes, project_rows
-from gmmflow.results.from_idata import feature_names, posterior_assignment, stored_responsibilities
+from gmmflow.results.from_idata import feature_names, model_from_idata, posterior_assignment, stored_responsibilities
 from gmmflow.workflows.compare import check_comparable
 
 
@@ -41,9 +41,11 @@ def plot_assignments(idata, *, axes=None):
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     left, right = axes
+    n_components = model_from_idata(idata).n_components  # a noise model's column K is the noise's
     for k in range(em.shape[1]):
-        left.scatter(em[:, k], post[:, k], s=10, alpha=0.6, color=f"C{k % 10}", label=f"component {k}",
-                     gid=f"assignment-{k}")
+        noise = k == n_components
+        left.scatter(em[:, k], post[:, k], s=10, alpha=0.6, color="0.45" if noise else f"C{k % 10}",
+                     label="noise" if noise else f"component {k}", gid=f"assignment-{k}")
     left.plot([0, 1], [0, 1], color="0.5", lw=0.8, gid="identity")
     left.set_xlabel("EM responsibility")
     left.set_ylabel("posterior assignment probability")

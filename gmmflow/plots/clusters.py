@@ -20,8 +20,18 @@ def _draw_ellipses(ax, means2, covs2, colours, gid, level, **style):
         ax.add_patch(Ellipse(m, width, height, angle=angle, fill=False, edgecolor=colour, gid=gid, **style))
 
 
+def _scatter_labelled(ax, x, y, labels, colours):
+    """Points coloured by component; a noise model's noise rows (label -1) apart, as grey crosses."""
+    noise = labels == S.NOISE_LABEL
+    ax.scatter(x[~noise], y[~noise], c=[colours[k] for k in labels[~noise]], s=10, alpha=0.6, gid="data")
+    if noise.any():
+        ax.scatter(x[noise], y[noise], marker="x", color="0.45", s=14, linewidths=0.8, alpha=0.8, gid="noise",
+                   label=f"noise ({int(noise.sum())} rows)")
+        ax.legend(loc="best", fontsize=8)
+
+
 def _clusters_panel(ax, X2, labels, em, draws, colours, level):
-    ax.scatter(X2[:, 0], X2[:, 1], c=[colours[k] for k in labels], s=10, alpha=0.6, gid="data")
+    _scatter_labelled(ax, X2[:, 0], X2[:, 1], labels, colours)
     _draw_ellipses(ax, *em, colours, "em-ellipse", level, lw=2.0)
     for mu2, cov2 in draws:
         _draw_ellipses(ax, mu2, cov2, colours, "posterior-ellipse", level, lw=0.5, alpha=0.25)
@@ -31,7 +41,7 @@ def _clusters_panel(ax, X2, labels, em, draws, colours, level):
 def _clusters_1d(ax, x, labels, em, draws, colours, level):
     half = np.sqrt(chi2.ppf(level, df=1))
     jitter = np.random.default_rng(0).uniform(-0.3, 0.3, x.size)
-    ax.scatter(x, jitter, c=[colours[k] for k in labels], s=10, alpha=0.6, gid="data")
+    _scatter_labelled(ax, x, jitter, labels, colours)
     mu, var = em
     for k, (m, v) in enumerate(zip(mu, var)):
         y = -0.6 - 0.15 * k
@@ -43,11 +53,14 @@ def _clusters_1d(ax, x, labels, em, draws, colours, level):
     ax.set_yticks([])
 
 
-@register("clusters", order=20, needs=(S.OBSERVED_DATA,),
-          caption="The data coloured by their most probable component, with each component's 95% ellipse (an "
-                  "interval in 1-D) from EM (thick) and from 20 posterior draws (thin). Look for ellipses that cover "
-                  "their points. Thin ellipses scattered widely around a thick one mean that component is poorly "
-                  "determined; points no ellipse covers suggest a missing component.")
+CAPTION = ("The data coloured by their most probable component, with each component's 95% ellipse (an interval in "
+           "1-D) from EM (thick) and from 20 posterior draws (thin). Look for ellipses that cover their points. Thin "
+           "ellipses scattered widely around a thick one mean that component is poorly determined; points no "
+           "ellipse covers suggest a missing component. A noise model's noise rows (most probably from the uniform "
+           "component) are grey crosses.")
+
+
+@register("clusters", order=20, needs=(S.OBSERVED_DATA,), caption=CAPTION)
 def plot_clusters(idata, *, draws: int = 20, projection: str = "auto", level: float = LEVEL, ax=None):
     """Data coloured by assignment with the EM covariance ellipses and those of posterior draws.
 

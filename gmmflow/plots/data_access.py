@@ -14,12 +14,13 @@ from gmmflow.results.from_idata import (
     calibration_group,
     em_arrays,
     em_params,
+    model_from_idata,
     observed_values,
     posterior_arrays,
     posterior_assignment,
     stored_responsibilities,
 )
-from gmmflow.workflows.prediction import log_resp_and_norm
+from gmmflow.workflows.prediction import log_resp_and_norm, noise_labelled
 
 OBSERVED_HINT = ("the plot draws the data, and this result did not store them "
                  "(fit_em stores them unless the data exceeded its storage limit)")
@@ -48,13 +49,15 @@ def posterior_draws(idata, n_draws: int | None = None):
 
 
 def hard_labels(idata) -> np.ndarray:
-    """Each observation's most probable component: posterior if sampled, else EM."""
+    """Each observation's most probable component: posterior if sampled, else EM; ``-1`` for a
+    noise model's noise rows."""
     if S.has_groups(idata, S.POSTERIOR_ASSIGNMENT):
-        return posterior_assignment(idata).argmax(1)
-    stored = stored_responsibilities(idata)
-    if stored is not None:
-        return stored.argmax(1)
-    return log_resp_and_norm(em_params(idata)[1], observed(idata))[0].argmax(1)
+        probabilities = posterior_assignment(idata)
+    else:
+        probabilities = stored_responsibilities(idata)
+        if probabilities is None:
+            probabilities = log_resp_and_norm(em_params(idata)[1], observed(idata))[0]
+    return noise_labelled(probabilities.argmax(1), model_from_idata(idata))
 
 
 def mixture_density(points: np.ndarray, w, mu, cov) -> np.ndarray:

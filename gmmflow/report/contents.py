@@ -29,7 +29,8 @@ from gmmflow.report.verdict import (
     sampling_findings,
     selection_findings,
 )
-from gmmflow.results.from_idata import calibration_group, em_arrays, model_from_idata
+from gmmflow.results.from_idata import (calibration_group, em_arrays, model_from_idata, noise_log_volume,
+                                        stored_responsibilities)
 from gmmflow.workflows.compare import comparable, compare
 from gmmflow.workflows.diagnostics import diagnose
 
@@ -103,6 +104,8 @@ def settings(idata, model: GMM, features: list[str], n_obs: int, n_restarts: int
         "EM": ", ".join([plural(n_restarts, "restart")] + [f"{k} {attrs[k]}" for k in ("init", "max_iter", "tol")
                                                           if k in attrs]),
     }
+    if model.noise:
+        found["noise"] = noise_setting(idata, model)
     if "sampler" in attrs:
         found["sampling"] = (f"{attrs['sampler']}: {plural(int(attrs.get('chains', 0)), 'chain')} \u00d7 "
                              f"{attrs.get('draws', '?')} draws after {attrs.get('tune', '?')} tuning steps")
@@ -113,6 +116,19 @@ def settings(idata, model: GMM, features: list[str], n_obs: int, n_restarts: int
         if key in attrs:
             found[name] = str(attrs[key])
     return found
+
+
+def noise_setting(idata, model: GMM) -> str:
+    """A noise model's uniform component in words: its weight, how many rows are most probably noise,
+    and the volume of its region (given, or mclust's hypervolume of the data)."""
+    weight = float(idata[S.EM_ESTIMATE][S.NOISE_WEIGHT])
+    log_volume = noise_log_volume(idata)
+    text = f"uniform component, EM weight {weight:.3g}"
+    resp = stored_responsibilities(idata)
+    if resp is not None:
+        text += f", {plural(int((resp.argmax(axis=1) == model.n_components).sum()), 'row')} most probably noise"
+    origin = "given" if model.noise_volume is not None else "the data's hypervolume, as mclust's hypvol"
+    return f"{text}; region volume V = {np.exp(log_volume):.4g} (log V = {log_volume:.4g}; {origin})"
 
 
 def gather(idata, selection: pd.DataFrame | None = None) -> Contents:

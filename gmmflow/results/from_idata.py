@@ -151,13 +151,37 @@ def check_fingerprint(idata: az.InferenceData, given: DataFingerprint, what: str
 
 
 def em_params(idata: az.InferenceData) -> tuple[GMM, Params, list]:
-    """(model, EM estimate as core parameters, feature names) of a result."""
+    """(model, EM estimate as core parameters, feature names) of a result.
+
+    A noise model's parameters have K+1 weights (``w`` then ``noise_weight``)
+    and the fitted ``-log V``.
+    """
     model = model_from_idata(idata)
     S.require_groups(idata, S.EM_ESTIMATE, hint="run gmmflow.fit_em first")
     est = idata[S.EM_ESTIMATE]
     t = model.covariance_type
-    params = Params.from_cov(est["w"].values, est["mu"].values, compact_covariances(est["cov"].values, t), t)
+    weights, log_noise_density = est["w"].values, None
+    if model.noise:
+        weights = np.append(weights, float(est[S.NOISE_WEIGHT]))
+        log_noise_density = -noise_log_volume(idata)
+    params = Params.from_cov(weights, est["mu"].values, compact_covariances(est["cov"].values, t), t,
+                             log_noise_density=log_noise_density)
     return model, params, feature_names(idata)
+
+
+def noise_log_volume(idata: az.InferenceData) -> float:
+    """``log V`` of a noise model's region, as fitted.
+
+    Raises
+    ------
+    NotAGmmflowFileError
+        A noise model's result without the attr (a damaged file).
+    """
+    try:
+        return float(idata.attrs[S.NOISE_LOG_VOLUME_ATTR])
+    except (KeyError, TypeError, ValueError) as err:
+        raise NotAGmmflowFileError(f"it is a noise model's result without a valid {S.NOISE_LOG_VOLUME_ATTR!r} "
+                                   "attr; re-create the result.") from err
 
 
 def em_arrays(idata: az.InferenceData):
@@ -174,10 +198,13 @@ def observed_values(idata: az.InferenceData) -> np.ndarray:
 
 
 def stored_responsibilities(idata: az.InferenceData) -> np.ndarray | None:
-    """EM responsibilities (n, K) when the result stores them, else None."""
+    """EM responsibilities (n, K) when the result stores them, else None; a noise model's
+    are (n, K+1), the noise column last (as ``predict_proba``)."""
     S.require_groups(idata, S.EM_ESTIMATE)
     est = idata[S.EM_ESTIMATE]
-    return est[S.RESPONSIBILITIES].values if S.RESPONSIBILITIES in est else None
+    if S.RESPONSIBILITIES not in est:
+        return None
+    return _with_noise_column(est, S.RESPONSIBILITIES, S.NOISE_RESPONSIBILITY)
 
 
 def sample_weights(idata: az.InferenceData) -> np.ndarray | None:
@@ -186,9 +213,16 @@ def sample_weights(idata: az.InferenceData) -> np.ndarray | None:
 
 
 def posterior_assignment(idata: az.InferenceData) -> np.ndarray:
-    """P(z_i = k | data), (n, K), averaged over draws."""
+    """P(z_i = k | data), (n, K), averaged over draws; a noise model's (n, K+1), the noise column last."""
     S.require_groups(idata, S.POSTERIOR_ASSIGNMENT)
-    return idata[S.POSTERIOR_ASSIGNMENT][S.POSTERIOR_ASSIGNMENT].values
+    return _with_noise_column(idata[S.POSTERIOR_ASSIGNMENT], S.POSTERIOR_ASSIGNMENT, S.NOISE_ASSIGNMENT)
+
+
+def _with_noise_column(ds, name: str, noise_name: str) -> np.ndarray:
+    """``ds[name]`` (n, K), with ``ds[noise_name]`` (n,) appended as column K+1 when the result has it."""
+    if noise_name in ds:
+        return np.column_stack([ds[name].values, ds[noise_name].values])
+    return ds[name].values
 
 
 def posterior_arrays(idata: az.InferenceData, n_draws: int | None = None):

@@ -39,14 +39,27 @@ def _dataset(variables: dict, coords: dict) -> xr.Dataset:
 
 
 def parameter_variables(params: Params, n_features: int, lead: tuple = ()) -> dict:
-    """``w``, ``mu`` and full ``cov`` of one parameter set as ``{name: (dims, values)}``."""
-    K = params.weights.shape[-1]
+    """``w``, ``mu`` and full ``cov`` of one parameter set as ``{name: (dims, values)}``;
+    a noise model's last weight as ``noise_weight``."""
+    K = params.means.shape[-2]
     cov = full_covariances(params.cov, params.covariance_type, K, n_features)
-    return {
-        "w": (lead + (S.COMPONENT,), params.weights),
+    variables = {
+        "w": (lead + (S.COMPONENT,), params.weights[..., :K]),
         "mu": (lead + (S.COMPONENT, S.FEATURE), params.means),
         "cov": (lead + (S.COMPONENT, S.FEATURE, S.FEATURE2), cov),
     }
+    if params.has_noise:
+        variables[S.NOISE_WEIGHT] = (lead, params.weights[..., K])
+    return variables
+
+
+def per_row_variables(values: np.ndarray, n_components: int, name: str, noise_name: str) -> dict:
+    """Per-row probabilities (n, K) as ``name (obs_id, component)``; a noise model's (n, K+1) also
+    give their last column as ``noise_name (obs_id)``."""
+    variables = {name: ((S.OBS, S.COMPONENT), values[:, :n_components])}
+    if values.shape[1] > n_components:
+        variables[noise_name] = ((S.OBS,), values[:, n_components])
+    return variables
 
 
 def _stacked_parameters(results: list[EMResult], n_features: int) -> dict:
@@ -86,6 +99,11 @@ def root_attrs(model: GMM, hyper: Hyperparameters | None, seed: int, **extra) ->
     return attrs
 
 
+def noise_attrs(params: Params | None) -> dict:
+    """``{noise_log_volume: log V}`` for a noise model's parameters, else nothing."""
+    return {S.NOISE_LOG_VOLUME_ATTR: -float(params.log_noise_density)} if params and params.has_noise else {}
+
+
 def em_groups(fit: EMFit) -> dict[str, xr.Dataset]:
     """``em_estimate``, ``em_restarts``, ``em_trace`` (and the data groups when stored)."""
     restarts, d = fit.restarts, len(fit.data.features)
@@ -94,7 +112,8 @@ def em_groups(fit: EMFit) -> dict[str, xr.Dataset]:
     estimate = parameter_variables(fit.params, d) | _scalars([fit.estimate])
     estimate["best_restart"] = ((), int(fit.best))
     if fit.responsibilities is not None:
-        estimate[S.RESPONSIBILITIES] = ((S.OBS, S.COMPONENT), fit.responsibilities)
+        estimate |= per_row_variables(fit.responsibilities, fit.model.n_components, S.RESPONSIBILITIES,
+                                      S.NOISE_RESPONSIBILITY)
     n_trace = max(r.trace.shape[0] for r in restarts)
     trace = np.full((len(restarts), n_trace), np.nan)
     for i, r in enumerate(restarts):
@@ -118,13 +137,14 @@ def em_inference_data(fit: EMFit) -> az.InferenceData:
     """A ``fit_em`` result: ``observed_data``, ``em_estimate``, ``em_restarts``, ``em_trace``."""
     attrs = root_attrs(fit.model, fit.hyper, fit.seed, method="em", n_obs=int(fit.n_obs),
                        observed_data_stored=int(fit.store_observed),
-                       **{S.FINGERPRINT_ATTR: fit.fingerprint.to_json()}, **fit.options)
+                       **{S.FINGERPRINT_ATTR: fit.fingerprint.to_json()}, **noise_attrs(fit.params), **fit.options)
     return az.InferenceData(attrs=attrs, **em_groups(fit))
 
 
 def posterior_inference_data(model: GMM, data, hyper: Hyperparameters, em: dict[str, xr.Dataset],
-                             em_seed: int, sample: PosteriorSample) -> az.InferenceData:
-    """One InferenceData for a sampling run: the posterior groups plus the EM groups ``em`` of its start.
+                             em_seed: int, sample: PosteriorSample, pivot: Params | None = None) -> az.InferenceData:
+    """One InferenceData for a sampling run: the posterior groups plus the EM groups ``em`` of its start
+    (``pivot``, its estimate: a noise model's attrs record its volume).
 
     Draw arrays come with chains stacked (S = chains * draws, ...) and are
     reshaped to (chain, draw, ...).
@@ -144,12 +164,15 @@ def posterior_inference_data(model: GMM, data, hyper: Hyperparameters, em: dict[
     stats = stats.assign_coords({S.CHAIN: np.arange(C), S.DRAW: np.arange(D)})
     stats = stats.assign({S.RELABEL_PERMUTATION: (cd + (S.COMPONENT,), sample.permutation.reshape(C, D, K))})
     stats = stats.assign_coords({S.COMPONENT: np.arange(K)})
+    noise = {}
+    if model.noise:  # the K+1st weight and assignment column are the noise's
+        noise = {S.NOISE_WEIGHT: (cd, sample.w[:, K])}
     groups = {
         S.POSTERIOR: ds({
-            "w": (cd + (S.COMPONENT,), sample.w),
+            "w": (cd + (S.COMPONENT,), sample.w[:, :K]),
             "mu": (cd + (S.COMPONENT, S.FEATURE), sample.mu),
             "cov": (cd + (S.COMPONENT, S.FEATURE, S.FEATURE2), sample.cov),
-        }),
+        } | noise),
         S.SAMPLE_STATS: stats,
     }
     if data.values.shape[0]:
@@ -157,14 +180,15 @@ def posterior_inference_data(model: GMM, data, hyper: Hyperparameters, em: dict[
     if sample.log_likelihood is not None:
         groups[S.LOG_LIKELIHOOD] = ds({S.X: (cd + (S.OBS,), sample.log_likelihood)}, pointwise)
     if sample.assignment is not None:
-        groups[S.POSTERIOR_ASSIGNMENT] = ds({S.POSTERIOR_ASSIGNMENT: ((S.OBS, S.COMPONENT), sample.assignment)})
+        groups[S.POSTERIOR_ASSIGNMENT] = ds(per_row_variables(sample.assignment, K, S.POSTERIOR_ASSIGNMENT,
+                                                              S.NOISE_ASSIGNMENT))
     if sample.predictive is not None:
         groups[S.POSTERIOR_PREDICTIVE] = ds({S.X: (cd + (S.OBS, S.FEATURE), sample.predictive)}, pointwise)
     groups |= {name: em[name] for name in S.EM_GROUPS}
     n_obs = data.values.shape[0] if sample.n_obs is None else sample.n_obs
     attrs = root_attrs(model, hyper, sample.seed, method=sample.method, sampler=sample.sampler, chains=C,
                        draws=sample.draws, tune=sample.tune, relabelled=int(sample.relabelled),
-                       n_obs=int(n_obs), em_seed=int(em_seed),
+                       n_obs=int(n_obs), em_seed=int(em_seed), **noise_attrs(pivot),
                        **({S.FINGERPRINT_ATTR: DataFingerprint.of_values(data.values, data.features,
                                                                          data.named).to_json()} | sample.attrs))
     return az.InferenceData(attrs=attrs, **groups)

@@ -118,6 +118,10 @@ def bootstrap(
     max_iter = check_int(max_iter, "max_iter", 1)
     tol = check_float(tol, "tol", 0.0)
     model, pivot, _ = em_params(idata)
+    if model.noise:
+        raise ValueError("bootstrap does not refit noise models (GMM(noise=True)) yet: its replicates would need "
+                         "the noise weight relabelled and, for kind='parametric', the noise's region simulated. "
+                         "Use sample_posterior for the uncertainty of a noise model.")
     hyper = hyperparameters_from_idata(idata)
     weights = sample_weights(idata)
     data = _matching_data(idata, X, kind, weights)

@@ -19,6 +19,7 @@ carries the EM groups of its start); only EM's leave-one-out refits.
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import arviz as az
 import numpy as np
@@ -37,6 +38,7 @@ from gmmflow.results.from_idata import (
     em_params,
     hyperparameters_from_idata,
     model_from_idata,
+    noise_log_volume,
     observed_values,
     pointwise_log_likelihood,
     posterior_assignment,
@@ -256,14 +258,16 @@ def fixed_prior_model(idata: az.InferenceData) -> GMM:
     """The fitted model with its prior pinned to the resolved hyper-parameters of the full data.
 
     Refitting on a subset (leave-one-out) must not move data-dependent
-    defaults such as the prior mean.
+    defaults such as the prior mean (nor a noise model's volume).
     """
     model = model_from_idata(idata)
+    if model.noise:  # the volume is data-dependent too: pinned to the fitted one
+        model = replace(model, noise_volume=float(np.exp(noise_log_volume(idata))))
     hyper = hyperparameters_from_idata(idata)
     if hyper is None:
         return model
     prior = Prior(alpha=hyper.alpha, mean=hyper.mean, shrinkage=hyper.shrinkage, dof=hyper.dof, scale=hyper.scale)
-    return GMM(model.n_components, model.covariance_type, prior=prior, reg_covar=model.reg_covar)
+    return replace(model, prior=prior)
 
 
 def em_loo_pointwise(idata: az.InferenceData, max_obs: int = defaults.EM_LOO_MAX_OBS) -> np.ndarray | None:

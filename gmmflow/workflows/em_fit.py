@@ -17,12 +17,14 @@ import numpy as np
 
 from gmmflow import defaults
 from gmmflow import schema as S
-from gmmflow.checks import check_float, check_int, check_missing, check_sample_weight, check_seed, numeric_array
+from gmmflow.checks import (check_float, check_int, check_missing, check_noise_with_missing, check_sample_weight,
+                            check_seed, numeric_array)
 from gmmflow.core.dask_blocks import DaskBlocks
 from gmmflow.core.em_driver import best_restart, fit_restarts
 from gmmflow.core.gaussian import cholesky, covariance_shape
 from gmmflow.core.initialization import INIT_METHODS, USER_START, StartingPoints
 from gmmflow.core.missing_data import MissingBlocks
+from gmmflow.core.noise import log_hypervolume, principal_axes
 from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size, default_n_threads
 from gmmflow.exceptions import NotPositiveDefiniteError
 from gmmflow.inputs.chunked import as_chunked_matrix, is_chunked, open_chunked
@@ -86,7 +88,7 @@ def check_init(init, model: GMM, n_features: int):
         raise ValueError(f"init has unknown key(s) {sorted(unknown)}; allowed: {INIT_KEYS}.")
     K, d, t = model.n_components, n_features, model.covariance_type
     want = {
-        "weights": (K,),
+        "weights": (K + model.noise,),  # a noise model's K+1 weights, the noise's last
         "means": (K, d),
         "covariances": covariance_shape(t, K, d),
     }
@@ -96,7 +98,8 @@ def check_init(init, model: GMM, n_features: int):
         if arr.shape != want[key]:
             raise ValueError(
                 f"init[{key!r}] must have shape {want[key]} for n_components={K}, "
-                f"{d} feature(s) and covariance_type={t!r}; got {arr.shape}."
+                f"{d} feature(s){' and noise=True' if model.noise and key == 'weights' else ''} and "
+                f"covariance_type={t!r}; got {arr.shape}."
             )
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"init[{key!r}] contains NaN or inf.")
@@ -225,6 +228,7 @@ def _blocks(model: GMM, X, sample_weight, chunk_size, n_init: int = 1, missing: 
     chunk = chunk_size or default_chunk_size(K, d, n_init)
     threads = default_n_threads(n, chunk, os.cpu_count() or 1)
     if marginalize and np.isnan(data.values).any():
+        check_noise_with_missing(model.noise, True)
         return data, MissingBlocks(data.values, sw, chunk, n_threads=threads)
     return data, ArrayBlocks(data.values, sw, chunk, threads)
 
@@ -250,6 +254,16 @@ def _chunked_weights(sample_weight, X):
         raise ValueError("sample_weight sums to 0; at least one row needs a positive weight.")
     relative = sw / high  # as checks.check_sample_weight: rescaled to sum to the positive rows' count
     return relative * (float(positive) / float(relative.sum().compute()))
+
+
+def noise_log_density(model: GMM, blocks, cov: np.ndarray) -> float | None:
+    """``-log V`` of the model's noise component (None without one): the given ``noise_volume``,
+    else mclust's hypervolume of the rows (one pass over them; raises on a flat box)."""
+    if not model.noise:
+        return None
+    if model.noise_volume is not None:
+        return -float(np.log(model.noise_volume))
+    return -log_hypervolume(blocks.extremes(principal_axes(cov)))
 
 
 def n_weighted(blocks) -> float:
@@ -284,9 +298,10 @@ def _fit(model: GMM, X, n_init, init, max_iter, tol, seed, sample_weight, chunk_
 
     mean, cov = blocks.moments()
     hyper = model.hyperparameters(mean, cov, n_weighted(blocks))
+    log_noise = noise_log_density(model, blocks, cov)
     blocks = blocks.with_shift(mean)
     starts = StartingPoints.from_blocks(blocks, seed, model.n_components, model.covariance_type,
-                                        hyper, model.reg_covar, given)
+                                        hyper, model.reg_covar, given, log_noise)
     restarts = fit_restarts(blocks, starts, hyper, model.reg_covar, methods, max_iter, tol, seed)
     best = best_restart(restarts)
 

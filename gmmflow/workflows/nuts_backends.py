@@ -88,7 +88,7 @@ def template_maps(spec, n: int, d: int, layout=None) -> TemplateMaps:
 
 
 def _shape_key(spec, n: int, d: int, layout=None) -> tuple:
-    return spec.covariance_type, spec.n_components, int(n), int(d), layout
+    return spec.covariance_type, spec.n_components, spec.noise, int(n), int(d), layout
 
 
 def _data_key(X: np.ndarray) -> tuple:
@@ -114,7 +114,7 @@ def start_points(maps: TemplateMaps, start: dict, chains: int, rng: np.random.Ge
 # --------------------------------------------------------------------------
 # Backends
 # --------------------------------------------------------------------------
-def run_numpyro(spec, X, hyper, start, draws, tune, chains, seed, jitter_rng, progressbar):
+def run_numpyro(spec, X, hyper, start, draws, tune, chains, seed, jitter_rng, progressbar, log_noise_density=None):
     """numpyro's NUTS kernel on the JAX-compiled log-density, one thread per chain."""
     import jax
 
@@ -128,7 +128,8 @@ def run_numpyro(spec, X, hyper, start, draws, tune, chains, seed, jitter_rng, pr
         ("numpyro", *_shape_key(spec, *key), int(tune)),
         lambda: numpyro_nuts.compile_programs(density, maps.template, int(tune)))
     starts = start_points(maps, start, chains, jitter_rng)
-    values, stats, warmup = numpyro_nuts.run_chains(programs, starts, maps.template.input_values(X, hyper),
+    inputs = maps.template.input_values(X, hyper, log_noise_density)
+    values, stats, warmup = numpyro_nuts.run_chains(programs, starts, inputs,
                                                     maps.template, draws, seed, progressbar)
     constrained = maps.to_constrained(dict(zip(maps.template.value_names, values)))
     dims = maps.template.model.named_vars_to_dims
@@ -137,7 +138,7 @@ def run_numpyro(spec, X, hyper, start, draws, tune, chains, seed, jitter_rng, pr
                             warmup_sample_stats=numpyro_nuts.stats_dataset(warmup))
 
 
-def run_nutpie(spec, X, hyper, start, draws, tune, chains, seed, jitter_rng, progressbar):
+def run_nutpie(spec, X, hyper, start, draws, tune, chains, seed, jitter_rng, progressbar, log_noise_density=None):
     """nutpie's NUTS on the numba-compiled log-density (data and hyper-parameters set with ``with_data``)."""
     import nutpie
 
@@ -152,13 +153,13 @@ def run_nutpie(spec, X, hyper, start, draws, tune, chains, seed, jitter_rng, pro
         rng = np.random.default_rng(np.random.SeedSequence([stream, int(chain_seed) % (1 << 63)]))
         return base + JITTER * rng.standard_normal(base.shape)
 
-    compiled = dataclasses.replace(compiled.with_data(**maps.template.input_values(X, hyper)),
+    compiled = dataclasses.replace(compiled.with_data(**maps.template.input_values(X, hyper, log_noise_density)),
                                    initial_point_func=jittered)
     return nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=min(chains, 2),
                          seed=seed, progress_bar=progressbar, save_warmup=False)
 
 
-def run_pymc(spec, X, hyper, start, draws, tune, chains, seed, jitter_rng, progressbar):
+def run_pymc(spec, X, hyper, start, draws, tune, chains, seed, jitter_rng, progressbar, log_noise_density=None):
     """PyMC's own NUTS (``pm.sample``), chains on up to two processes."""
     import pymc as pm
 
@@ -169,7 +170,8 @@ def run_pymc(spec, X, hyper, start, draws, tune, chains, seed, jitter_rng, progr
     to_values = _single(maps.to_constrained)
     initvals = [to_values(dict(zip(maps.template.value_names, split_flat(maps.template, f)))) for f in flat]
     missing = "error" if maps.template.layout is None else "marginalize"
-    with spec.pymc_model(X, hyperparameters=hyper, missing=missing) as pm_model:
+    log_volume = None if log_noise_density is None else -log_noise_density
+    with spec.pymc_model(X, hyperparameters=hyper, missing=missing, noise_log_volume=log_volume) as pm_model:
         return pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, 2), init="adapt_diag",
                          initvals=initvals, random_seed=seed, progressbar=progressbar, model=pm_model,
                          compute_convergence_checks=False, return_inferencedata=True)
@@ -188,7 +190,9 @@ RUNNERS = {"numpyro": "run_numpyro", "nutpie": "run_nutpie", "pymc": "run_pymc"}
 
 
 def run(backend: str, spec, X: np.ndarray, hyper, start: dict, draws: int, tune: int, chains: int, seed: int,
-        jitter_rng: np.random.Generator, progressbar: bool) -> az.InferenceData:
-    """Raw NUTS draws of ``spec``'s model given data ``X`` (n, d) and ``hyper``, from ``backend``."""
+        jitter_rng: np.random.Generator, progressbar: bool,
+        log_noise_density: float | None = None) -> az.InferenceData:
+    """Raw NUTS draws of ``spec``'s model given data ``X`` (n, d), ``hyper`` and, for a noise
+    model, its ``-log V``, from ``backend``."""
     runner = globals()[RUNNERS[backend]]  # looked up at call time (tests replace a runner)
-    return runner(spec, X, hyper, start, draws, tune, chains, seed, jitter_rng, progressbar)
+    return runner(spec, X, hyper, start, draws, tune, chains, seed, jitter_rng, progressbar, log_noise_density)

@@ -78,11 +78,12 @@ def _check_em(em, model: GMM, X, gibbs: bool, missing: bool = False):
 
 
 def _draw_arrays(raw: az.InferenceData, model: GMM, n_features: int):
-    """(S, K), (S, K, d), (S, K, d, d) arrays of the raw draws, chains stacked."""
+    """(S, K), (S, K, d), (S, K, d, d) arrays of the raw draws, chains stacked (weights (S, K+1) for a
+    noise model)."""
     post = raw[S.POSTERIOR]
     C, D = post.sizes[S.CHAIN], post.sizes[S.DRAW]
     K, t = model.n_components, model.covariance_type
-    w = post["w"].values.reshape(C * D, K)
+    w = post["w"].values.reshape(C * D, K + model.noise)
     mu = post["mu"].values.reshape(C * D, K, n_features)
     c = post[covariance_value_name(t)].values
     c = c.reshape(C * D, *c.shape[2:])
@@ -90,9 +91,10 @@ def _draw_arrays(raw: az.InferenceData, model: GMM, n_features: int):
     return (C, D), w, mu, cov
 
 
-def _draw_params(w, mu, cov, t) -> list[Params]:
+def _draw_params(w, mu, cov, t, log_noise_density=None) -> list[Params]:
     """Each draw as core parameters (its Cholesky factors computed once)."""
-    return [Params.from_cov(w[s], mu[s], compact_covariances(cov[s], t), t) for s in range(w.shape[0])]
+    return [Params.from_cov(w[s], mu[s], compact_covariances(cov[s], t), t, log_noise_density=log_noise_density)
+            for s in range(w.shape[0])]
 
 
 def _pointwise(X, draws: list[Params]):
@@ -109,11 +111,13 @@ def _pointwise(X, draws: list[Params]):
 
 
 def _relabelled(w, mu, cov, pivot: Params, relabel: bool):
-    """Draws relabelled to the pivot (or not), and the permutation applied to each."""
+    """Draws relabelled to the pivot (or not), and the permutation applied to each; a noise
+    model's noise weight (last) keeps its place."""
     S_, K, d = mu.shape
     if not relabel:
         return w, mu, cov, np.broadcast_to(np.arange(K), (S_, K)).copy()
-    return relabel_to_pivot(pivot, w, mu, cov)[:4]
+    w_gauss, mu, cov, perm = relabel_to_pivot(pivot, w[:, :K], mu, cov)[:4]
+    return np.concatenate([w_gauss, w[:, K:]], axis=1), mu, cov, perm
 
 
 NO_PRIOR = ("sample_posterior needs a prior; GMM(..., prior=None) is for the MLE only. Without a prior the "
@@ -211,6 +215,7 @@ def sample_posterior(
     if gibbs and marginalize:
         raise ValueError("sampler='gibbs' does not draw missing cells yet: with missing='marginalize' use NUTS "
                          "(sampler='auto', 'nutpie' or 'pymc'), or drop the incomplete rows.")
+    _check_noise_options(model, gibbs, posterior_predictive)
     # NaN rejected here unless marginalized, before any PyMC model (which would impute)
     if em is not None:  # X is matched to em's features
         data, blocks = _check_em(em, model, X, gibbs, marginalize)
@@ -241,14 +246,14 @@ def sample_posterior(
         def draw():
             return nuts_backends.run(backend, model, data.values, hyper, _start_values(pivot, model), options.draws,
                                      options.tune, options.chains, seed, np.random.default_rng(sampler_seed),
-                                     options.progressbar)
+                                     options.progressbar, pivot.log_noise_density)
 
     raw = _run_sampler(backend, draw, partial_result)
     record = stored_data(data) if gibbs else data
     shape, w, mu, cov = _draw_arrays(raw, model, data.shape[1])
     w, mu, cov, perm = _relabelled(w, mu, cov, pivot, relabel)
     loglik, assignment, predictive = _pointwise_groups(record, w, mu, cov, model.covariance_type, shape, kept,
-                                                       posterior_predictive, pp_seed)
+                                                       posterior_predictive, pp_seed, pivot.log_noise_density)
     extra = dict(pointwise_draws=len(kept), observed_data_stored=int(record.values.shape[0] > 0)) if gibbs else {}
     if not isinstance(data, DataMatrix):  # chunked: the fingerprint of the scan, not of the rows kept
         extra[S.FINGERPRINT_ATTR] = data.fingerprint.to_json()
@@ -257,12 +262,24 @@ def sample_posterior(
                              sampler=backend, draws=options.draws, tune=options.tune, relabelled=relabel,
                              seed=seed, method=GIBBS if gibbs else "nuts", pointwise_draws=kept,
                              n_obs=data.shape[0], attrs=extra)
-    idata = posterior_inference_data(model, record, hyper, start_groups, start_seed, sample)
+    idata = posterior_inference_data(model, record, hyper, start_groups, start_seed, sample, pivot)
     idata.attrs |= {S.MISSING_ATTR: missing, S.N_MISSING_ATTR: int(np.isnan(record.values).sum())}
     checks = diagnose(idata)
     idata.attrs[S.SAMPLING_STATUS_ATTR] = sampling_status(checks)
     warn_failed_checks(checks)
     return idata
+
+
+def _check_noise_options(model: GMM, gibbs: bool, posterior_predictive: bool) -> None:
+    """Refuse what a noise model cannot do, before any work."""
+    if not model.noise:
+        return
+    if gibbs:
+        raise ValueError("sampler='gibbs' does not sample noise models (GMM(noise=True)) yet; use NUTS "
+                         "(sampler='auto', 'nutpie' or 'pymc') on in-memory data.")
+    if posterior_predictive:
+        raise ValueError("posterior_predictive=True cannot draw a noise model's rows: the uniform component's "
+                         "region is not modelled, only its volume. Sample with posterior_predictive=False.")
 
 
 def _in_memory_data(X, missing: bool = False) -> DataMatrix:
@@ -291,7 +308,7 @@ def _check_memory(data, model: GMM, options: SamplerOptions, predictive: bool, g
 
 
 def _pointwise_groups(record: DataMatrix, w, mu, cov, covariance_type: str, shape, kept, predictive: bool,
-                      pp_seed):
+                      pp_seed, log_noise_density=None):
     """Pointwise log-likelihood (S', n), assignment probabilities (n, K) and, if asked, predictive
     replicates (S', n, d), on the draws numbered ``kept`` in every chain (all when None); Nones when
     the rows are not stored."""
@@ -300,7 +317,7 @@ def _pointwise_groups(record: DataMatrix, w, mu, cov, covariance_type: str, shap
     C, D = shape
     index = slice(None) if kept is None else (np.arange(C)[:, None] * D + kept).ravel()
     with threadpool_limits(limits=1, user_api="blas"):  # per-draw d x d solves: see core.em_driver
-        draw_params = _draw_params(w[index], mu[index], cov[index], covariance_type)
+        draw_params = _draw_params(w[index], mu[index], cov[index], covariance_type, log_noise_density)
         loglik, assignment = _pointwise(record.values, draw_params)
     replicates = None
     if predictive:

@@ -14,6 +14,7 @@ import arviz as az
 import numpy as np
 
 from gmmflow import defaults
+from gmmflow import schema as S
 from gmmflow.checks import check_int, check_missing, check_seed
 from gmmflow.core.em_steps import Params
 from gmmflow.core.gaussian import sample_mixture
@@ -21,12 +22,14 @@ from gmmflow.core.missing_data import MissingBlocks
 from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size
 from gmmflow.inputs.alignment import align_to_features
 from gmmflow.resources import check_memory, sample_bytes
-from gmmflow.results.from_idata import em_params, fitted_features
+from gmmflow.models.spec import GMM
+from gmmflow.results.from_idata import em_params, fitted_features, model_from_idata
 
 
 def log_resp_and_norm(params: Params, X: np.ndarray):
-    """(n, K) log-responsibilities and (n,) log mixture densities of the rows of ``X`` under ``params``;
-    a row with NaN gets those of its observed coordinates."""
+    """(n, K) log-responsibilities and (n,) log mixture densities of the rows of ``X`` under ``params``
+    ((n, K+1), the noise's column last, for a noise model); a row with NaN gets those of its observed
+    coordinates."""
     K, d = params.means.shape
     if np.isnan(X).any():
         return MissingBlocks(X).log_resp_and_norm(params)
@@ -60,6 +63,9 @@ def fitted_log_resp_and_norm(idata: az.InferenceData, X, missing: str = defaults
 def predict_proba(idata: az.InferenceData, X, *, missing: str = defaults.MISSING) -> np.ndarray:
     """Responsibilities P(z_i = k | x_i) under the EM estimate: (n, K).
 
+    A noise model's are (n, K+1): the last column is the probability that
+    the row is noise (mclust's ``z`` has the same layout).
+
     ``X`` is matched to the fitted features by name when both have names,
     else by position (same number of columns); see the module docstring.
     ``missing="marginalize"`` accepts NaN: a row is judged on its observed
@@ -71,16 +77,25 @@ def predict_proba(idata: az.InferenceData, X, *, missing: str = defaults.MISSING
 def predict(idata: az.InferenceData, X, *, missing: str = defaults.MISSING) -> np.ndarray:
     """Most probable component of each row under the EM estimate: (n,).
 
+    A noise model labels the rows most probably noise ``-1``.
     ``X`` is matched to the fitted features by name when both have names,
     else by position (same number of columns); see the module docstring.
     ``missing="marginalize"`` accepts NaN: a row is judged on its observed
     coordinates (their marginal mixture).
     """
-    return np.argmax(fitted_log_resp_and_norm(idata, X, missing)[0], axis=1)
+    return noise_labelled(np.argmax(fitted_log_resp_and_norm(idata, X, missing)[0], axis=1), model_from_idata(idata))
+
+
+def noise_labelled(labels: np.ndarray, model: GMM) -> np.ndarray:
+    """Component labels (argmax over responsibilities) with a noise model's noise column,
+    label K, as ``-1``; other models' labels unchanged."""
+    return np.where(labels == model.n_components, S.NOISE_LABEL, labels) if model.noise else labels
 
 
 def score_samples(idata: az.InferenceData, X, *, missing: str = defaults.MISSING) -> np.ndarray:
     """Log mixture density ``log sum_k w_k N(x_i | mu_k, Sigma_k)`` of each row: (n,).
+
+    A noise model's density has the uniform term: ``log(sum_k w_k N(x_i | k) + w_0 / V)``.
 
     ``X`` is matched to the fitted features by name when both have names,
     else by position (same number of columns); see the module docstring.
@@ -99,7 +114,11 @@ def sample_em(idata: az.InferenceData, n: int, seed: int | None = None):
     labels : ndarray (n,) of int
         The component each row was drawn from.
     """
-    _, params, _ = em_params(idata)
+    model, params, _ = em_params(idata)
+    if model.noise:
+        raise ValueError("sample_em does not draw from a noise model: a result records the volume of the noise's "
+                         "region, not its shape. Draw the Gaussian rows from a model fitted without noise, or "
+                         "add uniform rows over a region of your choice.")
     n = check_int(n, "n", 1)
     check_memory(sample_bytes(n, params.means.shape[1]), f"sample_em of {n} rows", "draw fewer rows")
     rng = np.random.default_rng(check_seed(seed))
