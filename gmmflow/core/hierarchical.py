@@ -138,143 +138,188 @@ def _transform(X: np.ndarray, use: str) -> np.ndarray:
 # merge costs
 # --------------------------------------------------------------------------
 class _Clusters:
-    """Per-position cluster statistics: size, mean, scatter, trace, criterion term."""
+    """Per-position cluster statistics: one column of ``stats`` per position.
 
-    def __init__(self, Z: np.ndarray):
+    Rows of ``stats`` (q, n): 0 size (float: counts are exact in float64 and no
+    cast is needed in the formulas), 1 trace of the scatter ``tr W``, 2 the
+    criterion term ``T(C)``, ``3..3+d`` the mean, then (VVV only) the scatter
+    ``W`` flattened (d*d). The statistics of the clusters at positions ``0..G-1``
+    are the contiguous rows ``stats[:, :G]``, so the merge costs of one cluster
+    with all others are a fixed number of elementwise numpy operations on
+    vectors of length G, whatever G (no per-pair or per-matrix work in Python or
+    in a gufunc loop), and moving a cluster is one column copy.
+    """
+
+    def __init__(self, Z: np.ndarray, model: str, alpha: float, beta: float):
         n, d = Z.shape
-        self.size = np.ones(n, dtype=np.int64)
-        self.mean = Z.copy()
-        self.scatter = np.zeros((n, d, d))
-        self.trace = np.zeros(n)
-        self.term = np.zeros(n)
+        self.model, self.alpha, self.beta, self.d = model, alpha, beta, d
+        self.stats = np.zeros((3 + d + (d * d if model == "VVV" else 0), n))
+        self.stats[0] = 1.0
+        self.stats[2] = np.log(beta * alpha) if model == "VVV" else 0.0  # a singleton: 1 log(alpha beta)
+        self.stats[3:3 + d] = Z.T
 
     def move(self, src: int, dst: int) -> None:
-        for arr in (self.size, self.mean, self.scatter, self.trace, self.term):
-            arr[dst] = arr[src]
+        self.stats[:, dst] = self.stats[:, src]
+
+    def costs(self, a: int, G: int) -> np.ndarray:
+        """Merge costs of cluster ``a`` with each cluster at ``0..G-1`` (entry ``a``
+        meaningless), shape (1, G) for EII; for VVV (2, G), the costs and the merged
+        terms ``T(a u j)`` (kept so that a merge need not compute its term again).
+
+        Cluster ``a`` has just been formed by a merge, so it has two rows or more
+        and the rule for two singletons (in :func:`_initial_costs`) never applies.
+        """
+        sums, diff, w, spread = _pair_sums(self.stats, a, slice(0, G), self.d)
+        if self.model == "EII":  # Ward (mclust's hceii): the increase of the total within scatter
+            return (w * spread)[None]
+        size, trace, scatter = _merged_vvv(sums, diff, w, spread, self.d)
+        out = np.empty((2, G))
+        out[1] = vvv_terms(size, trace, scatter, self.alpha, self.beta)
+        np.subtract(out[1], sums[2], out=out[0])
+        return out
+
+    def merge(self, a: int, b: int, term: float) -> None:
+        """Cluster ``b`` joins cluster ``a`` (statistics at position ``a``) by the same
+        formulas as :meth:`costs` (a length-one slice).
+
+        ``term`` is the union's criterion term as computed with its cost, or NaN
+        for two singletons (their cost follows mclust's own rule, see
+        :func:`_initial_costs`), whose term is computed here.
+        """
+        d = self.d
+        sums, diff, w, spread = _pair_sums(self.stats, a, slice(b, b + 1), self.d)
+        na, nb = self.stats[0, a], self.stats[0, b]
+        if self.model == "VVV":
+            size, sums[1], scatter = _merged_vvv(sums, diff, w, spread, d)
+            sums[3 + d:] = scatter.reshape(d * d, 1)
+            if np.isnan(term):
+                term = vvv_terms(size, sums[1], scatter, self.alpha, self.beta)[0]
+        sums[3:3 + d] = (na * self.stats[3:3 + d, a, None] + nb * self.stats[3:3 + d, b, None]) / sums[0]
+        sums[2] = term
+        self.stats[:, a] = sums[:, 0]
+
+
+def _pair_sums(stats: np.ndarray, a: int, js: slice, d: int):
+    r"""Statistics of cluster ``a`` merged with each of ``js``, before the rank-one term.
+
+    For clusters i and j with sizes ``n_i, n_j``, means ``xbar_i, xbar_j`` and
+    scatters ``W_i, W_j``, the union has ``n_ij = n_i + n_j`` rows and scatter
+
+    .. math::
+
+        W_{ij} = W_i + W_j + w \, \delta \delta^T, \qquad
+        w = \frac{n_i n_j}{n_{ij}}, \quad \delta = \bar x_i - \bar x_j
+
+    (expand ``sum_{x in i u j} (x - xbar_ij)(x - xbar_ij)^T`` around each
+    cluster's own mean and use ``xbar_i - xbar_ij = (n_j / n_ij) delta``), so its
+    trace is ``tr W_i + tr W_j + w |delta|^2``.
+
+    Returns
+    -------
+    sums : ndarray (q, m)
+        ``stats[:, a] + stats[:, js]``: ``n_ij``, ``tr W_i + tr W_j``,
+        ``T(i) + T(j)``, (the sum of the means, unused) and ``W_i + W_j``.
+    delta : ndarray (d, m)
+    w, spread : ndarray (m,)
+        ``w`` and ``|delta|^2``.
+    """
+    sums = stats[:, a, None] + stats[:, js]
+    diff = stats[3:3 + d, a, None] - stats[3:3 + d, js]
+    w = (stats[0, a] * stats[0, js]) / sums[0]
+    return sums, diff, w, np.add.reduce(diff * diff, axis=0)
+
+
+def _outer(diff: np.ndarray) -> np.ndarray:
+    """``delta delta^T`` of each column of ``diff`` (d, m), flattened to (d*d, m)."""
+    d, m = diff.shape
+    return (diff[:, None] * diff[None]).reshape(d * d, m)
+
+
+def _merged_vvv(sums, diff, w, spread, d):
+    """Size (m,), trace (m,) and scatter (d, d, m) of the unions of :func:`_pair_sums`."""
+    trace = sums[1] + w * spread
+    scatter = sums[3 + d:] + w * _outer(diff)
+    return sums[0], trace, scatter.reshape(d, d, -1)
 
 
 def _log_det_or_nan(W: np.ndarray) -> np.ndarray:
-    """``log|W|`` of a stack of symmetric matrices by Cholesky; NaN where it fails.
+    r"""``log|W|`` of a stack of symmetric matrices, shape (d, d, m), by Cholesky; NaN or
+    +-inf where the factorisation fails.
 
-    LAPACK on the whole stack first; if any matrix is not positive definite
-    (a cluster of more than d rows on a line: duplicated or discretised data),
-    the same factorisation column by column, vectorised over the stack, with a
-    non-positive (or NaN) pivot marking failure as LAPACK's ``potrf`` does.
+    The Cholesky factor ``L`` (``L L^T = W``) column by column, vectorised over
+    the stack (the last axis), as LAPACK's unblocked ``potf2``:
+
+    .. math::
+
+        L_{jj} = \Big(W_{jj} - \sum_{k<j} L_{jk}^2\Big)^{1/2}, \qquad
+        L_{ij} = \Big(W_{ij} - \sum_{k<j} L_{ik} L_{jk}\Big) / L_{jj} \quad (i > j),
+
+    and ``log|W| = 2 sum_j log L_jj``. A non-positive pivot (``W`` not positive
+    definite: a cluster of more than d rows on a line, from duplicated or
+    discretised data) gives ``sqrt`` of a negative number (NaN), or a zero
+    ``L_jj`` whose log is ``-inf`` and whose division makes every later pivot NaN;
+    either way the result is not finite, which is how callers detect it (a
+    positive pivot always gives a finite log). Callers silence the floating-point
+    warnings (``np.errstate``).
     """
-    try:
-        L = np.linalg.cholesky(W)
-        return 2.0 * np.sum(np.log(np.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
-    except np.linalg.LinAlgError:
-        pass
-    m, d, _ = W.shape
-    L = np.zeros_like(W)
-    ok = np.ones(m, dtype=bool)
-    log_det = np.zeros(m)
+    d, m = W.shape[0], W.shape[-1]
+    L = np.empty_like(W)
+    log_root = np.empty((d, m))
     for j in range(d):
-        pivot = W[:, j, j] - np.einsum("mk,mk->m", L[:, j, :j], L[:, j, :j])
-        ok &= pivot > 0.0
-        root = np.sqrt(np.where(ok, pivot, 1.0))
-        log_det += 2.0 * np.log(root)
-        L[:, j, j] = root
-        L[:, j + 1:, j] = (W[:, j + 1:, j] - (L[:, j + 1:, :j] @ L[:, j, :j, None])[..., 0]) / root[:, None]
-    log_det[~ok] = np.nan
-    return log_det
+        col = W[j:, j] if j == 0 else W[j:, j] - np.add.reduce(L[j:, :j] * L[j, :j], axis=1)
+        root = np.sqrt(col[0])
+        if j + 1 < d:
+            np.divide(col[1:], root, out=L[j + 1:, j])
+        np.log(root, out=log_root[j])
+    return 2.0 * np.add.reduce(log_root, axis=0)
 
 
-def vvv_terms(size: np.ndarray, trace: np.ndarray, scatter: np.ndarray | None,
+def vvv_terms(size: np.ndarray, trace: np.ndarray, scatter: np.ndarray,
               alpha: float, beta: float) -> np.ndarray:
     """mclust's ``vvvtij``: ``n log(|W/n| + beta (tr W + alpha) / n)`` per cluster.
 
     The determinant counts only for clusters of more than d rows with ``tr W > 0``
-    and an SPD scatter (else 0, as mclust's zero-pivot fallback).
+    and an SPD scatter (else 0, as mclust's zero-pivot fallback); the sum is
+    ``logaddexp`` of the two logs.
 
     Parameters
     ----------
     size : ndarray (m,)
+        Cluster sizes (float).
     trace : ndarray (m,)
-    scatter : ndarray (m', d, d) or None
-        The scatters of the clusters with ``size > d`` and ``tr W > 0`` only, in
-        order (None when there are none).
+    scatter : ndarray (d, d, m)
+        The clusters' scatter matrices, the cluster on the last axis.
     alpha, beta : float
     """
-    r = size.astype(np.float64)
-    out = np.log(beta * (trace + alpha) / r)
-    big = _big(size, trace, None if scatter is None else scatter.shape[-1])
-    if big.size:
-        detlog = _log_det_or_nan(scatter / r[big, None, None])
-        ok = np.isfinite(detlog)
-        out[big[ok]] = np.logaddexp(detlog[ok], out[big[ok]])
-    return r * out
-
-
-def _big(size: np.ndarray, trace: np.ndarray, d: int | None) -> np.ndarray:
-    """Clusters whose determinant term counts: more than d rows and a non-zero trace."""
-    if d is None:
-        return np.zeros(0, dtype=np.int64)
-    return np.flatnonzero((size > d) & (trace != 0.0))
-
-
-def _merged_stats(c: _Clusters, a: int, G: int):
-    """Size, trace and the scatters needed by :func:`vvv_terms` of cluster ``a`` merged
-    with each cluster at positions ``0..G-1`` (the entry for ``a`` itself is meaningless)."""
-    d = c.mean.shape[1]
-    na, nj = c.size[a], c.size[:G]
-    nij = na + nj
-    diff = c.mean[a] - c.mean[:G]
-    w = (na * nj) / nij
-    trace = (c.trace[a] + c.trace[:G]) + w * np.einsum("kd,kd->k", diff, diff)
-    big = _big(nij, trace, d)
-    scatter = None
-    if big.size:
-        db = diff[big]
-        scatter = (c.scatter[a] + c.scatter[big]) + w[big, None, None] * (db[:, :, None] * db[:, None, :])
-    return nij, trace, scatter
-
-
-def _vvv_costs(c: _Clusters, a: int, G: int, alpha: float, beta: float) -> np.ndarray:
-    """Cost of merging cluster ``a`` with each cluster at ``0..G-1`` (entry ``a`` meaningless).
-
-    Cluster ``a`` has just been formed by a merge, so it has two rows or more and
-    the rule for two singletons (in :func:`_initial_costs`) never applies here.
-    """
-    nij, trace, scatter = _merged_stats(c, a, G)
-    return vvv_terms(nij, trace, scatter, alpha, beta) - (c.term[a] + c.term[:G])
-
-
-def _eii_costs(c: _Clusters, a: int, G: int, alpha: float, beta: float) -> np.ndarray:
-    """Ward's criterion (mclust's ``hceii``): the increase of the total within scatter."""
-    na, nj = c.size[a], c.size[:G]
-    diff = c.mean[a] - c.mean[:G]
-    return (na * nj) / (na + nj) * np.einsum("kd,kd->k", diff, diff)
-
-
-def _merge_into(c: _Clusters, a: int, b: int, model: str, alpha: float, beta: float) -> None:
-    """Cluster ``b`` joins cluster ``a`` (statistics at position ``a``)."""
-    na, nb = c.size[a], c.size[b]
-    diff = c.mean[a] - c.mean[b]
-    w = (na * nb) / (na + nb)
-    c.scatter[a] = c.scatter[a] + c.scatter[b] + w * np.outer(diff, diff)
-    c.trace[a] = (c.trace[a] + c.trace[b]) + w * np.einsum("d,d->", diff, diff)
-    c.mean[a] = (na * c.mean[a] + nb * c.mean[b]) / (na + nb)
-    c.size[a] = na + nb
-    if model == "VVV":
-        big = _big(c.size[a:a + 1], c.trace[a:a + 1], c.mean.shape[1])
-        c.term[a] = vvv_terms(c.size[a:a + 1], c.trace[a:a + 1], c.scatter[a:a + 1][big] if big.size else None,
-                              alpha, beta)[0]
+    out = np.log(beta * (trace + alpha) / size)
+    log_det = _log_det_or_nan(scatter / size)
+    counts = (size > scatter.shape[0]) & (trace != 0.0) & np.isfinite(log_det)
+    return size * np.where(counts, np.logaddexp(log_det, out), out)
 
 
 def _initial_costs(Z: np.ndarray, model: str, alpha: float, beta: float) -> np.ndarray:
-    """Cost of merging each pair of singletons (upper triangle), as mclust computes it."""
-    n = Z.shape[0]
-    D = np.full((n, n), np.inf)
+    """Cost of merging each pair of singletons as mclust computes it, stored as
+    ``D[0, j, i]`` for ``i < j`` (the transpose of mclust's upper triangle; inf on and
+    above the diagonal); for VVV ``D[1]``, the unions' terms ``T``, is NaN: the
+    term of two merged singletons is computed from their statistics when they
+    merge (it has the determinant when d = 1, which this cost has not).
+
+    Computed in blocks of rows (about 2^20 pair-features at a time), each block
+    against all earlier rows at once.
+    """
+    n, d = Z.shape
+    D = np.full((2 if model == "VVV" else 1, n, n), np.inf)
+    D[1:] = np.nan
     ablog = np.log(beta * alpha)
-    for i in range(n - 1):
-        v = (Z[i] - Z[i + 1:]) * RTHALF
-        tr = np.einsum("kd,kd->k", v, v)
+    step = max(1, 2**20 // (n * d))
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        v = (Z[None, :stop] - Z[start:stop, None]) * RTHALF  # v[j - start, i] = (Z_i - Z_j) / sqrt(2)
+        tr = np.einsum("jid,jid->ji", v, v)
+        lower = np.arange(stop)[None, :] < np.arange(start, stop)[:, None]
         if model == "VVV":
-            D[i, i + 1:] = 2.0 * np.log(beta * (tr + alpha) / 2.0) - (ablog + ablog)
-        else:
-            D[i, i + 1:] = tr
+            tr = 2.0 * np.log(beta * (tr + alpha) / 2.0) - (ablog + ablog)
+        D[0, start:stop, :stop] = np.where(lower, tr, np.inf)
     return D
 
 
@@ -283,17 +328,17 @@ def _initial_costs(Z: np.ndarray, model: str, alpha: float, beta: float) -> np.n
 # --------------------------------------------------------------------------
 def _last_argmin(values: np.ndarray) -> int:
     """Index of the last occurrence of the minimum (mclust's ``<=`` scan)."""
-    return values.size - 1 - int(np.argmin(values[::-1]))
+    return values.size - 1 - int(values[::-1].argmin())
 
 
 def _rescan(D, colmin, colarg, cols: np.ndarray, G: int) -> None:
-    """Minimum of each column in ``cols`` over rows ``0..G-1`` (entries on and below the
-    diagonal are inf), the last row on ties; (inf, -1) for an all-inf column."""
-    if cols.size == 0:
-        return
-    last = G - 1 - np.argmin(D[:G, cols][::-1], axis=0)
-    colmin[cols] = D[last, cols]
-    colarg[cols] = np.where(np.isfinite(colmin[cols]), last, -1)
+    """Minimum of each column ``j`` in ``cols`` of mclust's cost triangle (row ``j`` of
+    ``D[0]``) over rows ``0..G-1`` (entries on and above ``D[0]``'s diagonal are inf),
+    the last row on ties; (inf, -1) for an all-inf column."""
+    sub = D[0, cols, :G]
+    last = G - 1 - sub[:, ::-1].argmin(axis=1)
+    colmin[cols] = values = sub[np.arange(cols.size), last]
+    colarg[cols] = np.where(values < np.inf, last, -1)
 
 
 def agglomerate(Z: ArrayLike, ks, model: str = "VVV", alpha: float = 1.0,
@@ -315,6 +360,17 @@ def agglomerate(Z: ArrayLike, ks, model: str = "VVV", alpha: float = 1.0,
     -------
     dict[int, ndarray of int]
         Labels ``0..K-1`` in order of first appearance, for each K.
+
+    Notes
+    -----
+    The cost of the pair ``i < j`` (mclust's packed array ``d``) is kept in
+    ``D[0, j, i]`` (so column ``j`` of mclust's triangle is one contiguous row)
+    and, for VVV, the union's criterion term in ``D[1, j, i]``; the minimum of
+    each column with its row (the last on ties) in ``colmin``, ``colarg``. A
+    merge recomputes one row and one column of the triangle (the union against
+    every cluster, :meth:`_Clusters.costs`) and updates the column minima
+    (:func:`_update_column_minima`); the members of each position are Python
+    lists, turned into labels only at the levels asked for.
     """
     Z = np.ascontiguousarray(Z, dtype=np.float64)
     n, d = Z.shape
@@ -323,78 +379,80 @@ def agglomerate(Z: ArrayLike, ks, model: str = "VVV", alpha: float = 1.0,
         raise ValueError(f"ks must be numbers of clusters in 1..{n} (the number of rows), got {ks}.")
     centred = Z - Z.mean(axis=0)
     alpha = max(alpha * float(np.sum(centred * centred)) / (n * d), EPS)
-    costs = _vvv_costs if model == "VVV" else _eii_costs
-    c = _Clusters(Z)
-    if model == "VVV":
-        c.term[:] = np.log(beta * alpha)
+    c = _Clusters(Z, model, alpha, beta)
     D = _initial_costs(Z, model, alpha, beta)
     colmin = np.full(n, np.inf)
     colarg = np.full(n, -1)
     _rescan(D, colmin, colarg, np.arange(n), n)
-    position = np.arange(n)  # cluster position of each row
+    members = [[i] for i in range(n)]  # the rows at each position
     out = {}
     G = n
-    while True:
-        if G == ks[0]:
-            out[G] = _consecutive(position)
-            ks.pop(0)
-            if not ks:
-                return out
-        j = _last_argmin(colmin[:G])
-        i = int(colarg[j])
-        _merge(D, c, colmin, colarg, position, i, j, G, model, costs, alpha, beta)
-        G -= 1
+    with np.errstate(divide="ignore", invalid="ignore"):  # failed factorisations: see _log_det_or_nan
+        while True:
+            if G == ks[0]:
+                out[G] = _labels(members, n)
+                ks.pop(0)
+                if not ks:
+                    return out
+            j = _last_argmin(colmin[:G])
+            _merge(D, c, colmin, colarg, members, int(colarg[j]), j, G)
+            G -= 1
 
 
-def _merge(D, c, colmin, colarg, position, a, b, G, model, costs, alpha, beta):
-    """Merge positions ``a < b`` of ``G``; update costs and column minima in place."""
-    last = G - 1
-    _merge_into(c, a, b, model, alpha, beta)
-    position[position == b] = a
-    if b != last:  # wardsw: the last cluster takes position b
-        D[:b, b] = D[:b, last]
-        D[b, b + 1:last] = D[b + 1:last, last]
-        c.move(last, b)
-        position[position == last] = b
-    D[:, last] = np.inf
-    D[last, :] = np.inf
-    colmin[last], colarg[last] = np.inf, -1
-    G -= 1
-    new = costs(c, a, G, alpha, beta)
-    D[:a, a] = new[:a]
-    D[a, a + 1:G] = new[a + 1:G]
-    _update_column_minima(D, colmin, colarg, a, b, G)
+def _merge(D, c: _Clusters, colmin, colarg, members: list, a: int, b: int, G: int) -> None:
+    """Merge positions ``a < b`` of ``G``; update costs and column minima in place.
 
-
-def _update_column_minima(D, colmin, colarg, a, b, G):
-    """Column minima after merging ``a < b``: row ``a`` was recomputed and column ``b``
-    now holds the former last cluster.
-
-    Columns whose minimum sat in row ``a`` or ``b`` (or column ``a`` or ``b``
-    itself) are rescanned; in every other column only rows ``a`` and ``b``
-    changed, so their new entries are compared with the kept minimum. Ties go to
-    the later row, as in mclust's ``<=`` scan.
+    Rows and columns of ``D`` at positions ``>= G - 1`` are never read again, so
+    they are left as they are.
     """
-    js = np.arange(a + 1, G)
-    stale = (colarg[js] == a) | (colarg[js] == b) | (js == b)
-    rest = js[~stale]
-    for row in (a, b):  # rows in increasing order: a tie goes to the later row
-        sel = rest[rest > row]
-        if sel.size == 0:
-            continue
-        v = D[row, sel]
-        take = (v < colmin[sel]) | ((v == colmin[sel]) & (row > colarg[sel]))
-        colmin[sel[take]] = v[take]
-        colarg[sel[take]] = row
-    _rescan(D, colmin, colarg, np.concatenate([[a], js[stale]]), G)
+    last = G - 1
+    c.merge(a, b, D[-1, b, a])
+    members[a].extend(members[b])
+    if b != last:  # wardsw: the last cluster takes position b
+        D[:, b, :b] = D[:, last, :b]
+        D[:, b + 1:last, b] = D[:, last, b + 1:last]
+        c.move(last, b)
+        members[b] = members[last]
+    members.pop()
+    G = last
+    new = c.costs(a, G)
+    D[:, a, :a] = new[:, :a]
+    D[:, a + 1:G, a] = new[:, a + 1:G]
+    _update_column_minima(D, colmin, colarg, new[0], a, b, G)
 
 
-def _consecutive(labels: np.ndarray) -> np.ndarray:
-    """Relabel ``0..K-1`` in order of first appearance (mclust's ``partconv``)."""
-    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
-    rank = np.empty(first.size, dtype=np.int64)
-    rank[np.argsort(first)] = np.arange(first.size)
-    return rank[inverse]
+def _update_column_minima(D, colmin, colarg, new, a, b, G):
+    """Column minima after merging ``a < b``: row ``a`` was recomputed (``new``) and
+    column ``b`` now holds the former last cluster.
+
+    Columns ``j < a`` are untouched. Columns whose minimum sat in row ``a`` or
+    ``b`` (or column ``a`` or ``b`` itself) are rescanned; in every other column
+    ``j > a`` only rows ``a`` and (for ``j > b``) ``b`` changed, so their new
+    entries are compared with the kept minimum. Ties go to the later row, as in
+    mclust's ``<=`` scan.
+    """
+    cm, ca = colmin[a + 1:G], colarg[a + 1:G]  # views: columns a+1..G-1
+    stale = (ca == a) | (ca == b)
+    if b < G:
+        stale[b - a - 1] = True
+    for row, v in ((a, new[a + 1:G]), (b, D[0, b + 1:G, b])):  # increasing rows: a tie goes to the later
+        if v.size:
+            m, g, s = cm[row - a:], ca[row - a:], stale[row - a:]  # from column row + 1
+            take = ((v < m) | ((v == m) & (g < row))) & ~s
+            m[take] = v[take]
+            g[take] = row
+    _rescan(D, colmin, colarg, np.concatenate(([a], a + 1 + stale.nonzero()[0])), G)
+
+
+def _labels(members: list, n: int) -> np.ndarray:
+    """Labels ``0..G-1`` of the rows, numbered in order of first appearance (mclust's
+    ``partconv(consec = TRUE)``, minus one), from the rows at each position."""
+    rank = np.empty(len(members), dtype=np.int64)
+    rank[np.argsort([min(rows) for rows in members])] = np.arange(len(members))
+    labels = np.empty(n, dtype=np.int64)
+    for pos, rows in enumerate(members):
+        labels[rows] = rank[pos]
+    return labels
 
 
 # --------------------------------------------------------------------------
