@@ -83,6 +83,7 @@ EPS = np.finfo(np.float64).eps
 RTHALF = 0.7071067811865476  # the constant of mclust's Fortran
 HC_MODELS = ("VVV", "EII")
 HC_USES = ("SVD", "VARS")
+COLUMN_CHOLESKY_MAX_D = 4  # above: LAPACK over the stack is faster than the vectorised column loop
 
 
 class HCPartitions(NamedTuple):
@@ -163,18 +164,21 @@ class _Clusters:
 
     def costs(self, a: int, G: int) -> np.ndarray:
         """Merge costs of cluster ``a`` with each cluster at ``0..G-1`` (entry ``a``
-        meaningless), shape (1, G) for EII; for VVV (2, G), the costs and the merged
+        meaningless), shape (1, G) for EII; for VVV (2, G), the costs and the union
         terms ``T(a u j)`` (kept so that a merge need not compute its term again).
 
         Cluster ``a`` has just been formed by a merge, so it has two rows or more
         and the rule for two singletons (in :func:`_initial_costs`) never applies.
         """
-        sums, diff, w, spread = _pair_sums(self.stats, a, slice(0, G), self.d)
+        d = self.d
+        sums, diff, w, spread = _pair_sums(self.stats, a, slice(0, G), d)
         if self.model == "EII":  # Ward (mclust's hceii): the increase of the total within scatter
             return (w * spread)[None]
-        size, trace, scatter = _merged_vvv(sums, diff, w, spread, self.d)
+        trace = sums[1] + w * spread
+        big = _big(sums[0], trace, d)
+        scatter = _union_scatter(self.stats, a, big, w[big], diff[:, big], d)
         out = np.empty((2, G))
-        out[1] = vvv_terms(size, trace, scatter, self.alpha, self.beta)
+        out[1] = vvv_terms(sums[0], trace, scatter, big, self.alpha, self.beta)
         np.subtract(out[1], sums[2], out=out[0])
         return out
 
@@ -186,21 +190,24 @@ class _Clusters:
         for two singletons (their cost follows mclust's own rule, see
         :func:`_initial_costs`), whose term is computed here.
         """
-        d = self.d
-        sums, diff, w, spread = _pair_sums(self.stats, a, slice(b, b + 1), self.d)
+        d, pair = self.d, slice(b, b + 1)
+        sums, diff, w, spread = _pair_sums(self.stats, a, pair, d)
+        trace = sums[1] + w * spread
         na, nb = self.stats[0, a], self.stats[0, b]
+        union = np.empty_like(self.stats[:, a])
+        union[:3] = sums[0, 0], trace[0], term
+        union[3:3 + d] = (na * self.stats[3:3 + d, a] + nb * self.stats[3:3 + d, b]) / sums[0, 0]
         if self.model == "VVV":
-            size, sums[1], scatter = _merged_vvv(sums, diff, w, spread, d)
-            sums[3 + d:] = scatter.reshape(d * d, 1)
+            scatter = _union_scatter(self.stats, a, pair, w, diff, d)
+            union[3 + d:] = scatter.ravel()
             if np.isnan(term):
-                term = vvv_terms(size, sums[1], scatter, self.alpha, self.beta)[0]
-        sums[3:3 + d] = (na * self.stats[3:3 + d, a, None] + nb * self.stats[3:3 + d, b, None]) / sums[0]
-        sums[2] = term
-        self.stats[:, a] = sums[:, 0]
+                big = _big(sums[0], trace, d)
+                union[2] = vvv_terms(sums[0], trace, scatter[..., big], big, self.alpha, self.beta)[0]
+        self.stats[:, a] = union
 
 
 def _pair_sums(stats: np.ndarray, a: int, js: slice, d: int):
-    r"""Statistics of cluster ``a`` merged with each of ``js``, before the rank-one term.
+    r"""Size, mean difference, weight and spread of cluster ``a`` merged with each of ``js``.
 
     For clusters i and j with sizes ``n_i, n_j``, means ``xbar_i, xbar_j`` and
     scatters ``W_i, W_j``, the union has ``n_ij = n_i + n_j`` rows and scatter
@@ -212,34 +219,35 @@ def _pair_sums(stats: np.ndarray, a: int, js: slice, d: int):
 
     (expand ``sum_{x in i u j} (x - xbar_ij)(x - xbar_ij)^T`` around each
     cluster's own mean and use ``xbar_i - xbar_ij = (n_j / n_ij) delta``), so its
-    trace is ``tr W_i + tr W_j + w |delta|^2``.
+    trace is ``tr W_i + tr W_j + w |delta|^2`` (Ward's increase is the last term).
 
     Returns
     -------
-    sums : ndarray (q, m)
-        ``stats[:, a] + stats[:, js]``: ``n_ij``, ``tr W_i + tr W_j``,
-        ``T(i) + T(j)``, (the sum of the means, unused) and ``W_i + W_j``.
+    sums : ndarray (3 + d, m)
+        ``stats[:3 + d, a] + stats[:3 + d, js]``: ``n_ij``, ``tr W_i + tr W_j``,
+        ``T(i) + T(j)`` and (unused) the sum of the means.
     delta : ndarray (d, m)
     w, spread : ndarray (m,)
         ``w`` and ``|delta|^2``.
     """
-    sums = stats[:, a, None] + stats[:, js]
+    sums = stats[:3 + d, a, None] + stats[:3 + d, js]
     diff = stats[3:3 + d, a, None] - stats[3:3 + d, js]
     w = (stats[0, a] * stats[0, js]) / sums[0]
     return sums, diff, w, np.add.reduce(diff * diff, axis=0)
 
 
-def _outer(diff: np.ndarray) -> np.ndarray:
-    """``delta delta^T`` of each column of ``diff`` (d, m), flattened to (d*d, m)."""
-    d, m = diff.shape
-    return (diff[:, None] * diff[None]).reshape(d * d, m)
+def _union_scatter(stats: np.ndarray, a: int, cols, w: np.ndarray, diff: np.ndarray, d: int) -> np.ndarray:
+    """``W_ij = W_a + W_j + w delta delta^T`` (:func:`_pair_sums`) for each ``j`` in ``cols``
+    (indices or a slice, with its ``w`` and ``delta``), shape (d, d, m)."""
+    scatter = stats[3 + d:]
+    m = diff.shape[1]
+    outer = (diff[:, None] * diff[None]).reshape(d * d, m)
+    return ((scatter[:, a, None] + scatter[:, cols]) + w * outer).reshape(d, d, m)
 
 
-def _merged_vvv(sums, diff, w, spread, d):
-    """Size (m,), trace (m,) and scatter (d, d, m) of the unions of :func:`_pair_sums`."""
-    trace = sums[1] + w * spread
-    scatter = sums[3 + d:] + w * _outer(diff)
-    return sums[0], trace, scatter.reshape(d, d, -1)
+def _big(size: np.ndarray, trace: np.ndarray, d: int) -> np.ndarray:
+    """Clusters whose determinant term counts: more than d rows and a non-zero trace."""
+    return ((size > d) & (trace != 0.0)).nonzero()[0]
 
 
 def _log_det_or_nan(W: np.ndarray) -> np.ndarray:
@@ -260,9 +268,18 @@ def _log_det_or_nan(W: np.ndarray) -> np.ndarray:
     ``L_jj`` whose log is ``-inf`` and whose division makes every later pivot NaN;
     either way the result is not finite, which is how callers detect it (a
     positive pivot always gives a finite log). Callers silence the floating-point
-    warnings (``np.errstate``).
+    warnings (``np.errstate``). Above ``COLUMN_CHOLESKY_MAX_D`` features the loop's
+    O(d^2) numpy calls cost more than LAPACK's per-matrix ``potrf`` over the stack,
+    which is tried first (the same factorisation; it raises if any matrix fails,
+    and then the loop marks which).
     """
     d, m = W.shape[0], W.shape[-1]
+    if d > COLUMN_CHOLESKY_MAX_D:
+        try:
+            L = np.linalg.cholesky(np.moveaxis(W, -1, 0))
+            return 2.0 * np.add.reduce(np.log(np.diagonal(L, axis1=-2, axis2=-1)), axis=-1)
+        except np.linalg.LinAlgError:
+            pass
     L = np.empty_like(W)
     log_root = np.empty((d, m))
     for j in range(d):
@@ -274,27 +291,29 @@ def _log_det_or_nan(W: np.ndarray) -> np.ndarray:
     return 2.0 * np.add.reduce(log_root, axis=0)
 
 
-def vvv_terms(size: np.ndarray, trace: np.ndarray, scatter: np.ndarray,
+def vvv_terms(size: np.ndarray, trace: np.ndarray, scatter: np.ndarray, big: np.ndarray,
               alpha: float, beta: float) -> np.ndarray:
     """mclust's ``vvvtij``: ``n log(|W/n| + beta (tr W + alpha) / n)`` per cluster.
 
     The determinant counts only for clusters of more than d rows with ``tr W > 0``
-    and an SPD scatter (else 0, as mclust's zero-pivot fallback); the sum is
-    ``logaddexp`` of the two logs.
+    (``big``, from :func:`_big`) and an SPD scatter (else 0, as mclust's
+    zero-pivot fallback); the sum is ``logaddexp`` of the two logs.
 
     Parameters
     ----------
     size : ndarray (m,)
         Cluster sizes (float).
     trace : ndarray (m,)
-    scatter : ndarray (d, d, m)
-        The clusters' scatter matrices, the cluster on the last axis.
+    scatter : ndarray (d, d, len(big))
+        The scatter matrices of the clusters ``big``, the cluster on the last axis.
+    big : ndarray of int
     alpha, beta : float
     """
     out = np.log(beta * (trace + alpha) / size)
-    log_det = _log_det_or_nan(scatter / size)
-    counts = (size > scatter.shape[0]) & (trace != 0.0) & np.isfinite(log_det)
-    return size * np.where(counts, np.logaddexp(log_det, out), out)
+    log_det = _log_det_or_nan(scatter / size[big])
+    ok = np.isfinite(log_det)
+    out[big[ok]] = np.logaddexp(log_det[ok], out[big[ok]])
+    return size * out
 
 
 def _initial_costs(Z: np.ndarray, model: str, alpha: float, beta: float) -> np.ndarray:
@@ -437,11 +456,11 @@ def _update_column_minima(D, colmin, colarg, new, a, b, G):
         stale[b - a - 1] = True
     for row, v in ((a, new[a + 1:G]), (b, D[0, b + 1:G, b])):  # increasing rows: a tie goes to the later
         if v.size:
-            m, g, s = cm[row - a:], ca[row - a:], stale[row - a:]  # from column row + 1
-            take = ((v < m) | ((v == m) & (g < row))) & ~s
-            m[take] = v[take]
-            g[take] = row
-    _rescan(D, colmin, colarg, np.concatenate(([a], a + 1 + stale.nonzero()[0])), G)
+            m, g = cm[row - a:], ca[row - a:]  # from column row + 1
+            take = ((v < m) | ((v == m) & (g < row))) > stale[row - a:]  # "> stale": and not stale
+            np.copyto(m, v, where=take)
+            np.copyto(g, row, where=take)
+    _rescan(D, colmin, colarg, np.flatnonzero(np.concatenate(([True], stale))) + a, G)
 
 
 def _labels(members: list, n: int) -> np.ndarray:
