@@ -176,6 +176,8 @@ class _Clusters:
             return (w * spread)[None]
         trace = sums[1] + w * spread
         big = _big(sums[0], trace, d)
+        if big.size == G:  # (usually, for small d) a view instead of a copy
+            big = slice(0, G)
         scatter = _union_scatter(self.stats, a, big, w[big], diff[:, big], d)
         out = np.empty((2, G))
         out[1] = vvv_terms(sums[0], trace, scatter, big, self.alpha, self.beta)
@@ -306,13 +308,15 @@ def vvv_terms(size: np.ndarray, trace: np.ndarray, scatter: np.ndarray, big: np.
     trace : ndarray (m,)
     scatter : ndarray (d, d, len(big))
         The scatter matrices of the clusters ``big``, the cluster on the last axis.
-    big : ndarray of int
+    big : ndarray of int, or slice
     alpha, beta : float
     """
     out = np.log(beta * (trace + alpha) / size)
     log_det = _log_det_or_nan(scatter / size[big])
     ok = np.isfinite(log_det)
-    out[big[ok]] = np.logaddexp(log_det[ok], out[big[ok]])
+    if not ok.all():
+        big, log_det = np.arange(size.size)[big][ok], log_det[ok]
+    out[big] = np.logaddexp(log_det, out[big])
     return size * out
 
 
