@@ -186,27 +186,28 @@ class _Clusters:
         return out
 
     def merge(self, a: int, b: int, term: float) -> None:
-        """Cluster ``b`` joins cluster ``a`` (statistics at position ``a``) by the same
-        formulas as :meth:`costs` (a length-one slice).
+        """Cluster ``b`` joins cluster ``a`` (statistics at position ``a``), by the
+        formulas of :func:`_pair_sums` and :func:`_union_scatter` on the two columns.
 
         ``term`` is the union's criterion term as computed with its cost, or NaN
         for two singletons (their cost follows mclust's own rule, see
         :func:`_initial_costs`), whose term is computed here.
         """
-        d, pair = self.d, slice(b, b + 1)
-        sums, diff, w, spread = _pair_sums(self.stats, a, pair, d)
-        trace = sums[1] + w * spread
-        na, nb = self.stats[0, a], self.stats[0, b]
-        union = np.empty_like(self.stats[:, a])
-        union[:3] = sums[0, 0], trace[0], term
-        union[3:3 + d] = (na * self.stats[3:3 + d, a] + nb * self.stats[3:3 + d, b]) / sums[0, 0]
+        d, stats = self.d, self.stats
+        na, nb = stats[0, a], stats[0, b]
+        diff = stats[3:3 + d, a] - stats[3:3 + d, b]
+        w = (na * nb) / (na + nb)
+        union = stats[:, a] + stats[:, b]  # size, trace, term, mean and scatter sums
+        union[1] += w * np.add.reduce(diff * diff)
+        union[2] = term
+        union[3:3 + d] = (na * stats[3:3 + d, a] + nb * stats[3:3 + d, b]) / union[0]
         if self.model == "VVV":
-            scatter = _union_scatter(self.stats, a, pair, w, diff, d)
-            union[3 + d:] = scatter.ravel()
+            union[3 + d:] += w * np.multiply.outer(diff, diff).ravel()
             if np.isnan(term):
-                big = _big(sums[0], trace, d)
-                union[2] = vvv_terms(sums[0], trace, scatter[..., big], big, self.alpha, self.beta)[0]
-        self.stats[:, a] = union
+                big = _big(union[:1], union[1:2], d)
+                union[2] = vvv_terms(union[:1], union[1:2], union[3 + d:].reshape(d, d, 1)[..., big], big,
+                                     self.alpha, self.beta)[0]
+        stats[:, a] = union
 
 
 def _pair_sums(stats: np.ndarray, a: int, js: slice, d: int):
