@@ -32,10 +32,20 @@ def _coords(features, n_components, **extra) -> dict:
     return {S.COMPONENT: np.arange(n_components), S.FEATURE: list(features), S.FEATURE2: list(features)} | extra
 
 
-def _dataset(variables: dict, coords: dict) -> xr.Dataset:
-    """A Dataset of ``{name: (dims, values)}`` with only the coordinates its dims use."""
+def _dataset(variables: dict, coords: dict | xr.Coordinates) -> xr.Dataset:
+    """A Dataset of ``{name: (dims, values)}`` with only the coordinates its dims use.
+
+    ``coords`` as ``xr.Coordinates`` lends its indexes to each dataset instead of
+    building a pandas index per coordinate and dataset again (most of the cost of
+    a small fit's result groups).
+    """
     used = {dim for dims, _ in variables.values() for dim in dims}
-    return xr.Dataset(variables, coords={k: v for k, v in coords.items() if k in used})
+    if isinstance(coords, xr.Coordinates):
+        coords = xr.Coordinates({k: coords.variables[k] for k in coords if k in used},
+                                indexes={k: index for k, index in coords.xindexes.items() if k in used})
+    else:
+        coords = {k: v for k, v in coords.items() if k in used}
+    return xr.Dataset(variables, coords=coords)
 
 
 def parameter_variables(params: Params, n_features: int, lead: tuple = ()) -> dict:
@@ -107,14 +117,15 @@ def noise_attrs(params: Params | None) -> dict:
 def em_groups(fit: EMFit) -> dict[str, xr.Dataset]:
     """``em_estimate``, ``em_restarts``, ``em_trace`` (and the data groups when stored)."""
     restarts, d = fit.restarts, len(fit.data.features)
-    coords = _coords(fit.data.features, fit.model.n_components, **{S.OBS: fit.data.obs_id,
-                                                                   S.RESTART: np.arange(len(restarts))})
+    n_trace = max(r.trace.shape[0] for r in restarts)
+    coords = xr.Coordinates(_coords(fit.data.features, fit.model.n_components,
+                                    **{S.OBS: fit.data.obs_id, S.RESTART: np.arange(len(restarts)),
+                                       S.ITERATION: np.arange(n_trace)}))
     estimate = parameter_variables(fit.params, d) | _scalars([fit.estimate])
     estimate["best_restart"] = ((), int(fit.best))
     if fit.responsibilities is not None:
         estimate |= per_row_variables(fit.responsibilities, fit.model.n_components, S.RESPONSIBILITIES,
                                       S.NOISE_RESPONSIBILITY)
-    n_trace = max(r.trace.shape[0] for r in restarts)
     trace = np.full((len(restarts), n_trace), np.nan)
     for i, r in enumerate(restarts):
         trace[i, : r.trace.shape[0]] = r.trace
@@ -123,8 +134,7 @@ def em_groups(fit: EMFit) -> dict[str, xr.Dataset]:
         S.EM_ESTIMATE: _dataset(estimate, coords),
         S.EM_RESTARTS: _dataset(_stacked_parameters(restarts, d) | _scalars(restarts, (S.RESTART,)) | starts,
                                 coords),
-        S.EM_TRACE: _dataset({"objective": ((S.RESTART, S.ITERATION), trace)},
-                             coords | {S.ITERATION: np.arange(n_trace)}),
+        S.EM_TRACE: _dataset({"objective": ((S.RESTART, S.ITERATION), trace)}, coords),
     }
     if fit.store_observed:
         groups[S.OBSERVED_DATA] = _dataset({S.X: ((S.OBS, S.FEATURE), fit.data.values)}, coords)
