@@ -119,7 +119,7 @@ def posteriors():
     return out
 
 
-def fake_nuts(spec, X, hyper, start, draws, tune, chains, seed, jitter_rng, progressbar):
+def fake_nuts(spec, X, hyper, start, draws, tune, chains, seed, jitter_rng, progressbar, log_noise_density=None):
     """A stand-in for a ``nuts_backends`` runner: seeded draws scattered around the start values.
 
     Weights are Dirichlet around the start, means get small Gaussian noise,
