@@ -265,8 +265,15 @@ def draw_missing(XT_o: np.ndarray, z: np.ndarray, means: np.ndarray, cond: Condi
 
 
 def cell_normals(uniforms: np.ndarray) -> np.ndarray:
-    """Standard normals ``Phi^{-1}(u + 2^-54)`` from uniforms on the grid ``j 2^-53`` (open interval)."""
-    return ndtri(uniforms + 2.0**-54)
+    """Standard normals ``Phi^{-1}(u + 2^-54)`` from uniforms ``u`` on the grid ``j 2^-53``, j < 2^53.
+
+    The midpoints ``u + 2^-54`` lie in the open interval (0, 1), so every
+    normal is finite. They are exact in float64 below 1/2; above it ``1 - u``
+    is exact and the midpoint's upper tail is used, ``-Phi^{-1}((1 - u) - 2^-54)``
+    (``u + 2^-54`` itself would round to 1 at the top of the grid).
+    """
+    half = 2.0**-54
+    return np.where(uniforms < 0.5, ndtri(uniforms + half), -ndtri((1.0 - uniforms) - half))
 
 
 # --------------------------------------------------------------------------
