@@ -87,8 +87,12 @@ import numpy as np
 
 from scipy.special import ndtri
 
-from gmmflow.core.assignment_draws import assignment_kernel, assignment_statistics, draw_components, \
-    hard_assignment_statistics
+from gmmflow.core.assignment_draws import (
+    assignment_kernel,
+    assignment_statistics,
+    draw_components,
+    hard_assignment_statistics,
+)
 from gmmflow.core.em_driver import one_blas_thread
 from gmmflow.core.em_steps import (
     Params,
