@@ -292,11 +292,13 @@ def posterior_means_z(gibbs, nuts, names):
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["missing", "noise"])
 def test_gibbs_and_nuts_agree_on_small_data(case):
-    """Gibbs (4 x 1000 draws) and NUTS (4 x 1000, nutpie) from the same EM start: every parameter's
+    """Gibbs (4 x 1000 draws) and NUTS (4 x 1000, sampler="auto") from the same EM start: every parameter's
     posterior mean agrees within 4 combined MCSEs (ArviZ's, from each sampler's ESS). Missing: 40 rows,
     d = 2, K = 2, 20% of cells missing (12 parameters); noise: 60 rows, 6 of them uniform (13). Each of
     the 25 comparisons fails with probability 6e-5 if both samplers are exact: about 2e-3 for both cases
-    if the MCSEs were exact (they are estimates). Seeds fixed: the outcome is reproducible."""
+    if the MCSEs were exact (they are estimates). Seeds fixed: the outcome is reproducible. Power: a wrong
+    sampler that imputes the missing cells at their conditional mean instead of drawing them gave |z| up to
+    23 here (measured once by hand). Slow tier: 10-60 s per case, most of it compiling the NUTS model."""
     X, model, options = ((missing_data(), gmmflow.GMM(2), {"missing": "marginalize"}) if case == "missing"
                          else (noise_data(), gmmflow.GMM(2, noise=True), {}))
     run = dict(draws=1000, chains=4, progressbar=False, **options)
