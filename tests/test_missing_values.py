@@ -285,9 +285,28 @@ def test_sample_posterior_refuses_nan_without_the_option(incomplete, monkeypatch
     forbid_work(monkeypatch)
     with pytest.raises(ValueError, match=re.escape("Pass missing='marginalize'")):
         gmmflow.sample_posterior(gmmflow.GMM(2), incomplete)
-    with pytest.raises(ValueError, match=re.escape("sampler='gibbs' does not draw missing cells yet: with "
-                                                   "missing='marginalize' use NUTS")):
-        gmmflow.sample_posterior(gmmflow.GMM(2), incomplete, sampler="gibbs", missing="marginalize")
+    with pytest.raises(ValueError, match=re.escape("Pass missing='marginalize'")):
+        gmmflow.sample_posterior(gmmflow.GMM(2), incomplete, sampler="gibbs")
+
+
+def test_gibbs_samples_the_observed_data_posterior(incomplete):
+    """A short Gibbs run with missing cells drawn (core/gibbs.py): it records the option and the count of
+    missing cells, keeps the NaN in observed_data, and its pointwise log-likelihood is the observed-data
+    density of each draw (scipy marginals; the sampler's conditionals are tested in
+    tests/test_gibbs_noise_missing.py, its agreement with NUTS in the slow tier there)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = gmmflow.sample_posterior(gmmflow.GMM(2), incomplete, sampler="gibbs", missing="marginalize",
+                                         seed=0, draws=20, tune=5, chains=2, progressbar=False)
+    assert idata.attrs["missing"] == "marginalize"
+    assert idata.attrs["n_missing"] == int(np.isnan(incomplete).sum()) > 0
+    np.testing.assert_array_equal(np.isnan(idata.observed_data.x.values), np.isnan(incomplete))
+    post = idata.posterior
+    for c, j in ((0, 0), (1, 19)):
+        ll = observed_log_likelihood(incomplete, post.w.values[c, j], post.mu.values[c, j], post.cov.values[c, j])
+        np.testing.assert_allclose(idata.log_likelihood.x.values[c, j].sum(), ll, rtol=1e-10)
 
 
 @pytest.mark.slow

@@ -349,10 +349,21 @@ def test_nuts_samples_the_noise_model():
     assert np.all(np.isfinite(idata[S.LOG_LIKELIHOOD][S.X].values))
 
 
-def test_gibbs_refuses_noise_model_before_any_work():
-    with pytest.raises(ValueError, match=re.escape("sampler='gibbs' does not sample noise models (GMM(noise=True)) "
-                                                   "yet")):
-        gmmflow.sample_posterior(gmmflow.GMM(2, noise=True), data("faithful"), sampler="gibbs")
+def test_gibbs_samples_the_noise_model():
+    """A short Gibbs run draws the noise as one more class (core/gibbs.py): noise_weight per draw with the
+    weights summing to one, noise_assignment per row, background rows mostly noise; the conditionals are
+    tested in tests/test_gibbs_noise_missing.py, the agreement with NUTS in the slow tier there."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = gmmflow.sample_posterior(gmmflow.GMM(2, noise=True), data("simulated"), sampler="gibbs", seed=3,
+                                         draws=100, tune=50, chains=2, progressbar=False)
+    w0 = idata[S.POSTERIOR][S.NOISE_WEIGHT]
+    assert w0.dims == S.SAMPLE_DIMS and idata.attrs["method"] == "gibbs"
+    np.testing.assert_allclose((idata[S.POSTERIOR]["w"].sum(S.COMPONENT) + w0).values, 1.0, rtol=1e-12)
+    assign = np.column_stack([idata[S.POSTERIOR_ASSIGNMENT][S.POSTERIOR_ASSIGNMENT].values,
+                              idata[S.POSTERIOR_ASSIGNMENT][S.NOISE_ASSIGNMENT].values])
+    np.testing.assert_allclose(assign.sum(axis=1), 1.0, rtol=1e-12)
+    assert (assign[-30:, 2] > 0.5).sum() > 15  # as NUTS's test above
 
 
 def test_bootstrap_refuses_noise_model():

@@ -16,7 +16,10 @@ A chain's draws are a function of (seed, chain, sweep) and, for ``z_i``, of
 the row index i only. Chain c has a Philox key; in sweep t the uniform that
 draws ``z_i`` is double number i of the Philox stream with counter
 ``(0, 0, t, 0)``, reached by jumping ahead (:class:`RowUniforms`), and the
-parameter draws use the stream with counter ``(0, 0, t, 1)``. So the draws
+parameter draws use the stream with counter ``(0, 0, t, 1)``. With missing
+cells (:mod:`gmmflow.core.missing_data`), cell ``(i, j)`` of an n x d array
+is drawn from double number ``i d + j`` of the stream with counter
+``(0, 0, t, 2)`` (:meth:`RowUniforms.cells`). So the draws
 do not depend on how the rows are split into blocks or dask chunks, nor on
 which thread or worker reduces a block: only the summation order of the
 statistics can change, i.e. rounding.
@@ -31,7 +34,7 @@ import numpy as np
 from gmmflow.core.em_steps import Params, SuffStats, _joint_exp
 
 
-_Z_STREAM, _THETA_STREAM = 0, 1  # last Philox counter word: which draws a stream feeds
+_Z_STREAM, _THETA_STREAM, _CELL_STREAM = 0, 1, 2  # last Philox counter word: which draws a stream feeds
 
 
 # --------------------------------------------------------------------------
@@ -52,12 +55,17 @@ class RowUniforms:
 
     key: tuple[int, int]
     sweep: int
+    stream: int = _Z_STREAM
 
     def __call__(self, start: int, stop: int) -> np.ndarray:
-        bits = _philox(self.key, self.sweep, _Z_STREAM)
+        bits = _philox(self.key, self.sweep, self.stream)
         bits.advance(start // 4)  # Philox yields four 64-bit words per counter step
         bits.random_raw(start % 4)  # one word per double
         return np.random.Generator(bits).random(stop - start)
+
+    def cells(self) -> RowUniforms:
+        """The uniforms of the same chain and sweep that draw missing cells (another stream)."""
+        return RowUniforms(self.key, self.sweep, _CELL_STREAM)
 
 
 @dataclass(frozen=True)
@@ -127,33 +135,42 @@ def _grouped_second_moment(grouped, starts, counts, covariance_type):
 
 
 def hard_assignment_statistics(XT: np.ndarray, z: np.ndarray, n_components: int, covariance_type: str,
-                               log_likelihood: float = 0.0) -> SuffStats:
+                               log_likelihood: float = 0.0, noise: bool = False) -> SuffStats:
     """:class:`SuffStats` of rows ``XT`` (d, m) with responsibilities ``[z_i = k]``.
 
     Equal to :func:`~gmmflow.core.em_steps.statistics_from_responsibilities`
     with one-hot responsibilities, at a fraction of its cost: the rows are
     grouped by component (a stable radix sort of ``z``) and each group is
     reduced on its own, so every row enters one component's sums instead of K.
+    With ``noise`` the last of the ``n_components`` classes is the noise
+    component: it has a count, and its rows enter no moment.
     """
     counts = np.bincount(z, minlength=n_components)
     grouped = np.take(XT, np.argsort(z.astype(np.int16), kind="stable"), axis=1)
     starts = np.cumsum(counts) - counts
-    return SuffStats(float(XT.shape[1]), counts.astype(np.float64), _segment_sums(grouped, starts, counts),
+    nk = counts.astype(np.float64)
+    if noise:  # the noise's rows are sorted last: drop them from the moments
+        grouped, starts, counts = grouped[:, :starts[-1]], starts[:-1], counts[:-1]
+    return SuffStats(float(XT.shape[1]), nk, _segment_sums(grouped, starts, counts),
                      _grouped_second_moment(grouped, starts, counts, covariance_type), float(log_likelihood))
 
 
-def assignment_statistics(XT: np.ndarray, log_weights: np.ndarray, means: np.ndarray, prec: np.ndarray,
-                          covariance_type: str, uniforms: np.ndarray) -> SuffStats:
+def assignment_statistics(XT: np.ndarray, uniforms: np.ndarray, log_weights: np.ndarray, means: np.ndarray,
+                          prec: np.ndarray, covariance_type: str, log_noise_density: float | None = None) -> SuffStats:
     """Rows ``XT`` (d, m): draw each row's component, reduce to hard-assignment statistics.
 
-    ``log_likelihood`` of the result is ``sum_i log p(x_i | theta)`` at the
-    parameters the components were drawn from (free: the E-step computes it).
+    A noise model (``log_noise_density`` given, K+1 ``log_weights``) draws the
+    noise as class K+1 (joint density ``w_0 / V``). ``log_likelihood`` of the
+    result is ``sum_i log p(x_i | theta)`` at the parameters the components
+    were drawn from (free: the E-step computes it).
     """
-    joint, total, top = _joint_exp(XT, log_weights, means, prec, covariance_type)
+    joint, total, top = _joint_exp(XT, log_weights, means, prec, covariance_type, log_noise_density)
     z = draw_components(joint, total, uniforms)
-    return hard_assignment_statistics(XT, z, joint.shape[0], covariance_type, np.sum(np.log(total) + top))
+    return hard_assignment_statistics(XT, z, joint.shape[0], covariance_type, np.sum(np.log(total) + top),
+                                      log_noise_density is not None)
 
 
 def assignment_kernel(params: Params) -> tuple:
-    """The arguments of :func:`assignment_statistics` that depend on ``params`` only."""
-    return np.log(params.weights), params.means, params.precision, params.covariance_type
+    """The arguments of :func:`assignment_statistics` after the uniforms: those of ``params`` only."""
+    return (np.log(params.weights), params.means, params.precision, params.covariance_type,
+            params.log_noise_density)

@@ -89,6 +89,48 @@ over j.
 tr(B_k) / sigma2_k``, so ``sigma2_k | z, X ~ InvGamma((nu + n_k d)/2,
 (s2 + tr B_k)/2)``.
 
+*Noise component* (``GMM(noise=True)``, :mod:`gmmflow.core.noise`): the
+classes are the K Gaussians and the uniform, ``z_i in {1, ..., K, 0}``, with
+``P(z_i = 0 | theta, x_i) ∝ w_0 / V`` against ``w_k N(x_i | mu_k, Sigma_k)``:
+the noise is one more row of the joint densities, drawn like the others.
+The prior is that of EM's noise M-step and of the PyMC model,
+``w ~ Dirichlet(alpha 1_{K+1})`` over the K+1 weights, and the assignments'
+likelihood ``prod_i w_{z_i}`` counts the noise's rows too, so
+``w | z ~ Dirichlet(alpha + n_1, ..., alpha + n_K, alpha + n_0)`` (the
+noise's last, as everywhere; its mode is EM's noise M-step). The density
+``1/V`` holds no parameter: ``p(z, X | theta) = prod_{z_i = 0} (w_0 / V)
+prod_{z_i = k >= 1} w_k N(x_i | mu_k, Sigma_k)``, so the rows drawn to the
+noise leave every Gaussian factor, and ``(mu, Sigma)`` have the conditionals
+above computed on the other rows (``n_k``, ``s_k``, ``S_k`` over
+``z_i != 0``; tied: ``nu + sum_{k >= 1} n_k``).
+
+*Missing cells* (``missing="marginalize"``, values missing at random): the
+posterior given the observed values, ``p(theta | X_o)``, is a marginal of
+``p(theta, z, X_m | X_o)``, and Gibbs samples the latter, the missing cells
+being latent variables like ``z``. Given ``theta`` the rows are independent
+and, for row i with observed coordinates ``o`` and missing ``m``,
+
+.. math::
+
+    p(z_i = k, x_{i,m} \mid \theta, x_{i,o}) = P(z_i = k \mid \theta, x_{i,o})\,
+        N(x_{i,m} \mid \mu_{k,m} + B_k (x_{i,o} - \mu_{k,o}),\ C_k),
+
+where ``P(z_i = k | theta, x_{i,o}) ∝ w_k N(x_{i,o} | mu_{k,o}, Sigma_{k,oo})``
+(``x_{i,m}`` integrated out of ``w_k N(x_i | mu_k, Sigma_k)``: the
+observed-data E-step's responsibility) and the second factor is the
+Gaussian conditional of ``x_m`` given ``x_o`` in component k,
+``B_k = Sigma_{k,mo} Sigma_{k,oo}^{-1}``, ``C_k = Sigma_{k,mm} - B_k
+Sigma_{k,om}`` (:func:`gmmflow.core.missing_data.conditional`; diag and
+spherical: ``B_k = 0`` and ``C_k`` the variances ``sigma2_{k,m}``). So step
+1 draws ``z_i`` from the observed coordinates, then ``x_{i,m} = mu_{k,m} +
+B_k (x_{i,o} - mu_{k,o}) + L_k eps_i`` with ``C_k = L_k L_k^T`` (Cholesky)
+and ``eps_i`` standard normal: an exact draw of ``(z, X_m) | theta, X_o``.
+Given ``(z, X_m)`` the rows are complete, and ``p(theta | z, X_m, X_o) =
+p(theta | z, X)`` is step 2 unchanged. The chain's ``theta`` draws thus have
+``p(theta | X_o)`` as stationary law, the posterior NUTS samples with the
+missing cells integrated out. A noise component with missing cells is
+refused, as in EM.
+
 An empty component (``n_k = 0``) has ``mhat_k = m`` and ``B_k = 0``: it is
 drawn from its prior. The tests check each conditional against the
 unnormalised posterior ``log p(theta) + log p(z, X | theta)`` (gmmflow's own
@@ -117,7 +159,9 @@ Random streams
 --------------
 Every draw is a function of (seed, chain, sweep) and, for ``z_i``, of the
 row index i only: see :mod:`gmmflow.core.assignment_draws`, which also
-holds the per-block kernel of step 1. So the draws do not depend on how the
+holds the per-block kernel of step 1; a missing cell ``(i, j)`` is drawn
+from ``Phi^{-1}(u)`` of its own uniform, number ``i d + j`` of a third
+stream (:meth:`~gmmflow.core.assignment_draws.RowUniforms.cells`). So the draws do not depend on how the
 rows are split into blocks or dask chunks, nor on which thread or worker
 reduces a block; only the summation order of the statistics can change.
 """
@@ -132,7 +176,7 @@ from scipy import linalg
 from threadpoolctl import threadpool_limits
 
 from gmmflow.core.assignment_draws import ChainStreams
-from gmmflow.core.em_steps import Params, SuffStats
+from gmmflow.core.em_steps import Params, SuffStats, _gaussian_statistics
 from gmmflow.core.hyperparameters import Hyperparameters
 from gmmflow.core.prior_density import log_prior
 from gmmflow.exceptions import NotPositiveDefiniteError
@@ -241,18 +285,22 @@ def _mean_noise(rng, chol, covariance_type, shape):
     return chol[:, None] * eps
 
 
-def draw_parameters(rng: np.random.Generator, stats: SuffStats, hyper: Hyperparameters) -> Params:
+def draw_parameters(rng: np.random.Generator, stats: SuffStats, hyper: Hyperparameters,
+                    log_noise_density: float | None = None) -> Params:
     """One draw of ``(w, mu, Sigma) | z, X`` from hard-assignment statistics (see the module docstring).
 
     ``hyper`` must be in the frame of the statistics (shifted like the rows).
+    A noise model's statistics (K+1 counts, the noise's last) give K+1
+    weights and carry ``log_noise_density``; the Gaussians take the other rows.
     """
     t, kappa = hyper.covariance_type, hyper.shrinkage
-    post_n = stats.nk + kappa
-    mhat = (stats.sx + kappa * hyper.mean) / post_n[:, None]
+    gauss = _gaussian_statistics(stats)
+    post_n = gauss.nk + kappa
+    mhat = (gauss.sx + kappa * hyper.mean) / post_n[:, None]
     weights = draw_dirichlet(rng, hyper.alpha + stats.nk)
-    cov, chol = _COVARIANCE_DRAWS[t](rng, posterior_scale(stats, mhat, hyper), posterior_dof(stats, hyper))
+    cov, chol = _COVARIANCE_DRAWS[t](rng, posterior_scale(gauss, mhat, hyper), posterior_dof(gauss, hyper))
     means = mhat + _mean_noise(rng, chol, t, mhat.shape) / np.sqrt(post_n)[:, None]
-    return Params(weights, means, cov, chol, t)
+    return Params(weights, means, cov, chol, t, log_noise_density)
 
 
 # --------------------------------------------------------------------------
@@ -263,7 +311,7 @@ class GibbsDraws(NamedTuple):
 
     Attributes
     ----------
-    weights : ndarray (C, D, K)
+    weights : ndarray (C, D, K), or (C, D, K+1) for a noise model (the noise's last)
     means : ndarray (C, D, K, d)
     cov : ndarray (C, D, *compact covariance shape)
         The covariance type's compact form (full (K, d, d), tied (d, d),
@@ -294,7 +342,8 @@ def sweep(blocks, params: Sequence[Params], hyper: Hyperparameters, streams: Seq
     parameters they started from (C,).
     """
     stats = _pass(blocks, params, streams, index)
-    new = [draw_parameters(s.parameter_rng(index), st, hyper) for s, st in zip(streams, stats)]
+    new = [draw_parameters(s.parameter_rng(index), st, hyper, p.log_noise_density)
+           for s, st, p in zip(streams, stats, params)]
     return new, np.array([st.log_likelihood for st in stats])
 
 
@@ -315,7 +364,7 @@ def run_chains(blocks, start: Params, hyper: Hyperparameters, streams: Sequence[
     """
     C = len(streams)
     K, d = start.means.shape
-    weights, means = np.empty((C, draws, K)), np.empty((C, draws, K, d))
+    weights, means = np.empty((C, draws, start.weights.shape[0])), np.empty((C, draws, K, d))
     cov = np.empty((C, draws) + start.cov.shape)
     log_lik, log_pri = np.empty((C, draws)), np.empty((C, draws))
     params = [start] * C

@@ -85,10 +85,19 @@ from operator import add
 
 import numpy as np
 
+from scipy.special import ndtri
+
+from gmmflow.core.assignment_draws import (
+    assignment_kernel,
+    assignment_statistics,
+    draw_components,
+    hard_assignment_statistics,
+)
 from gmmflow.core.em_driver import one_blas_thread
 from gmmflow.core.em_steps import (
     Params,
     SuffStats,
+    _joint_exp,
     chunk_statistics,
     log_resp_and_norm,
     m_step,
@@ -233,6 +242,44 @@ def conditional_means(X: np.ndarray, mean: np.ndarray, cov: np.ndarray, patterns
     return out
 
 
+def conditional_factor(cond: Conditional) -> np.ndarray:
+    """Square roots of the conditional covariances: lower Cholesky factors of ``C`` (..., K, m, m)
+    for full and tied, standard deviations (..., K, m) for diag and spherical."""
+    return np.sqrt(cond.C) if cond.B is None else np.linalg.cholesky(cond.C)
+
+
+def draw_missing(XT_o: np.ndarray, z: np.ndarray, means: np.ndarray, cond: Conditional, factor: np.ndarray,
+                 pattern: Pattern, normals: np.ndarray) -> np.ndarray:
+    """Rows of one pattern completed by draws ``x_m | x_o, z`` (:mod:`gmmflow.core.gibbs`): (d, r).
+
+    ``XT_o`` (o, r) are the observed values, ``z`` (r,) the rows' components,
+    ``means`` (K, d) and ``cond``/``factor`` (unbatched) the components' conditionals,
+    ``normals`` (r, m) standard normal: ``x_m = mu_{k,m} + B_k (x_o - mu_{k,o}) + L_k eps``.
+    """
+    o, m = pattern.observed, pattern.missing
+    XT = np.empty((means.shape[-1], XT_o.shape[1]))
+    XT[o] = XT_o
+    for k in np.unique(z):
+        rows = np.flatnonzero(z == k)
+        draw = means[k, m] + (normals[rows] * factor[k] if cond.B is None else normals[rows] @ factor[k].T)
+        if cond.B is not None:
+            draw += (XT_o[:, rows].T - means[k, o]) @ cond.B[k].T
+        XT[np.ix_(m, rows)] = draw.T
+    return XT
+
+
+def cell_normals(uniforms: np.ndarray) -> np.ndarray:
+    """Standard normals ``Phi^{-1}(u + 2^-54)`` from uniforms ``u`` on the grid ``j 2^-53``, j < 2^53.
+
+    The midpoints ``u + 2^-54`` lie in the open interval (0, 1), so every
+    normal is finite. They are exact in float64 below 1/2; above it ``1 - u``
+    is exact and the midpoint's upper tail is used, ``-Phi^{-1}((1 - u) - 2^-54)``
+    (``u + 2^-54`` itself would round to 1 at the top of the grid).
+    """
+    half = 2.0**-54
+    return np.where(uniforms < 0.5, ndtri(uniforms + half), -ndtri((1.0 - uniforms) - half))
+
+
 # --------------------------------------------------------------------------
 # The blocks object
 # --------------------------------------------------------------------------
@@ -241,7 +288,7 @@ class MissingBlocks:
 
     Has the protocol of :class:`~gmmflow.core.row_blocks.ArrayBlocks` (see
     that module): ``moments``, ``with_shift``, ``sample``, ``e_step``,
-    ``log_resp_and_norm``; statistics are the expected ones of the module
+    ``log_resp_and_norm``, ``sampled_statistics``; statistics are the expected ones of the module
     docstring and the log-likelihood the observed-data one.
 
     Parameters
@@ -302,11 +349,7 @@ class MissingBlocks:
         in a fixed order whatever the thread count."""
         weights = self.batch_weights(batch)
         log_w = np.log(params.weights)
-        per_pattern = {}
-        for pattern in self.patterns:
-            if pattern.missing.size:
-                marginal = marginal_params(params, pattern.observed)
-                per_pattern[pattern] = marginal, conditional(params, marginal, pattern)
+        per_pattern = self._conditionals(params)
 
         def stats(pattern, rows, XT_o):
             sw = None if weights is None else weights[..., rows]
@@ -314,6 +357,48 @@ class MissingBlocks:
             if pattern.missing.size == 0:
                 return chunk_statistics(XT, sw, log_w, params.means, params.precision, params.covariance_type)
             return pattern_statistics(XT, sw, params, *per_pattern[pattern], pattern)
+
+        return reduce(add, self._map(stats))
+
+    def _conditionals(self, params: Params) -> dict:
+        """``{pattern: (marginal, conditional)}`` at ``params``, for the patterns that miss a feature."""
+        out = {}
+        for pattern in self.patterns:
+            if pattern.missing.size:
+                marginal = marginal_params(params, pattern.observed)
+                out[pattern] = marginal, conditional(params, marginal, pattern)
+        return out
+
+    def sampled_statistics(self, params: list[Params], uniforms: list) -> list[SuffStats]:
+        """The Gibbs pass (``core.gibbs``) per chain: each row's component drawn from its observed
+        coordinates, its missing cells from their conditional given them, and the completed rows
+        reduced to hard-assignment statistics (observed-data log-likelihood in ``log_likelihood``).
+
+        ``uniforms[c]`` is chain c's :class:`~gmmflow.core.assignment_draws.RowUniforms`: row i
+        takes its uniform number i, cell (i, j) the normal of uniform ``i d + j`` of its
+        :meth:`~gmmflow.core.assignment_draws.RowUniforms.cells`, whatever the blocking.
+        """
+        if self.sample_weight is not None:
+            raise ValueError("The Gibbs sampler does not take observation weights; repeat rows instead.")
+        return [self._sampled(p, u) for p, u in zip(params, uniforms)]
+
+    def _sampled(self, params: Params, uniforms) -> SuffStats:
+        n, d = self.n_rows, self.n_features
+        K, t = params.means.shape[0], params.covariance_type
+        row_u = uniforms(0, n)
+        normals = cell_normals(uniforms.cells()(0, n * d)).reshape(n, d)
+        laws = {p: (*law, conditional_factor(law[1])) for p, law in self._conditionals(params).items()}
+        kernel = assignment_kernel(params)
+
+        def stats(pattern, rows, XT_o):
+            XT = self._observed(pattern, XT_o)
+            if pattern.missing.size == 0:
+                return assignment_statistics(XT, row_u[rows], *kernel)
+            marginal, cond, factor = laws[pattern]
+            joint, total, top = _joint_exp(XT, np.log(marginal.weights), marginal.means, marginal.precision, t)
+            z = draw_components(joint, total, row_u[rows])
+            complete = draw_missing(XT, z, params.means, cond, factor, pattern, normals[np.ix_(rows, pattern.missing)])
+            return hard_assignment_statistics(complete, z, K, t, np.sum(np.log(total) + top))
 
         return reduce(add, self._map(stats))
 

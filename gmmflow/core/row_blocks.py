@@ -166,7 +166,7 @@ class ArrayBlocks:
 
         def stats(a, b):
             XT, _ = self.block(a, b)
-            return [assignment_statistics(XT, *kernel, u(row_offset + a, row_offset + b))
+            return [assignment_statistics(XT, u(row_offset + a, row_offset + b), *kernel)
                     for kernel, u in zip(kernels, uniforms)]
 
         per_block = self._map(stats)

@@ -199,6 +199,11 @@ def fit_em(
     return em_inference_data(_fit(model, X, n_init, init, max_iter, tol, seed, sample_weight, chunk_size, missing))
 
 
+CHUNKED_MISSING = ("missing='marginalize' needs in-memory data: chunked input (a dask array or zarr store) with "
+                   "missing values is not supported yet. Load it into memory (X.compute()) or drop the incomplete "
+                   "rows.")
+
+
 def _blocks(model: GMM, X, sample_weight, chunk_size, n_init: int = 1, missing: str = defaults.MISSING):
     """(data record, blocks) for in-memory or chunked ``X``, all checked, memory included; blocks
     sized for the ``n_init`` restarts advanced together (:class:`MissingBlocks` when
@@ -206,9 +211,7 @@ def _blocks(model: GMM, X, sample_weight, chunk_size, n_init: int = 1, missing: 
     K, t = model.n_components, model.covariance_type
     marginalize = missing == "marginalize"
     if marginalize and is_chunked(X):
-        raise ValueError("missing='marginalize' needs in-memory data: chunked input (a dask array or zarr store) "
-                         "with missing values is not supported yet. Load it into memory (X.compute()) or drop "
-                         "the incomplete rows.")
+        raise ValueError(CHUNKED_MISSING)
     if is_chunked(X):
         source = open_chunked(X, chunk_size)
         (n, d), rows = source.shape, source.chunk_rows

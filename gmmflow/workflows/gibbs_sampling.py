@@ -26,17 +26,19 @@ from contextlib import contextmanager
 import arviz as az
 import numpy as np
 
+from gmmflow.checks import check_noise_with_missing
 from gmmflow.core.dask_blocks import DaskBlocks
 from gmmflow.core.em_steps import Params
 from gmmflow.core.assignment_draws import ChainStreams
 from gmmflow.core.gibbs import run_chains
 from gmmflow.core.hyperparameters import Hyperparameters
+from gmmflow.core.missing_data import MissingBlocks
 from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size, default_n_threads
 from gmmflow.inputs.chunked import ChunkedMatrix, as_chunked_matrix, is_chunked
 from gmmflow.inputs.matrix import DataMatrix, as_data_matrix
 from gmmflow.models.pymc_model import covariance_value_name
 from gmmflow.resources import FLOAT, em_bytes
-from gmmflow.workflows.em_fit import STORE_MAX_ROWS
+from gmmflow.workflows.em_fit import CHUNKED_MISSING, STORE_MAX_ROWS
 
 GIBBS = "gibbs"
 # values of the pointwise groups (log-likelihood, plus predictive replicates if asked) kept in memory:
@@ -44,20 +46,27 @@ GIBBS = "gibbs"
 POINTWISE_MAX_VALUES = 50_000_000
 
 
-def gibbs_data(model, X, chunk_size: int | None = None):
-    """``(data record, blocks)``: in-memory input as ``DataMatrix`` and ``ArrayBlocks``, chunked
-    input (dask array, dask-backed DataArray, zarr path) as ``ChunkedMatrix`` and ``DaskBlocks``.
+def gibbs_data(model, X, chunk_size: int | None = None, missing: bool = False):
+    """``(data record, blocks)``: in-memory input as ``DataMatrix`` and ``ArrayBlocks`` (``MissingBlocks``
+    when ``missing`` and some cells are NaN), chunked input (dask array, dask-backed DataArray, zarr
+    path) as ``ChunkedMatrix`` and ``DaskBlocks``.
 
     Raises what ``fit_em`` raises on bad data, before any work.
     """
     K = model.n_components
     if is_chunked(X):
+        if missing:
+            raise ValueError(CHUNKED_MISSING)
         data = as_chunked_matrix(X, chunk_size)
         return data, DaskBlocks(data.values, default_chunk_size(K, data.shape[1]))
-    data = as_data_matrix(X)
+    data = as_data_matrix(X, missing=missing)
     n, d = data.shape
     chunk = default_chunk_size(K, d)
-    return data, ArrayBlocks(data.values, chunk_size=chunk, n_threads=default_n_threads(n, chunk, os.cpu_count() or 1))
+    threads = default_n_threads(n, chunk, os.cpu_count() or 1)
+    if missing and np.isnan(data.values).any():
+        check_noise_with_missing(model.noise, True)
+        return data, MissingBlocks(data.values, chunk_size=chunk, n_threads=threads)
+    return data, ArrayBlocks(data.values, chunk_size=chunk, n_threads=threads)
 
 
 def stored_rows(data: DataMatrix | ChunkedMatrix) -> int:
@@ -134,9 +143,13 @@ def run(blocks, start: Params, hyper: Hyperparameters, draws: int, tune: int, ch
     the PyMC model names them; ``sample_stats`` holds ``lp``, the log
     posterior density ``log p(X | theta) + log p(theta)`` of each draw (every
     normalising constant: EM's objective). The sweeps run about the EM
-    mixture's mean (``sum_k w_k mu_k``), so second moments keep their digits.
+    mixture's mean (``sum_k w_k mu_k / sum_k w_k`` over the Gaussians), so
+    second moments keep their digits. A noise model's ``w`` has K+1 entries,
+    the noise's last; rows with missing cells (``MissingBlocks``) have them
+    drawn in every sweep (``lp`` then holds the observed-data likelihood).
     """
-    shift = start.weights @ start.means
+    gauss = start.weights[:start.means.shape[0]]
+    shift = gauss @ start.means / gauss.sum()
     streams = ChainStreams.spawn(seed, chains)
     with progress_bar(tune + draws, progressbar) as tick:
         out = run_chains(blocks.with_shift(shift), start.shifted(-shift), hyper.shifted(shift), streams, tune,

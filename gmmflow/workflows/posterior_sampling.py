@@ -69,12 +69,12 @@ def _check_em(em, model: GMM, X, gibbs: bool, missing: bool = False):
         raise ValueError("em has no prior (an MLE fit): sampling needs the prior; fit EM with a prior.")
     fix = "pass the X em was fitted on (unweighted), or em=None to fit EM on X here"
     if gibbs and is_chunked(X):
-        data, blocks = gibbs_data(model, X, recorded_fingerprint(em, "em", fix).block_rows)
+        data, blocks = gibbs_data(model, X, recorded_fingerprint(em, "em", fix).block_rows, missing)
         check_fingerprint(em, data.fingerprint, "em", fix)
         return data, blocks
     data = align_to_features(_in_memory_data(X, missing), *fitted_features(em), missing=missing)
     check_fitted_on(em, data.values, data.features, data.named, "em", fix)
-    return (data, None) if not gibbs else gibbs_data(model, data)
+    return (data, None) if not gibbs else gibbs_data(model, data, missing=missing)
 
 
 def _draw_arrays(raw: az.InferenceData, model: GMM, n_features: int):
@@ -171,7 +171,8 @@ def sample_posterior(
         missingness pattern, :mod:`gmmflow.models.pymc_missing`), so NUTS
         samples the posterior given the observed values; ``log_likelihood`` is
         that density per row. ``em`` must then be fitted with it too. In-memory
-        data and NUTS only (the Gibbs sampler does not draw missing cells yet).
+        data only; ``sampler="gibbs"`` draws the missing cells from their
+        conditional given the row's observed values and component in every sweep.
     **sampling
         The sampling options of :class:`~gmmflow.workflows.sampler_options.SamplerOptions`:
         ``draws`` (1000), ``tune`` (1000), ``chains`` (4), ``sampler``
@@ -212,15 +213,12 @@ def sample_posterior(
         raise ValueError(NO_PRIOR)
     gibbs = options.sampler == GIBBS
     marginalize = check_missing(missing) == "marginalize"
-    if gibbs and marginalize:
-        raise ValueError("sampler='gibbs' does not draw missing cells yet: with missing='marginalize' use NUTS "
-                         "(sampler='auto', 'nutpie' or 'pymc'), or drop the incomplete rows.")
-    _check_noise_options(model, gibbs, posterior_predictive)
+    _check_noise_options(model, posterior_predictive)
     # NaN rejected here unless marginalized, before any PyMC model (which would impute)
     if em is not None:  # X is matched to em's features
         data, blocks = _check_em(em, model, X, gibbs, marginalize)
     else:
-        data, blocks = gibbs_data(model, X) if gibbs else (_in_memory_data(X, marginalize), None)
+        data, blocks = gibbs_data(model, X, missing=marginalize) if gibbs else (_in_memory_data(X, marginalize), None)
     check_rows(data.shape, model)
     seed = check_seed(seed)
     backend = nuts_backends.available_sampler(options.sampler)
@@ -270,14 +268,9 @@ def sample_posterior(
     return idata
 
 
-def _check_noise_options(model: GMM, gibbs: bool, posterior_predictive: bool) -> None:
+def _check_noise_options(model: GMM, posterior_predictive: bool) -> None:
     """Refuse what a noise model cannot do, before any work."""
-    if not model.noise:
-        return
-    if gibbs:
-        raise ValueError("sampler='gibbs' does not sample noise models (GMM(noise=True)) yet; use NUTS "
-                         "(sampler='auto', 'nutpie' or 'pymc') on in-memory data.")
-    if posterior_predictive:
+    if model.noise and posterior_predictive:
         raise ValueError("posterior_predictive=True cannot draw a noise model's rows: the uniform component's "
                          "region is not modelled, only its volume. Sample with posterior_predictive=False.")
 
