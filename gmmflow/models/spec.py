@@ -162,25 +162,16 @@ class GMM:
             self.prior, self.covariance_type, self.n_components, data_mean, data_cov, n_obs
         )
 
-    def pymc_model(
-        self,
-        X: Any = None,
-        *,
-        marginalized: bool = True,
-        coords: dict | None = None,
-        n_obs: int | None = None,
-        hyperparameters: Hyperparameters | None = None,
-        missing: str = "error",
-        noise_log_volume: float | None = None,
-    ) -> Any:
-        """Declare this GMM as a PyMC model (see :mod:`gmmflow.models.pymc_model`); a ``pymc.Model``."""
+    def pymc_model(self, X: Any = None, **options: Any) -> Any:
+        """Declare this GMM as a PyMC model; a ``pymc.Model``.
+
+        ``options`` are those of :func:`gmmflow.models.pymc_model.build_pymc_model`
+        (keyword-only): ``marginalized``, ``coords``, ``n_obs``,
+        ``hyperparameters``, ``missing``, ``noise_log_volume``.
+        """
         from gmmflow.models.pymc_model import build_pymc_model  # imports PyMC: on first use only
 
-        return build_pymc_model(
-            self, X, marginalized=marginalized, coords=coords, n_obs=n_obs,
-            hyperparameters=hyperparameters, missing=missing,
-            noise_log_volume=noise_log_volume,
-        )
+        return build_pymc_model(self, X, **options)
 
     # ------------------------------------------------------------------
     def to_dict(self) -> dict:
