@@ -277,6 +277,10 @@ def test_missing_cells_refused_on_chunked_data_and_with_noise_before_any_work(mo
         gmmflow.sample_posterior(gmmflow.GMM(2), da.from_array(X, chunks=(10, 2)), missing="marginalize", **GIBBS)
     with pytest.raises(ValueError, match=re.escape("GMM(noise=True) cannot fit data with missing values yet")):
         gmmflow.sample_posterior(gmmflow.GMM(2, noise=True), X, missing="marginalize", **GIBBS)
+    for refused in (lambda: gmmflow.fit_em(gmmflow.GMM(2, noise=True), X, missing="marginalize"),
+                    lambda: gmmflow.GMM(2, noise=True).pymc_model(X, missing="marginalize")):
+        with pytest.raises(ValueError, match=re.escape("GMM(noise=True) cannot fit data with missing values yet")):
+            refused()
 
 
 def posterior_means_z(gibbs, nuts, names):
