@@ -8,6 +8,8 @@ an optimiser over the same per-chain PSIS-LOO densities) and their invariants.
 
 from __future__ import annotations
 
+import json
+import re
 import warnings
 
 import arviz as az
@@ -91,3 +93,67 @@ def test_diagnose_names_the_modes_when_chains_disagree():
     table = gmmflow.diagnose(idata)
     assert table.loc["modes", "value"] == 2 and not table.loc["modes", "ok"]
     assert table.attrs["modes_text"].startswith("mode 0: chains 0, 1 (50% of draws), weights 0.40, 0.60, no EM restart; mode 1: chains 2, 3")
+
+
+# ---------------------------------------------------------------- sample_posterior(init="restarts")
+def _two_optima_data():
+    """Three 1-D clusters fitted with K = 2: 6 random_from_data EM restarts reach two distinct optima,
+    merging the left pair (objective -206.0) or the right pair (-194.9)."""
+    rng = np.random.default_rng(0)
+    return np.concatenate([rng.normal(-4, 1, 30), rng.normal(0, 1, 25), rng.normal(4, 1, 20)])[:, None]
+
+
+EM_TWO = {"n_init": 6, "init": "random_from_data"}
+SHORT = {"draws": 20, "tune": 30, "chains": 3, "sampler": "numpyro", "progressbar": False}
+
+
+def _sample_capturing_starts(monkeypatch, **kwargs):
+    from gmmflow.workflows import nuts_backends
+
+    starts, real = [], nuts_backends.run_numpyro
+    monkeypatch.setattr(nuts_backends, "run_numpyro", lambda *a, **k: starts.append(a[3]) or real(*a, **k))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gmmflow.SamplingWarning)  # 3 chains x 20 draws: checks fail
+        idata = gmmflow.sample_posterior(gmmflow.GMM(2), _two_optima_data(), seed=0, em_kwargs=EM_TWO,
+                                         **SHORT | kwargs)
+    return idata, starts[0]
+
+
+def test_restarts_start_chains_at_the_distinct_optima_best_first(monkeypatch):
+    idata, start = _sample_capturing_starts(monkeypatch, init="restarts")
+    restarts = idata[S.EM_RESTARTS]
+    objective = restarts["objective"].values
+    # two distinct optima (see _two_optima_data), each represented by its best restart
+    best = int(np.argmax(objective))
+    worse = np.flatnonzero(objective < objective[best] - 10)
+    assert worse.size and np.allclose(objective[worse], objective[worse[0]], rtol=1e-6)
+    other = int(worse[np.argmax(objective[worse])])
+    expected = [best, other, best]  # chain c from optimum c mod 2, best first
+    assert idata.attrs["init"] == "restarts" and json.loads(idata.attrs["init_restarts"]) == expected
+    assert isinstance(start, list) and len(start) == 3
+    for c, r in enumerate(expected):
+        assert start[c]["mu"] == pytest.approx(restarts["mu"].values[r])
+        assert start[c]["w"] == pytest.approx(restarts["w"].values[r])
+        assert start[c]["cov"] == pytest.approx(restarts["cov"].values[r])
+    # (here the worse optimum is no mode of the posterior: chain 1 reaches the best one while tuning)
+
+
+def test_default_init_starts_every_chain_at_the_em_estimate(monkeypatch):
+    idata, start = _sample_capturing_starts(monkeypatch)
+    assert idata.attrs["init"] == "em" and "init_restarts" not in idata.attrs
+    assert isinstance(start, dict)
+    assert start["mu"] == pytest.approx(idata[S.EM_ESTIMATE]["mu"].values)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"init": "best"}, "init must be 'em' (every chain starts at the EM estimate) or 'restarts' (chains start "
+                       "from the distinct EM restart optima, best first); got 'best'."),
+    ({"init": "restarts", "sampler": "gibbs"}, "init='restarts' needs a sampler that starts each chain at its "
+                                               "own point: sampler='numpyro' or 'pymc' (NUTS), not 'gibbs'."),
+])
+def test_bad_init_is_refused_before_any_work(kwargs, message, monkeypatch):
+    from gmmflow.workflows import posterior_sampling
+
+    monkeypatch.setattr(posterior_sampling, "fit_em_record", lambda *a, **k: pytest.fail("work started"))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        gmmflow.sample_posterior(gmmflow.GMM(2), _two_optima_data(), **kwargs)
