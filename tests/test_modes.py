@@ -24,24 +24,31 @@ from gmmflow.core.stacking import stacked_elpd, stacking_weights
 from gmmflow.workflows.modes import group_chains
 
 
-def _fake_posterior(seed=0, D=300):
-    """4 chains x D draws, K = 2 in 1-D: chains 0, 1 near mode A, chains 2, 3 near mode B."""
+def _fake_posterior(seed=0, D=300, d=1, layout="AABB"):
+    """4 chains x D draws, K = 2 with unit covariances, d features: each chain near mode A or B of
+    ``layout`` (the clusterings differ along feature 0; the other features' means are 0), with the
+    data in ``observed_data`` and the draws' exact pointwise log-likelihood."""
     rng = np.random.default_rng(seed)
-    X = np.concatenate([rng.normal(-2, 1, 60), rng.normal(2, 1, 40)])[:, None]
+    X = np.column_stack([np.concatenate([rng.normal(-2, 1, 60), rng.normal(2, 1, 40)]),
+                         rng.normal(size=(100, d - 1))])
     modes = {"A": (np.array([0.6, 0.4]), np.array([-2.0, 2.0])), "B": (np.array([0.05, 0.95]), np.array([5.0, 0.0]))}
     w, mu, ll = [], [], []
-    for name in "AABB":
+    for name in layout:
         wc = np.clip(modes[name][0] + 0.01 * rng.standard_normal((D, 2)), 1e-3, None)
         wc /= wc.sum(1, keepdims=True)
-        mc = modes[name][1] + 0.05 * rng.standard_normal((D, 2))
-        dens = wc[:, :, None] * stats.norm.pdf(X[None, None, :, 0], mc[:, :, None], 1.0)
-        w.append(wc), mu.append(mc[:, :, None]), ll.append(np.log(dens.sum(1)))
-    cov = np.ones((4, D, 2, 1, 1))
+        mc = np.zeros((D, 2, d))
+        mc[:, :, 0] = modes[name][1]
+        mc += 0.05 * rng.standard_normal((D, 2, d))
+        dens = wc[:, :, None] * np.prod(stats.norm.pdf(X[None, None], mc[:, :, None]), axis=-1)
+        w.append(wc), mu.append(mc), ll.append(np.log(dens.sum(1)))
+    cov = np.broadcast_to(np.eye(d), (len(layout), D, 2, d, d)).copy()
     post = xr.Dataset({"w": ((S.CHAIN, S.DRAW, S.COMPONENT), np.array(w)),
                        "mu": ((S.CHAIN, S.DRAW, S.COMPONENT, S.FEATURE), np.array(mu)),
-                       "cov": ((S.CHAIN, S.DRAW, S.COMPONENT, S.FEATURE, S.FEATURE2), cov)})
+                       "cov": ((S.CHAIN, S.DRAW, S.COMPONENT, S.FEATURE, S.FEATURE2), cov)},
+                      coords={S.FEATURE: [f"x{j}" for j in range(d)]})
     loglik = xr.Dataset({S.X: ((S.CHAIN, S.DRAW, S.OBS), np.array(ll))})
-    return az.InferenceData(**{S.POSTERIOR: post, S.LOG_LIKELIHOOD: loglik})
+    observed = xr.Dataset({S.X: ((S.OBS, S.FEATURE), X)}, coords={S.FEATURE: [f"x{j}" for j in range(d)]})
+    return az.InferenceData(**{S.POSTERIOR: post, S.LOG_LIKELIHOOD: loglik, S.OBSERVED_DATA: observed})
 
 
 def test_chains_are_grouped_by_the_mode_they_sit_in():
@@ -157,3 +164,36 @@ def test_bad_init_is_refused_before_any_work(kwargs, message, monkeypatch):
     monkeypatch.setattr(posterior_sampling, "fit_em_record", lambda *a, **k: pytest.fail("work started"))
     with pytest.raises(ValueError, match=re.escape(message)):
         gmmflow.sample_posterior(gmmflow.GMM(2), _two_optima_data(), **kwargs)
+
+
+# ---------------------------------------------------------------- the modes plot
+def _with_sample_stats(idata):
+    C, D, K = (idata[S.POSTERIOR].sizes[dim] for dim in (S.CHAIN, S.DRAW, S.COMPONENT))
+    idata.add_groups({S.SAMPLE_STATS: xr.Dataset({S.RELABEL_PERMUTATION: (
+        (S.CHAIN, S.DRAW, S.COMPONENT), np.broadcast_to(np.arange(K), (C, D, K)).copy())})})
+    return idata
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_plot_modes_draws_one_panel_per_mode(d):
+    import matplotlib.pyplot as plt
+
+    axes = gmmflow.plots.plot_modes(_fake_posterior(d=d), draws=5)
+    assert len(axes) == 2
+    assert axes[0].get_title() == "mode 0: chains 0, 1, 50% of draws\nno EM restart"
+    assert axes[1].get_title().startswith("mode 1: chains 2, 3, 50% of draws")
+    if d == 1:  # one mixture density per draw
+        assert [sum(line.get_gid() == "mode-density" for line in ax.lines) for ax in axes] == [5, 5]
+    else:  # K = 2 ellipses per draw
+        assert [sum(p.get_gid() == "posterior-ellipse" for p in ax.patches) for ax in axes] == [10, 10]
+    if d == 2:  # each panel's ellipses sit at its own mode's means along feature 0
+        for ax, centres in zip(axes, ([-2.0, 2.0], [0.0, 5.0])):
+            x = sorted({round(p.center[0]) for p in ax.patches if p.get_gid() == "posterior-ellipse"})
+            assert x == centres
+    plt.close("all")
+
+
+def test_modes_plot_is_registered_for_multimodal_posteriors_only():
+    names = lambda idata: [p.name for p in gmmflow.plots.plots_for(idata)]  # noqa: E731
+    assert "modes" in names(_with_sample_stats(_fake_posterior()))
+    assert "modes" not in names(_with_sample_stats(_fake_posterior(layout="AAAA")))

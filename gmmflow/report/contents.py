@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from gmmflow import schema as S
 from gmmflow.models.spec import GMM
@@ -59,6 +60,8 @@ class Contents:
     restarts: pd.DataFrame  # objective, converged, n_iter, chosen: one row per EM restart
     estimate: tuple  # EM weights (K,), means (K, d), full covariances (K, d, d)
     checks: pd.DataFrame | None  # diagnose()
+    modes: pd.DataFrame | None  # find_modes(), when diagnose finds more than one mode
+    stacking: xr.Dataset | None  # the chain_stacking group, when stack_chains was run
     parameters: pd.DataFrame | None  # compare(..., "parameters")
     assignments: pd.DataFrame | None  # compare(..., "assignments")
     predictive: pd.DataFrame | None  # compare(..., "predictive")
@@ -141,9 +144,11 @@ def gather(idata, selection: pd.DataFrame | None = None) -> Contents:
     sampled = S.has_groups(idata, S.POSTERIOR)
     hyper = idata.attrs.get(S.HYPERPARAMETERS_ATTR, "null")
     criterion = idata.attrs.get(S.SELECTION_CRITERION_ATTR)
+    checks = diagnose(idata) if sampled else None
     return Contents(
         model=model, features=features, n_obs=n_obs, restarts=restarts, estimate=(w, mu, cov),
-        checks=diagnose(idata) if sampled else None,
+        checks=checks, modes=None if checks is None else checks.attrs.get("modes"),
+        stacking=idata[S.CHAIN_STACKING] if S.has_groups(idata, S.CHAIN_STACKING) else None,
         parameters=compare(idata) if sampled else None,
         assignments=compare(idata, "assignments") if comparable(idata, "assignments") else None,
         predictive=compare(idata, "predictive") if comparable(idata, "predictive") else None,

@@ -12,6 +12,7 @@ CALIBRATION = "calibration"
 SELECTION = "selection"
 EM = "em"
 SAMPLING = "sampling"
+MODES = "modes"
 PARAMETERS = "parameters"
 ASSIGNMENTS = "assignments"
 PREDICTIVE = "predictive"
@@ -25,6 +26,7 @@ TITLES = {
     SELECTION: "Number of components",
     EM: "EM estimate",
     SAMPLING: "Sampling diagnostics",
+    MODES: "Modes",
     PARAMETERS: "EM MAP against the posterior",
     ASSIGNMENTS: "Assignments",
     PREDICTIVE: "Predictive fit",
