@@ -197,3 +197,46 @@ def test_modes_plot_is_registered_for_multimodal_posteriors_only():
     names = lambda idata: [p.name for p in gmmflow.plots.plots_for(idata)]  # noqa: E731
     assert "modes" in names(_with_sample_stats(_fake_posterior()))
     assert "modes" not in names(_with_sample_stats(_fake_posterior(layout="AAAA")))
+
+
+# ---------------------------------------------------------------- a real multimodal posterior, in the report
+def _separated_data():
+    """Three 1-D clusters 8 sds apart fitted with K = 2: merging the left pair or the right pair are two
+    posterior modes (EM objectives -266.1 and -270.5) no chain crosses between."""
+    rng = np.random.default_rng(1)
+    return np.concatenate([rng.normal(-8, 1, 30), rng.normal(0, 1, 30), rng.normal(8, 1, 26)])[:, None]
+
+
+@pytest.fixture(scope="module")
+def two_runs():
+    """The same data sampled from the distinct EM optima (2 modes) and from the EM estimate (1 mode)."""
+    X = _separated_data()
+    em = gmmflow.fit_em(gmmflow.GMM(2), X, seed=0, n_init=6, init="random_from_data")
+    settings = {"seed": 0, "chains": 4, "draws": 100, "tune": 100, "sampler": "numpyro", "progressbar": False}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", gmmflow.SamplingWarning)
+        return (gmmflow.sample_posterior(gmmflow.GMM(2), X, em=em, init="restarts", **settings),
+                gmmflow.sample_posterior(gmmflow.GMM(2), X, em=em, **settings))
+
+
+def test_chains_started_at_distinct_optima_stay_in_their_modes(two_runs):
+    multimodal, _ = two_runs
+    starts = json.loads(multimodal.attrs["init_restarts"])
+    objective = multimodal[S.EM_RESTARTS]["objective"].values
+    assert objective[starts[0]] > objective[starts[1]] + 1 and starts[2:] == starts[:2]
+    modes = gmmflow.find_modes(multimodal)
+    assert [sorted(c) for c in modes["chains"]] == [[0, 2], [1, 3]]
+    assert modes["em_objective"].tolist() == pytest.approx([objective[starts[0]], objective[starts[1]]])
+
+
+def test_report_has_a_modes_section_only_for_a_multimodal_posterior(two_runs, tmp_path):
+    multimodal, unimodal = two_runs
+    page = gmmflow.write_report(gmmflow.stack_chains(multimodal), tmp_path / "multi").read_text()
+    section = page[page.index('<section id="modes">'):]
+    section = section[:section.index("</section>")]
+    assert "mode 1" in section and "stacking weight" in section and "ELPD-LOO" in section
+    assert 'id="plot-modes"' in section and "stacked predictive density&#x27;s ELPD-LOO is" in section
+    assert page.count('id="plot-modes"') == 1  # in its section, not again among the plots
+    assert "modes" not in [p.name for p in gmmflow.plots.plots_for(unimodal)]
+    page = gmmflow.write_report(unimodal, tmp_path / "uni").read_text()
+    assert 'id="modes"' not in page and "plot-modes" not in page
