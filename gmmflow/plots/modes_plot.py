@@ -81,7 +81,7 @@ def _panel_2d(ax, X2, draws, optimum, colours, level):
 @register("modes", order=65, needs=(S.POSTERIOR, S.SAMPLE_STATS, S.OBSERVED_DATA), when=multimodal,
           caption="One panel per mode of the posterior (chains grouped by where they sit, as diagnose reports "
                   "them): the clusters of 20 draws from that mode's chains (thin; densities in 1-D) and of the "
-                  "EM optimum in it (thick), titled with its chains, share of draws and EM objective. Look at "
+                  "EM optimum in it (thick), titled with its chains, share of draws and EM objective. Look for "
                   "what differs between the panels: a component split in two, two merged, an empty one. The "
                   "modes are different explanations of the data; the stacking weights say how well each "
                   "predicts it.")

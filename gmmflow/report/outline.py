@@ -36,6 +36,7 @@ TITLES = {
 }
 ORDER = tuple(TITLES)
 CALIBRATION_ONLY = (CALIBRATION,)  # sections of a calibrate result's page only
+MULTIMODAL_ONLY = (MODES,)  # sections of a posterior whose chains sit in more than one mode only
 
 
 def plot_anchor(name: str) -> str:

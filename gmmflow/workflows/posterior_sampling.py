@@ -51,15 +51,12 @@ from gmmflow.workflows.diagnostics import diagnose, sampling_status, warn_failed
 from gmmflow.workflows.em_fit import check_model, check_rows, fit_em_record
 from gmmflow.workflows.gibbs_sampling import GIBBS, gibbs_bytes, gibbs_data, pointwise_draws, stored_data, stored_rows
 from gmmflow.workflows.modes import distinct_optima
-from gmmflow.workflows.sampler_options import SamplerOptions
+from gmmflow.workflows.sampler_options import INITS, SamplerOptions
 
 
 def _start_values(params: Params, model: GMM) -> dict:
     """EM estimate as constrained values of the PyMC model's free variables."""
     return {"w": params.weights, "mu": params.means, covariance_value_name(model.covariance_type): params.cov}
-
-
-INITS = ("em", "restarts")
 
 
 def _check_init(init, backend: str) -> str:
