@@ -237,6 +237,8 @@ def test_report_has_a_modes_section_only_for_a_multimodal_posterior(two_runs, tm
     assert "mode 1" in section and "stacking weight" in section and "ELPD-LOO" in section
     assert 'id="plot-modes"' in section and "stacked predictive density&#x27;s ELPD-LOO is" in section
     assert page.count('id="plot-modes"') == 1  # in its section, not again among the plots
+    verdict = page[page.index('<section id="verdict">'):page.index("</section>")]
+    assert re.search(r'chains sit in 2 separate modes of the posterior[^<]*<a href="#modes">details</a>', verdict)
     assert "modes" not in [p.name for p in gmmflow.plots.plots_for(unimodal)]
     page = gmmflow.write_report(unimodal, tmp_path / "uni").read_text()
     assert 'id="modes"' not in page and "plot-modes" not in page

@@ -191,8 +191,8 @@ def _single(batched):
 RUNNERS = {"numpyro": "run_numpyro", "nutpie": "run_nutpie", "pymc": "run_pymc"}
 
 
-def run(backend: str, spec, X: np.ndarray, hyper, start: dict | list[dict], draws: int, tune: int, chains: int, seed: int,
-        jitter_rng: np.random.Generator, progressbar: bool,
+def run(backend: str, spec, X: np.ndarray, hyper, start: dict | list[dict], draws: int, tune: int, chains: int,
+        seed: int, jitter_rng: np.random.Generator, progressbar: bool,
         log_noise_density: float | None = None) -> az.InferenceData:
     """Raw NUTS draws of ``spec``'s model given data ``X`` (n, d), ``hyper`` and, for a noise
     model, its ``-log V``, from ``backend``; ``start``: the constrained start values of every chain,
