@@ -242,3 +242,24 @@ def test_report_has_a_modes_section_only_for_a_multimodal_posterior(two_runs, tm
     assert "modes" not in [p.name for p in gmmflow.plots.plots_for(unimodal)]
     page = gmmflow.write_report(unimodal, tmp_path / "uni").read_text()
     assert 'id="modes"' not in page and "plot-modes" not in page
+
+
+def test_restart_starts_of_a_noise_model_carry_the_noise_weight():
+    """A noise model's start values have K + 1 weights (the noise weight last), each chain's those of
+    its restart; with one distinct optimum every chain starts at the best restart."""
+    from gmmflow.results.from_idata import noise_log_volume
+    from gmmflow.workflows.posterior_sampling import restart_starts
+
+    model = gmmflow.GMM(2, "diag", prior="default", noise=True)
+    rng = np.random.default_rng(4)
+    X = np.vstack([rng.normal(-3, 1, (40, 2)), rng.normal(3, 1, (40, 2)), rng.uniform(-8, 8, (10, 2))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        em = gmmflow.fit_em(model, X, seed=0, n_init=5, init="random_from_data")
+    restarts = em[S.EM_RESTARTS]
+    starts, chosen = restart_starts(restarts, model, 3, -noise_log_volume(em))
+    objective = restarts["objective"].values
+    assert chosen[0] == int(np.argmax(objective))
+    for start, r in zip(starts, chosen):
+        assert start["w"] == pytest.approx(np.append(restarts["w"].values[r], restarts[S.NOISE_WEIGHT].values[r]))
+        assert start["var"] == pytest.approx(np.diagonal(restarts["cov"].values[r], axis1=-2, axis2=-1))
