@@ -136,7 +136,7 @@ def test_restarts_start_chains_at_the_distinct_optima_best_first(monkeypatch):
     assert worse.size and np.allclose(objective[worse], objective[worse[0]], rtol=1e-6)
     other = int(worse[np.argmax(objective[worse])])
     expected = [best, other, best]  # chain c from optimum c mod 2, best first
-    assert idata.attrs["init"] == "restarts" and json.loads(idata.attrs["init_restarts"]) == expected
+    assert idata.attrs["chain_init"] == "restarts" and json.loads(idata.attrs["chain_init_restarts"]) == expected
     assert isinstance(start, list) and len(start) == 3
     for c, r in enumerate(expected):
         assert start[c]["mu"] == pytest.approx(restarts["mu"].values[r])
@@ -147,7 +147,7 @@ def test_restarts_start_chains_at_the_distinct_optima_best_first(monkeypatch):
 
 def test_default_init_starts_every_chain_at_the_em_estimate(monkeypatch):
     idata, start = _sample_capturing_starts(monkeypatch)
-    assert idata.attrs["init"] == "em" and "init_restarts" not in idata.attrs
+    assert idata.attrs["chain_init"] == "em" and "chain_init_restarts" not in idata.attrs
     assert isinstance(start, dict)
     assert start["mu"] == pytest.approx(idata[S.EM_ESTIMATE]["mu"].values)
 
@@ -221,7 +221,7 @@ def two_runs():
 
 def test_chains_started_at_distinct_optima_stay_in_their_modes(two_runs):
     multimodal, _ = two_runs
-    starts = json.loads(multimodal.attrs["init_restarts"])
+    starts = json.loads(multimodal.attrs["chain_init_restarts"])
     objective = multimodal[S.EM_RESTARTS]["objective"].values
     assert objective[starts[0]] > objective[starts[1]] + 1 and starts[2:] == starts[:2]
     modes = gmmflow.find_modes(multimodal)
@@ -234,6 +234,8 @@ def test_report_has_a_modes_section_only_for_a_multimodal_posterior(two_runs, tm
     page = gmmflow.write_report(gmmflow.stack_chains(multimodal), tmp_path / "multi").read_text()
     section = page[page.index('<section id="modes">'):]
     section = section[:section.index("</section>")]
+    starts = ", ".join(map(str, json.loads(multimodal.attrs["chain_init_restarts"])))
+    assert f"chains started at EM restart optima (restarts {starts})" in page
     assert "mode 1" in section and "stacking weight" in section and "ELPD-LOO" in section
     assert 'id="plot-modes"' in section and "stacked predictive density&#x27;s ELPD-LOO is" in section
     assert page.count('id="plot-modes"') == 1  # in its section, not again among the plots

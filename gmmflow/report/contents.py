@@ -112,6 +112,9 @@ def settings(idata, model: GMM, features: list[str], n_obs: int, n_restarts: int
     if "sampler" in attrs:
         found["sampling"] = (f"{attrs['sampler']}: {plural(int(attrs.get('chains', 0)), 'chain')} \u00d7 "
                              f"{attrs.get('draws', '?')} draws after {attrs.get('tune', '?')} tuning steps")
+        if attrs.get("chain_init") == "restarts":
+            found["sampling"] += (", chains started at EM restart optima (restarts "
+                                  f"{', '.join(map(str, json.loads(attrs['chain_init_restarts'])))})")
     if S.SELECTION_CRITERION_ATTR in attrs:
         found["K chosen by"] = str(attrs[S.SELECTION_CRITERION_ATTR]).upper()
     for key, name in (("seed", "seed"), ("em_seed", "EM seed"), ("created_at", "created"),

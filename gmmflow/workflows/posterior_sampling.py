@@ -206,8 +206,8 @@ def sample_posterior(
         modes EM found; with one distinct optimum it is ``"em"``. NUTS
         backends ``"numpyro"`` and ``"pymc"`` only (``"auto"`` resolves to
         numpyro when installed). Either way a small seeded jitter is added, draws
-        are relabelled to the EM estimate, and ``attrs["init"]`` records the
-        choice (``attrs["init_restarts"]``: the restart each chain started from).
+        are relabelled to the EM estimate, and ``attrs["chain_init"]`` records
+        the choice (``attrs["chain_init_restarts"]``: the restart each chain started from).
     **sampling
         The sampling options of :class:`~gmmflow.workflows.sampler_options.SamplerOptions`:
         ``draws`` (1000), ``tune`` (1000), ``chains`` (4), ``sampler``
@@ -275,10 +275,10 @@ def sample_posterior(
         start_groups, start_seed = {g: em[g] for g in S.EM_GROUPS}, int(em.attrs.get("seed", -1))
         partial_result = em.copy
 
-    extra = {"init": init}
+    extra = {"chain_init": init}
     start = _start_values(pivot, model)
     if init == "restarts":
-        start, extra["init_restarts"] = restart_starts(start_groups[S.EM_RESTARTS], model, options.chains,
+        start, extra["chain_init_restarts"] = restart_starts(start_groups[S.EM_RESTARTS], model, options.chains,
                                                        pivot.log_noise_density)
     if gibbs:
         def draw():
