@@ -7,7 +7,9 @@ table of ``find_modes`` and the stacking of ``stack_chains``: each chain's
 weight (they sum to 1), each chain's and each mode's PSIS-LOO ELPD beside the
 stacked density's ELPD, with the wall time of each step.
 
-Run:  python bench/modes_example.py [--sampler nutpie] [--draws 1000] [--tune 1000]
+``--init restarts`` starts the chains from EM's distinct optima (numpyro or pymc).
+
+Run:  python bench/modes_example.py [--sampler nutpie] [--draws 1000] [--tune 1000] [--init em|restarts]
 """
 
 import argparse
@@ -32,13 +34,14 @@ def main():
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", default="em", choices=("em", "restarts"))
     args = parser.parse_args()
     X = example_data()
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", gmmflow.SamplingWarning)
         run = gmmflow.sample_posterior(gmmflow.GMM(3), X, sampler=args.sampler, draws=args.draws, tune=args.tune,
-                                       chains=4, seed=args.seed, progressbar=False)
+                                       chains=4, seed=args.seed, progressbar=False, init=args.init)
     print(f"sample_posterior ({args.sampler}, 4 x {args.draws}): {time.perf_counter() - start:.1f} s")
     for w in caught:
         print("  warning:", w.message)

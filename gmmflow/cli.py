@@ -18,7 +18,7 @@ from gmmflow._version import __version__
 from gmmflow.checks import MISSING_OPTIONS, SEED_LIMIT, summarize_value, summarize_values
 from gmmflow.console import Stopped, session
 from gmmflow.core.gaussian import COVARIANCE_TYPES
-from gmmflow.workflows.sampler_options import OPTION_HELP, SAMPLERS
+from gmmflow.workflows.sampler_options import INITS, OPTION_HELP, SAMPLERS
 
 EXAMPLES = {
     "em": """examples:
@@ -211,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampler_args(sm)
     sm.add_argument("--seed", type=_seed, default=None, help=SEED_HELP)
     sm.add_argument("--posterior-predictive", action="store_true", help="store replicate data sets")
+    sm.add_argument("--init", default="em", choices=INITS,
+                    help="where the chains start: 'em' (the EM estimate, default) or 'restarts' (chain c at the "
+                         "(c mod m)-th best of the m distinct EM restart optima; NUTS numpyro or pymc)")
     _add_missing_arg(sm)
     _add_noise_args(sm)
     _add_output_args(sm)
@@ -380,7 +383,7 @@ def cmd_sample(args) -> None:
     try:
         idata = sample_posterior(model, X, seed=args.seed,
                                  posterior_predictive=args.posterior_predictive, missing=args.missing,
-                                 **_sampling(args))
+                                 init=args.init, **_sampling(args))
     except SamplingError as err:  # keep what was computed: the EM result, marked as such
         save(err.partial, args.out, overwrite=args.overwrite, inputs=inputs)
         raise SamplingError(f"{err} Wrote the EM result only to {args.out}.") from err

@@ -67,6 +67,13 @@ def test_sample_rejects_bad_input_before_work(tmp_path, capsys):
     assert (tmp_path / "existing.nc").read_text() == "keep me"
     assert main(["sample", "--data", "faithful", "--k", "2", "--sampler", "stan", "--out", "x.nc"]) == 2
     assert "invalid choice: 'stan'" in capsys.readouterr().err
+    assert main(["sample", "--data", "faithful", "--k", "2", "--init", "best", "--out", "x.nc"]) == 2
+    assert "invalid choice: 'best'" in capsys.readouterr().err
+    out = tmp_path / "o.nc"
+    assert main(["sample", "--data", "faithful", "--k", "2", "--init", "restarts", "--sampler", "gibbs",
+                 "--out", str(out)]) != 0
+    assert "init='restarts' needs a sampler that starts each chain at its own point" in capsys.readouterr().err
+    assert not out.exists()
 
 
 @pytest.mark.slow

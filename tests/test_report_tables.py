@@ -202,8 +202,9 @@ def test_page_opens_with_contents_then_the_verdict_and_every_section_is_linked(p
     text = posterior_page.read_text()
     page = Page(text)
     sections = [i for i in page.ids if i in outline.ORDER]
-    # every section of a posterior's page (a calibration result has a page of its own), in outline order
-    assert sections == [a for a in outline.ORDER if a not in outline.CALIBRATION_ONLY]
+    # every section of a posterior's page (a calibration result has a page of its own; a unimodal posterior
+    # no modes section), in outline order
+    assert sections == [a for a in outline.ORDER if a not in outline.CALIBRATION_ONLY + outline.MULTIMODAL_ONLY]
     assert [f"#{s}" for s in sections] == page.links[:len(sections)]  # the table of contents comes first
     body = text[text.index("<body>"):]
     assert body.index('<nav') < body.index('id="verdict"') < body.index('id="selection"')

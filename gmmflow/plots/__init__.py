@@ -25,12 +25,14 @@ from gmmflow.plots.density import plot_density
 from gmmflow.plots.em_convergence import plot_em_convergence
 from gmmflow.plots.forest import plot_forest
 from gmmflow.plots.geometry import LEVEL, ellipse_geometry, feature_pairs, principal_axes
+from gmmflow.plots.modes_plot import plot_modes
 from gmmflow.plots.rank_plots import plot_calibration
 from gmmflow.plots.registry import PlotSpec, plots_for, registered
 from gmmflow.plots.selection_plot import plot_selection
 
 __all__ = [
     "LEVEL", "PlotSpec", "ellipse_geometry", "em_reference_lines", "feature_pairs", "hard_labels",
-    "plot_assignments", "plot_calibration", "plot_clusters", "plot_density", "plot_em_convergence", "plot_forest", "plot_pair",
-    "plot_ppc", "plot_selection", "plot_trace", "plots_for", "principal_axes", "registered",
+    "plot_assignments", "plot_calibration", "plot_clusters", "plot_density", "plot_em_convergence", "plot_forest",
+    "plot_modes", "plot_pair", "plot_ppc", "plot_selection", "plot_trace", "plots_for", "principal_axes",
+    "registered",
 ]

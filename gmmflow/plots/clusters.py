@@ -11,10 +11,10 @@ from gmmflow import schema as S
 from gmmflow.plots.data_access import em_estimate, hard_labels, observed, posterior_draws
 from gmmflow.plots.registry import register
 from gmmflow.plots.geometry import (LEVEL, component_colours, ellipse_geometry, feature_pairs, principal_axes,
-                                    project_rows)
+                                    project_parameters, project_rows)
 
 
-def _draw_ellipses(ax, means2, covs2, colours, gid, level, **style):
+def draw_ellipses(ax, means2, covs2, colours, gid, level, **style):
     for m, c, colour in zip(means2, covs2, colours):
         width, height, angle = ellipse_geometry(c, level)
         ax.add_patch(Ellipse(m, width, height, angle=angle, fill=False, edgecolor=colour, gid=gid, **style))
@@ -32,9 +32,9 @@ def _scatter_labelled(ax, x, y, labels, colours):
 
 def _clusters_panel(ax, X2, labels, em, draws, colours, level):
     _scatter_labelled(ax, X2[:, 0], X2[:, 1], labels, colours)
-    _draw_ellipses(ax, *em, colours, "em-ellipse", level, lw=2.0)
+    draw_ellipses(ax, *em, colours, "em-ellipse", level, lw=2.0)
     for mu2, cov2 in draws:
-        _draw_ellipses(ax, mu2, cov2, colours, "posterior-ellipse", level, lw=0.5, alpha=0.25)
+        draw_ellipses(ax, mu2, cov2, colours, "posterior-ellipse", level, lw=0.5, alpha=0.25)
     ax.autoscale_view()
 
 
@@ -106,10 +106,8 @@ def plot_clusters(idata, *, draws: int = 20, projection: str = "auto", level: fl
         return ax
 
     def project(basis, centre=0.0):
-        m2 = (mu - centre) @ basis
-        c2 = np.einsum("di,kde,ej->kij", basis, cov, basis)
-        d2 = [((m - centre) @ basis, np.einsum("di,kde,ej->kij", basis, c, basis)) for m, c in zip(mu_s, cov_s)]
-        return project_rows(X, basis, centre), (m2, c2), d2
+        m2, c2 = project_parameters(mu_s, cov_s, basis, centre)
+        return project_rows(X, basis, centre), project_parameters(mu, cov, basis, centre), list(zip(m2, c2))
 
     if d == 2 or projection == "pca":
         if d == 2:

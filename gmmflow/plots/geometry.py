@@ -46,3 +46,9 @@ def feature_pairs(d: int) -> list[tuple[int, int, np.ndarray]]:
 
 def component_colours(K: int) -> list[str]:
     return [f"C{k % 10}" for k in range(K)]
+
+
+def project_parameters(mu: np.ndarray, cov: np.ndarray, basis: np.ndarray, centre=0.0):
+    """Means (..., K, d) and full covariances (..., K, d, d) in the plane of ``basis`` (d, 2):
+    ``(mu - centre) @ B`` and ``B^T Sigma B`` (the covariance of the projected Gaussian)."""
+    return (mu - centre) @ basis, np.einsum("di,...kde,ej->...kij", basis, cov, basis)

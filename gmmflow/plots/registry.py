@@ -26,6 +26,7 @@ class PlotSpec:
     order: int  # place in the report
     kwargs: dict = field(default_factory=dict)
     reads_table: bool = False  # draws the model-selection table instead of the result
+    when: Callable[[Any], bool] | None = None  # shown only for results where it is true (None: always)
 
     def draw(self, idata, table=None):
         return self.function(table if self.reads_table else idata, **self.kwargs)
@@ -35,10 +36,12 @@ _REGISTRY: dict[str, PlotSpec] = {}
 
 
 def register(name: str, *, order: int, caption: str, needs: tuple[str, ...] = (), kwargs: dict | None = None,
-             reads_table: bool = False):
-    """Decorator adding a plot function to the registry under ``name`` (returns it unchanged)."""
+             reads_table: bool = False, when: Callable[[Any], bool] | None = None):
+    """Decorator adding a plot function to the registry under ``name`` (returns it unchanged);
+    ``when(idata)``, if given, says whether a result that has the groups needs the plot."""
     def add(function):
-        _REGISTRY[name] = PlotSpec(name, function, tuple(needs), caption, order, dict(kwargs or {}), reads_table)
+        _REGISTRY[name] = PlotSpec(name, function, tuple(needs), caption, order, dict(kwargs or {}), reads_table,
+                                   when)
         return function
     return add
 
@@ -51,4 +54,5 @@ def registered() -> tuple[PlotSpec, ...]:
 def plots_for(idata, selection=None) -> list[PlotSpec]:
     """The registered plots a result (and its selection table, if any) supports, in report order."""
     return [p for p in registered()
-            if S.has_groups(idata, *p.needs) and (selection is not None or not p.reads_table)]
+            if S.has_groups(idata, *p.needs) and (selection is not None or not p.reads_table)
+            and (p.when is None or p.when(idata))]

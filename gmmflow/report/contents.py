@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from gmmflow import schema as S
 from gmmflow.models.spec import GMM
@@ -59,6 +60,8 @@ class Contents:
     restarts: pd.DataFrame  # objective, converged, n_iter, chosen: one row per EM restart
     estimate: tuple  # EM weights (K,), means (K, d), full covariances (K, d, d)
     checks: pd.DataFrame | None  # diagnose()
+    modes: pd.DataFrame | None  # find_modes(), when diagnose finds more than one mode
+    stacking: xr.Dataset | None  # the chain_stacking group, when stack_chains was run
     parameters: pd.DataFrame | None  # compare(..., "parameters")
     assignments: pd.DataFrame | None  # compare(..., "assignments")
     predictive: pd.DataFrame | None  # compare(..., "predictive")
@@ -109,6 +112,9 @@ def settings(idata, model: GMM, features: list[str], n_obs: int, n_restarts: int
     if "sampler" in attrs:
         found["sampling"] = (f"{attrs['sampler']}: {plural(int(attrs.get('chains', 0)), 'chain')} \u00d7 "
                              f"{attrs.get('draws', '?')} draws after {attrs.get('tune', '?')} tuning steps")
+        if attrs.get("chain_init") == "restarts":
+            found["sampling"] += (", chains started at EM restart optima (restarts "
+                                  f"{', '.join(map(str, json.loads(attrs['chain_init_restarts'])))})")
     if S.SELECTION_CRITERION_ATTR in attrs:
         found["K chosen by"] = str(attrs[S.SELECTION_CRITERION_ATTR]).upper()
     for key, name in (("seed", "seed"), ("em_seed", "EM seed"), ("created_at", "created"),
@@ -141,9 +147,11 @@ def gather(idata, selection: pd.DataFrame | None = None) -> Contents:
     sampled = S.has_groups(idata, S.POSTERIOR)
     hyper = idata.attrs.get(S.HYPERPARAMETERS_ATTR, "null")
     criterion = idata.attrs.get(S.SELECTION_CRITERION_ATTR)
+    checks = diagnose(idata) if sampled else None
     return Contents(
         model=model, features=features, n_obs=n_obs, restarts=restarts, estimate=(w, mu, cov),
-        checks=diagnose(idata) if sampled else None,
+        checks=checks, modes=None if checks is None else checks.attrs.get("modes"),
+        stacking=idata[S.CHAIN_STACKING] if S.has_groups(idata, S.CHAIN_STACKING) else None,
         parameters=compare(idata) if sampled else None,
         assignments=compare(idata, "assignments") if comparable(idata, "assignments") else None,
         predictive=compare(idata, "predictive") if comparable(idata, "predictive") else None,

@@ -34,11 +34,13 @@ from gmmflow.report.tables import (
     components_table,
     information_table,
     key_value_table,
+    modes_table,
     parameter_table,
     predictive_table,
     restarts_table,
     selection_table,
 )
+from gmmflow.report.number_format import fixed
 from gmmflow.report.verdict import Finding, headline
 
 MARKS = {"ok": "\u2713", "warning": "\u26a0", "info": "\u2022"}
@@ -166,6 +168,23 @@ def sampling_body(contents: Contents) -> str:
     return table_html(checks_table(contents.checks)) + (table_html(info) if info is not None else "")
 
 
+def modes_body(contents: Contents, figure: tuple[str, str] | None, directory: Path) -> str:
+    """The modes table, what it means, stacking's ELPD (or how to get it), and the modes plot."""
+    notes = ["The chains did not mix: they sit in separate modes of the posterior, groups of chains whose "
+             "label-invariant quantities (sorted weights and means, log-likelihood) agree (pair r_hat below 1.1), "
+             "each with the EM restart optima that lie in it. Summaries pooled over all chains average "
+             "different explanations of the data."]
+    if contents.stacking is not None:
+        notes.append("Stacking (Yao, Vehtari & Gelman 2022) weighs the chains by their leave-one-out predictive "
+                     "densities; the stacked predictive density's ELPD-LOO is "
+                     f"{fixed(float(contents.stacking.attrs['elpd_stacked']), 1)}, beside each mode's above.")
+    else:
+        notes.append("gmmflow.stack_chains(result) weighs the modes by how well they predict the data (stacking) "
+                     "and records the weights with the result.")
+    return (table_html(modes_table(contents.modes, contents.stacking)) + _notes(*notes)
+            + (figure_html(directory, "modes", *figure) if figure is not None else ""))
+
+
 def parameters_body(contents: Contents) -> str:
     return (table_html(parameter_table(contents.parameters))
             + _notes("MAP \u2212 mean is the distance of EM's MAP from the posterior mean in posterior "
@@ -188,12 +207,16 @@ def plots_body(images: dict[str, tuple[str, str]], directory: Path) -> str:
 def render(contents: Contents, images: dict[str, tuple[str, str]], directory: Path) -> str:
     """The HTML page of ``contents``; the plot PNGs named in ``images`` are read from ``directory``."""
     sampled = contents.checks is not None
+    images = dict(images)
+    modes_figure = images.pop("modes", None)  # shown in its own section
     bodies = {outline.VERDICT: findings_html(findings(contents))}
     if contents.selection is not None:
         bodies[outline.SELECTION] = selection_body(contents)
     bodies[outline.EM] = em_body(contents)
     if sampled:
         bodies[outline.SAMPLING] = sampling_body(contents)
+        if contents.modes is not None:
+            bodies[outline.MODES] = modes_body(contents, modes_figure, directory)
         bodies[outline.PARAMETERS] = parameters_body(contents)
         left_out = ("<p>Not available: this result keeps no observed data or pointwise log-likelihood (a Gibbs run on "
                     "more rows than are stored).</p>")

@@ -12,6 +12,7 @@ CALIBRATION = "calibration"
 SELECTION = "selection"
 EM = "em"
 SAMPLING = "sampling"
+MODES = "modes"
 PARAMETERS = "parameters"
 ASSIGNMENTS = "assignments"
 PREDICTIVE = "predictive"
@@ -25,6 +26,7 @@ TITLES = {
     SELECTION: "Number of components",
     EM: "EM estimate",
     SAMPLING: "Sampling diagnostics",
+    MODES: "Modes",
     PARAMETERS: "EM MAP against the posterior",
     ASSIGNMENTS: "Assignments",
     PREDICTIVE: "Predictive fit",
@@ -34,6 +36,7 @@ TITLES = {
 }
 ORDER = tuple(TITLES)
 CALIBRATION_ONLY = (CALIBRATION,)  # sections of a calibrate result's page only
+MULTIMODAL_ONLY = (MODES,)  # sections of a posterior whose chains sit in more than one mode only
 
 
 def plot_anchor(name: str) -> str:

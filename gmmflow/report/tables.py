@@ -310,3 +310,25 @@ def calibration_table(table: pd.DataFrame, alpha: float) -> Table:
                          ("p_value_chi2", "p (chi-square)", sig(2, fails)),
                          ("passed", f"uniform at {alpha:g}", mark("passed", "failed"))],
                  row_flag=lambda row: "" if row["passed"] else "fail")
+
+
+def modes_table(modes: pd.DataFrame, stacking=None) -> Table:
+    """One row per posterior mode (:func:`gmmflow.find_modes`): its chains, share of draws, EM
+    objective and mean sorted weights; with a ``chain_stacking`` dataset, each mode's stacking weight
+    and pooled PSIS-LOO ELPD (modes no chain visited have neither)."""
+    frame = modes.reset_index(drop=True).assign(
+        name=[f"mode {m}" for m in range(len(modes))],
+        chain_list=[", ".join(map(str, c)) if c else "none (EM optimum only)" for c in modes["chains"]],
+        weight_list=[", ".join(fixed(w, DIGITS["weight"]) for w in ws) for ws in modes["weights"]])
+    columns: list[Column] = [("name", "mode", label), ("chain_list", "chains", text),
+                             ("share", "share of draws", dec(2)),
+                             ("em_objective", "EM objective", dec(DIGITS["objective"])),
+                             ("weight_list", "weights (sorted)", text)]
+    if stacking is not None:
+        visited = stacking.sizes["mode"]
+        pad = lambda v: np.concatenate([np.asarray(v, float), np.full(len(frame) - visited, np.nan)])  # noqa: E731
+        frame = frame.assign(stacking_weight=pad(stacking["mode_weight"].values),
+                             elpd=pad(stacking["mode_elpd_loo"].values))
+        columns += [("stacking_weight", "stacking weight", dec(DIGITS["weight"])),
+                    ("elpd", "ELPD-LOO", dec(DIGITS["log score"]))]
+    return build(frame, columns)

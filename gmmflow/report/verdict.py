@@ -152,7 +152,7 @@ def sampling_findings(checks: pd.DataFrame) -> list[Finding]:
     draws = float(checks.loc["draws relabelled", "threshold"]) if "draws relabelled" in checks.index else math.nan
     failed = [name for name in checks.index if name not in INFORMATION and not checks.loc[name, "ok"]]
     found = [Finding(WARNING, failed_check_sentence(name, value[name], checks.loc[name, "threshold"], draws),
-                     outline.SAMPLING) for name in failed if name in FAILED_CHECK]
+                     outline.MODES if name == "modes" else outline.SAMPLING) for name in failed if name in FAILED_CHECK]
     if not failed:
         ess = min(value["min ess_bulk"], value["min ess_tail"])
         found.append(Finding(OK, f"Sampling is trustworthy: {whole(value['divergences'])} divergences, r_hat "

@@ -11,6 +11,7 @@ import json
 import arviz as az
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from gmmflow import schema as S
 from gmmflow.core.em_steps import Params
@@ -158,15 +159,20 @@ def em_params(idata: az.InferenceData) -> tuple[GMM, Params, list]:
     """
     model = model_from_idata(idata)
     S.require_groups(idata, S.EM_ESTIMATE, hint="run gmmflow.fit_em first")
-    est = idata[S.EM_ESTIMATE]
+    log_noise_density = -noise_log_volume(idata) if model.noise else None
+    return model, dataset_params(idata[S.EM_ESTIMATE], model, log_noise_density), feature_names(idata)
+
+
+def dataset_params(ds: xr.Dataset, model: GMM, log_noise_density: float | None = None) -> Params:
+    """One parameter set stored as ``w``, ``mu``, ``cov`` (and a noise model's ``noise_weight``) in
+    ``ds`` (``em_estimate``, or one restart of ``em_restarts``) as core parameters."""
     t = model.covariance_type
-    weights, log_noise_density = est["w"].values, None
+    weights = ds["w"].transpose(S.COMPONENT).values
     if model.noise:
-        weights = np.append(weights, float(est[S.NOISE_WEIGHT]))
-        log_noise_density = -noise_log_volume(idata)
-    params = Params.from_cov(weights, est["mu"].values, compact_covariances(est["cov"].values, t), t,
-                             log_noise_density=log_noise_density)
-    return model, params, feature_names(idata)
+        weights = np.append(weights, float(ds[S.NOISE_WEIGHT]))
+    return Params.from_cov(weights, ds["mu"].transpose(S.COMPONENT, S.FEATURE).values,
+                           compact_covariances(ds["cov"].transpose(S.COMPONENT, S.FEATURE, S.FEATURE2).values, t),
+                           t, log_noise_density=log_noise_density)
 
 
 def noise_log_volume(idata: az.InferenceData) -> float:

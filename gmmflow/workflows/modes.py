@@ -113,14 +113,15 @@ def find_modes(idata: az.InferenceData) -> pd.DataFrame:
                      else np.nan, "restarts": mine,
                      "em_objective": float(restarts[1][mine].max()) if mine else np.nan})
     unvisited = [r for r, o in enumerate(owner) if o == -1]
-    for r in _distinct_optima(unvisited, restarts[1] if restarts is not None else None):
+    for r in distinct_optima(unvisited, restarts[1] if restarts is not None else None):
         rows.append({"chains": [], "share": 0.0, "weights": np.sort(restarts[0][r[0], :K]).round(3).tolist(),
                      "log_likelihood": np.nan, "restarts": r, "em_objective": float(restarts[1][r].max())})
     return pd.DataFrame(rows).rename_axis("mode")
 
 
-def _distinct_optima(indices: list[int], objectives) -> list[list[int]]:
-    """Restarts grouped by objective (equal to 1e-6 relative): one group per distinct optimum."""
+def distinct_optima(indices: list[int], objectives) -> list[list[int]]:
+    """Restarts grouped by objective (equal to 1e-6 relative): one group per distinct optimum, the
+    best optimum first, each group's restarts in decreasing objective."""
     groups: list[list[int]] = []
     for r in sorted(indices, key=lambda r: -objectives[r]):
         for g in groups:

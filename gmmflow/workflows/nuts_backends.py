@@ -105,10 +105,12 @@ def base_point(maps: TemplateMaps, start: dict) -> np.ndarray:
     return flatten_point(maps.template, maps.to_unconstrained(start))
 
 
-def start_points(maps: TemplateMaps, start: dict, chains: int, rng: np.random.Generator) -> np.ndarray:
-    """(chains, size) flat unconstrained start vectors: ``start`` mapped, plus the jitter."""
-    base = base_point(maps, start)
-    return base + JITTER * rng.standard_normal((chains, base.size))
+def start_points(maps: TemplateMaps, start: dict | list[dict], chains: int, rng: np.random.Generator) -> np.ndarray:
+    """(chains, size) flat unconstrained start vectors: ``start`` mapped (one point for every chain, or
+    a list: chain c starts at ``start[c % len(start)]``), plus the jitter."""
+    points = start if isinstance(start, list) else [start]
+    base = np.stack([base_point(maps, p) for p in points])[np.arange(chains) % len(points)]
+    return base + JITTER * rng.standard_normal(base.shape)
 
 
 # --------------------------------------------------------------------------
@@ -189,10 +191,11 @@ def _single(batched):
 RUNNERS = {"numpyro": "run_numpyro", "nutpie": "run_nutpie", "pymc": "run_pymc"}
 
 
-def run(backend: str, spec, X: np.ndarray, hyper, start: dict, draws: int, tune: int, chains: int, seed: int,
-        jitter_rng: np.random.Generator, progressbar: bool,
+def run(backend: str, spec, X: np.ndarray, hyper, start: dict | list[dict], draws: int, tune: int, chains: int,
+        seed: int, jitter_rng: np.random.Generator, progressbar: bool,
         log_noise_density: float | None = None) -> az.InferenceData:
     """Raw NUTS draws of ``spec``'s model given data ``X`` (n, d), ``hyper`` and, for a noise
-    model, its ``-log V``, from ``backend``."""
+    model, its ``-log V``, from ``backend``; ``start``: the constrained start values of every chain,
+    or a list of them, one per chain (numpyro and pymc; nutpie takes one start for all chains)."""
     runner = globals()[RUNNERS[backend]]  # looked up at call time (tests replace a runner)
     return runner(spec, X, hyper, start, draws, tune, chains, seed, jitter_rng, progressbar, log_noise_density)

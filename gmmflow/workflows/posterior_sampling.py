@@ -37,6 +37,7 @@ from gmmflow.resources import check_memory, posterior_bytes
 from gmmflow.results.from_idata import (
     check_fingerprint,
     check_fitted_on,
+    dataset_params,
     em_params,
     fitted_features,
     hyperparameters_from_idata,
@@ -49,12 +50,36 @@ from gmmflow.workflows import gibbs_sampling, nuts_backends
 from gmmflow.workflows.diagnostics import diagnose, sampling_status, warn_failed_checks
 from gmmflow.workflows.em_fit import check_model, check_rows, fit_em_record
 from gmmflow.workflows.gibbs_sampling import GIBBS, gibbs_bytes, gibbs_data, pointwise_draws, stored_data, stored_rows
-from gmmflow.workflows.sampler_options import SamplerOptions
+from gmmflow.workflows.modes import distinct_optima
+from gmmflow.workflows.sampler_options import INITS, SamplerOptions
 
 
 def _start_values(params: Params, model: GMM) -> dict:
     """EM estimate as constrained values of the PyMC model's free variables."""
     return {"w": params.weights, "mu": params.means, covariance_value_name(model.covariance_type): params.cov}
+
+
+def _check_init(init, backend: str) -> str:
+    """``init`` checked, and against the backend (the ones that take a start point per chain)."""
+    if init not in INITS:
+        raise ValueError(f"init must be 'em' (every chain starts at the EM estimate) or 'restarts' (chains start "
+                         f"from the distinct EM restart optima, best first); got {init!r}.")
+    if init == "restarts" and backend in (GIBBS, "nutpie"):
+        raise ValueError(f"init='restarts' needs a sampler that starts each chain at its own point: "
+                         f"sampler='numpyro' or 'pymc' (NUTS), not {backend!r}.")
+    return init
+
+
+def restart_starts(restarts, model: GMM, chains: int, log_noise_density: float | None = None):
+    """Chain c's start under ``init="restarts"``: the (c mod m)-th of the m distinct optima of the EM
+    restarts (``em_restarts``, grouped by objective as :func:`~gmmflow.workflows.modes.find_modes`
+    groups them, best first; restarts with a non-finite objective skipped), each represented by its
+    best restart. Returns the per-chain start values and the restart index of each chain."""
+    objective = restarts["objective"].values.astype(float)
+    optima = distinct_optima([r for r in range(objective.size) if np.isfinite(objective[r])], objective)
+    chosen = [optima[c % len(optima)][0] for c in range(chains)]
+    params = {r: dataset_params(restarts.isel({S.RESTART: r}), model, log_noise_density) for r in set(chosen)}
+    return [_start_values(params[r], model) for r in chosen], chosen
 
 
 def _check_em(em, model: GMM, X, gibbs: bool, missing: bool = False):
@@ -135,6 +160,7 @@ def sample_posterior(
     posterior_predictive: bool = False,
     em_kwargs: dict | None = None,
     missing: str = defaults.MISSING,
+    init: str = "em",
     **sampling,
 ) -> az.InferenceData:
     """Sample the exact posterior of ``model`` given ``X``, with NUTS or a conjugate Gibbs sampler.
@@ -173,6 +199,16 @@ def sample_posterior(
         that density per row. ``em`` must then be fitted with it too. In-memory
         data only; ``sampler="gibbs"`` draws the missing cells from their
         conditional given the row's observed values and component in every sweep.
+    init : {"em", "restarts"}, default "em"
+        Where the chains start. ``"em"``: every chain at the EM estimate.
+        ``"restarts"``: chain c at the (c mod m)-th best of the m distinct
+        optima the EM restarts reached (restarts grouped by objective, as
+        :func:`gmmflow.find_modes` groups them), so that chains explore the
+        modes EM found; with one distinct optimum it is ``"em"``. NUTS
+        backends ``"numpyro"`` and ``"pymc"`` only (``"auto"`` resolves to
+        numpyro when installed). Either way a small seeded jitter is added, draws
+        are relabelled to the EM estimate, and ``attrs["chain_init"]`` records
+        the choice (``attrs["chain_init_restarts"]``: the restart each chain started from).
     **sampling
         The sampling options of :class:`~gmmflow.workflows.sampler_options.SamplerOptions`:
         ``draws`` (1000), ``tune`` (1000), ``chains`` (4), ``sampler``
@@ -222,6 +258,7 @@ def sample_posterior(
     check_rows(data.shape, model)
     seed = check_seed(seed)
     backend = nuts_backends.available_sampler(options.sampler)
+    init = _check_init(init, backend)
     n_init = 0 if em is not None else check_int((em_kwargs or {}).get("n_init", N_INIT), "em_kwargs['n_init']", 1)
     kept = _check_memory(data, model, options, posterior_predictive, gibbs, n_init)
     em_seed, sampler_seed, pp_seed = np.random.SeedSequence(seed).spawn(3)
@@ -236,13 +273,18 @@ def sample_posterior(
         start_groups, start_seed = {g: em[g] for g in S.EM_GROUPS}, int(em.attrs.get("seed", -1))
         partial_result = em.copy
 
+    extra = {"chain_init": init}
+    start = _start_values(pivot, model)
+    if init == "restarts":
+        start, extra["chain_init_restarts"] = restart_starts(start_groups[S.EM_RESTARTS], model, options.chains,
+                                                       pivot.log_noise_density)
     if gibbs:
         def draw():
             return gibbs_sampling.run(blocks, pivot, hyper, options.draws, options.tune, options.chains,
                                       sampler_seed, options.progressbar)
     else:
         def draw():
-            return nuts_backends.run(backend, model, data.values, hyper, _start_values(pivot, model), options.draws,
+            return nuts_backends.run(backend, model, data.values, hyper, start, options.draws,
                                      options.tune, options.chains, seed, np.random.default_rng(sampler_seed),
                                      options.progressbar, pivot.log_noise_density)
 
@@ -252,7 +294,8 @@ def sample_posterior(
     w, mu, cov, perm = _relabelled(w, mu, cov, pivot, relabel)
     loglik, assignment, predictive = _pointwise_groups(record, w, mu, cov, model.covariance_type, shape, kept,
                                                        posterior_predictive, pp_seed, pivot.log_noise_density)
-    extra = dict(pointwise_draws=len(kept), observed_data_stored=int(record.values.shape[0] > 0)) if gibbs else {}
+    if gibbs:
+        extra |= dict(pointwise_draws=len(kept), observed_data_stored=int(record.values.shape[0] > 0))
     if not isinstance(data, DataMatrix):  # chunked: the fingerprint of the scan, not of the rows kept
         extra[S.FINGERPRINT_ATTR] = data.fingerprint.to_json()
     sample = PosteriorSample(shape=shape, w=w, mu=mu, cov=cov, permutation=perm, log_likelihood=loglik,

@@ -13,6 +13,7 @@ from gmmflow import defaults
 from gmmflow.checks import check_int
 
 SAMPLERS = ("auto", "pymc", "nutpie", "numpyro", "gibbs")
+INITS = ("em", "restarts")  # sample_posterior(init=...): where the chains start
 
 OPTION_HELP = {
     "draws": f"posterior draws per chain after tuning (default {defaults.DRAWS})",
