@@ -51,8 +51,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning"
 CHAINS = 4
 CASES = {  # name: (dataset, K, covariance type, NUTS draws per chain, Gibbs draws per chain)
     "faithful K=2 full": ("faithful", 2, "full", 1000, 1000),
-    "iris K=3 diag": ("iris", 3, "diag", 1000, 8000),
-    "iris K=3 tied": ("iris", 3, "tied", 1000, 6000),
+    "iris K=3 diag": ("iris", 3, "diag", 1500, 10000),
+    "iris K=3 tied": ("iris", 3, "tied", 1500, 12000),
     "galaxies K=3": ("galaxies", 3, "full", 1000, 1000),
 }
 Z_MEAN = 4.0  # issue 12's threshold for the means
