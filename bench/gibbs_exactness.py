@@ -2,7 +2,7 @@
 
 ``tests/test_gibbs_exactness.py`` compares the two samplers on Faithful,
 iris and galaxies K=3; this runs the same comparison (same helpers, same
-thresholds: |z| < 4 for means, < 4.5 for quantiles) on galaxies K=4 with
+thresholds: |z| < 4 for means, < 4.6 for quantiles) on galaxies K=4 with
 long chains, and on galaxies K=3 at the same settings as the baseline
 measured in the same run. Per case and sampler it prints the wall and CPU
 time, every parameter's r_hat and bulk ESS and the z of its mean and 5%,
@@ -10,21 +10,34 @@ time, every parameter's r_hat and bulk ESS and the z of its mean and 5%,
 
 Why K=4 is not in the slow tier: its posterior has a minor mode in which the
 small high-velocity component (posterior mean near +2.7 sd, weight about
-0.05, i.e. the 7 fastest galaxies) leaves them for the broad centre (mu
-below 2, variance near 1), the broad component absorbing them. That mode
-holds a few per cent of the mass, and both samplers cross into it and back
-only rarely, so r_hat of that component's w, mu and cov stays above 1.01
-and their MCSEs rest on a handful of crossings. Measured (load average 8
-to 12 on the 2-core machine, seed 11): at NUTS 4 x 1000 / Gibbs 4 x 2000,
-max r_hat NUTS 1.19 (w[1], mu[1]; bulk ESS 15), Gibbs 1.04 (bulk ESS 183);
-at NUTS 4 x 4000 / Gibbs 4 x 20000 NUTS still fails r_hat (one chain spent
-12% of its draws in the minor mode, the others under 1%), Gibbs passes
-r_hat but not tail ESS; the minor mode's share was 3.3% (NUTS) and 4.4%
-(Gibbs). The z's stayed below 3 in both runs: the samplers agree, but a
-test at these lengths would rest on unreliable MCSEs. Figures of longer
-runs: bench/results/gibbs_exactness_galaxies4_<date>.txt.
+0.05: the 3 fastest galaxies) leaves them for the broad centre (mean below
+2 sd, variance near 1), the broad component absorbing them. That mode holds
+a few per cent of the mass, and both samplers cross into it and back only
+rarely, so at slow-tier lengths r_hat of that component's w, mu and cov
+(and of the broad component's) stays above 1.01 and their MCSEs rest on a
+handful of crossings. Measured (load average 8 to 12 on the 2-core
+machine, seed 11):
 
-Run:  python bench/gibbs_exactness.py [--nuts-draws 4000] [--gibbs-draws 20000] [--seed 11] [--cases K4,K3]
+- NUTS 4 x 1000 / Gibbs 4 x 2000: max r_hat NUTS 1.19 (w[1], mu[1]; bulk
+  ESS 15), Gibbs 1.04 (bulk ESS 183); max |z| 2.38 (means), 2.80 (quantiles).
+- NUTS 4 x 4000 / Gibbs 4 x 20,000: NUTS still fails r_hat (one chain spent
+  12% of its draws in the minor mode, the others under 1%); Gibbs passes
+  r_hat, not tail ESS.
+- NUTS 4 x 10,000 / Gibbs 4 x 40,000 (this script's default; 42 s + 114 s
+  CPU for K=4, 22 s + 100 s for the K=3 baseline): Gibbs passes every check
+  (r_hat <= 1.001, bulk ESS >= 2117), NUTS r_hat <= 1.005 but fails its
+  divergence and tail-ESS checks; max |z| 2.14 (means), 3.46 (quantiles),
+  under the test's thresholds. Minor-mode share: NUTS 2.0% (per chain 0 to
+  6.5%, 86 crossings in all), Gibbs 4.8% (3.7 to 6.0% per chain, 849
+  crossings). NUTS samples this mode poorly; the difference is within its
+  between-chain spread, so this run does not show a disagreement. On
+  galaxies K=3 the same share, as an indicator with ArviZ MCSE, is 1.28 +-
+  0.25% and 2.03 +- 0.41% (NUTS 4 x 10,000, seeds 11 and 21) against
+  1.79 +- 0.29% (Gibbs 4 x 20,000): consistent.
+
+Output of the 4 x 10,000 / 4 x 40,000 run: bench/results/gibbs_exactness_galaxies4_2026-11-26.txt.
+
+Run:  python bench/gibbs_exactness.py [--nuts-draws 10000] [--gibbs-draws 40000] [--seed 11] [--cases K4,K3]
 """
 
 import argparse
@@ -83,8 +96,8 @@ def run_case(name, nuts_draws, gibbs_draws, seed):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nuts-draws", type=int, default=4000)
-    parser.add_argument("--gibbs-draws", type=int, default=20000)
+    parser.add_argument("--nuts-draws", type=int, default=10000)
+    parser.add_argument("--gibbs-draws", type=int, default=40000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--cases", default="K4,K3")
     args = parser.parse_args()

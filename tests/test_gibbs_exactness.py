@@ -12,29 +12,46 @@ diagnostics (``sampling_status == "ok"``: r_hat <= 1.01, bulk and tail ESS
 >= 400 for every parameter), so no comparison rests on an MCSE from a few
 effective draws.
 
-Draws per case: enough that the slower sampler's bulk ESS of the worst
-parameter is several hundred to a few thousand (measured, see
-``bench/gibbs_exactness.py`` for the table), and not more. Gibbs sweeps are
-cheap, but on iris Gibbs mixes more slowly per draw than NUTS (the two
-overlapping species trade rows one at a time: bulk ESS about 200 per 8,000
-draws for their means), so iris gets four to eight times more Gibbs draws.
+Draws per case: enough that each sampler's worst bulk and tail ESS clear
+the status check's 400 with a margin (bulk ESS measured with seeds 11/12
+and 21/22: Faithful >= 2627 Gibbs, 5727 NUTS; iris diag >= 924 / 877;
+iris tied >= 2407 / 2315; galaxies K=3 >= 1346 / 1248), and not more:
+about 2 minutes of CPU in all. Gibbs sweeps are cheap, but on iris Gibbs
+mixes more slowly per draw than NUTS (the two overlapping species trade
+rows one at a time: bulk ESS about 200 per 4 x 2,000 draws for their
+parameters, NUTS about 600 per 4 x 1,000), so iris gets 7 to 10 times more
+Gibbs draws; iris tied's NUTS needs 4 x 2,500 for its tail ESS (380 at
+4 x 1,500 with seed 21).
 
 Thresholds and error rate: the four cases hold 73 free parameters, so 73
-mean comparisons at the issue's |z| < 4 (two-sided tail 6.3e-5 each) and 219
-quantile comparisons at |z| < 4.5 (Bonferroni: 1e-3 / 219 = 4.6e-6 each,
-|z| 4.58; 4.5 gives 6.8e-6 each). With exact MCSEs the test fails with
-probability at most 73 x 6.3e-5 + 219 x 6.8e-6 = 0.6% if both samplers are
-exact (less: the comparisons within a case are positively correlated, and
+mean comparisons at the issue's |z| < 4 (two-sided tail 6.3e-5 each, 4.6e-3
+for the family) and 219 quantile comparisons at |z| < 4.6 (Bonferroni for a
+family rate of 1e-3: 1e-3 / 219 gives |z| 4.58; 4.6 gives 4.2e-6 each, 9.3e-4
+for the family). So with exact MCSEs the test fails with probability at
+most 4.6e-3 + 9.3e-4 = 0.55% if both samplers are exact (less: comparisons
+within a case are positively correlated, w[0] and w[1] of K=2 perfectly, and
 Bonferroni is then conservative); the MCSEs are estimates, so read that as
-an order of magnitude. The seeds are fixed: the outcome is reproducible.
+an order of magnitude. The seeds are fixed, so the outcome is reproducible;
+another seed can also fail the status check, most likely NUTS's on galaxies
+K=3, whose rare excursions of the high-velocity component towards the
+centre give NUTS about 2e-4 divergences per draw (8 in 4 x 10,000 with seed
+21, none with seed 11).
 
-Galaxies K=4 (issue 12 lists it) is not here but in ``bench/gibbs_exactness.py``:
-its posterior has a minor mode (about 4% of the mass) in which the small
-high-velocity component leaves its 7 galaxies for the broad centre, and both
-samplers cross to it and back only a few times per thousand draws, so r_hat
-stays above 1.01 and the MCSEs of that component's parameters rest on a
-handful of crossings unless the runs are far longer than the slow tier
-allows (figures in the bench module's docstring).
+Galaxies K=4 (issue 12 lists it) is not here but in ``bench/gibbs_exactness.py``
+(run by hand), because it cannot be made reliable in the slow tier's budget.
+Its posterior has a minor mode (a few per cent of the mass) in which the
+small high-velocity component leaves the 3 fastest galaxies for the broad
+centre (mean below 2 sd, variance near 1), and both samplers cross into it
+and back rarely, NUTS more rarely than Gibbs. Measured on this machine
+(load average 8 to 12, 2 cores), seed 11: at NUTS 4 x 1000 / Gibbs 4 x
+2000, max r_hat NUTS 1.19 and Gibbs 1.04 (w, mu and cov of that component
+and of the broad one; bulk ESS 15 and 183); at 4 x 4000 / 4 x 20000 NUTS
+still fails r_hat (one chain 12% in the minor mode, the others under 1%);
+at 4 x 10,000 / 4 x 40,000 (156 s CPU for K=4 alone) Gibbs passes every
+check (r_hat <= 1.001, bulk ESS >= 2117), NUTS has r_hat <= 1.005 but
+fails its divergence and tail-ESS checks, and the comparison passes (max
+|z| 2.14 for the means, 3.46 for the quantiles). See
+``bench/results/gibbs_exactness_galaxies4_2026-11-26.txt``.
 """
 
 import resource
@@ -46,17 +63,17 @@ import pytest
 import arviz as az
 import gmmflow
 
-pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")]
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
 
 CHAINS = 4
 CASES = {  # name: (dataset, K, covariance type, NUTS draws per chain, Gibbs draws per chain)
     "faithful K=2 full": ("faithful", 2, "full", 1000, 1000),
     "iris K=3 diag": ("iris", 3, "diag", 1500, 10000),
-    "iris K=3 tied": ("iris", 3, "tied", 1500, 12000),
+    "iris K=3 tied": ("iris", 3, "tied", 2500, 12000),
     "galaxies K=3": ("galaxies", 3, "full", 1000, 1000),
 }
 Z_MEAN = 4.0  # issue 12's threshold for the means
-Z_QUANTILE = 4.5  # Bonferroni over the 219 quantile comparisons at 1e-3 (module docstring)
+Z_QUANTILE = 4.6  # Bonferroni over the 219 quantile comparisons at 1e-3 (module docstring)
 QUANTILES = (0.05, 0.5, 0.95)
 NUTS_SEED, GIBBS_SEED = 11, 12
 
@@ -145,11 +162,12 @@ def test_free_entries_lists_each_free_covariance_entry_once():
     assert cov_labels["spherical"] == [f"cov[{k},0,0]" for k in range(K)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_gibbs_and_nuts_sample_the_same_posterior(case):
     nuts, gibbs, nuts_time, gibbs_time = sample_both(case)
-    assert gibbs.attrs["sampling_status"] == "ok", gibbs.attrs["sampling_status"]
-    assert nuts.attrs["sampling_status"] == "ok", nuts.attrs["sampling_status"]
+    status = {"Gibbs": gibbs.attrs["sampling_status"], "NUTS": nuts.attrs["sampling_status"]}
+    assert set(status.values()) == {"ok"}, status
     t = CASES[case][2]
     ours, theirs = free_entries(gibbs, t), free_entries(nuts, t)
     means = sorted((z for z in z_scores(ours, theirs) if z[1].endswith("mean")), reverse=True)
