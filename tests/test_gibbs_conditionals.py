@@ -245,11 +245,17 @@ def test_assignment_pass_draws_from_the_responsibilities_whatever_the_blocking(t
     u = RowUniforms((3, 5), 0)
     z = reference_assignments(X, params, u(0, X.shape[0]))
     want = hard_assignment_statistics(X.T.copy(), z, K, t)
+    extra = ArrayBlocks(X, chunk_size=100).sampled_statistics([params, params], [RowUniforms((1, 1), 0), u])[1]
+    assert_sampled_statistics_equal(X, params, u, want, [extra])
+
+
+def assert_sampled_statistics_equal(X, params, u, want, extra=()):
+    """The sampled statistics of ``X`` under ``params`` and uniforms ``u`` equal ``want`` in memory
+    (one block, 37-row blocks on 2 threads) and on dask (50- and 173-row chunks), and in ``extra``."""
     got = [ArrayBlocks(X).sampled_statistics([params], [u])[0],
-           ArrayBlocks(X, chunk_size=37, n_threads=2).sampled_statistics([params], [u])[0],
-           ArrayBlocks(X, chunk_size=100).sampled_statistics([params, params], [RowUniforms((1, 1), 0), u])[1]]
+           ArrayBlocks(X, chunk_size=37, n_threads=2).sampled_statistics([params], [u])[0], *extra]
     da = pytest.importorskip("dask.array")
-    got += [DaskBlocks(da.from_array(X, chunks=(c, 3)), inner_chunk=64).sampled_statistics([params], [u])[0]
+    got += [DaskBlocks(da.from_array(X, chunks=(c, X.shape[1])), inner_chunk=64).sampled_statistics([params], [u])[0]
             for c in (50, 173)]
     for s in got:
         np.testing.assert_array_equal(s.nk, want.nk)

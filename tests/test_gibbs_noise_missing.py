@@ -25,14 +25,13 @@ import gmmflow
 from conftest import COV_TYPES, forbid_work, full_cov, mixture_data, scipy_log_prior, scipy_log_prob
 from gmmflow import schema as S
 from gmmflow.core.assignment_draws import RowUniforms, hard_assignment_statistics
-from gmmflow.core.dask_blocks import DaskBlocks
 from gmmflow.core.em_steps import Params, statistics_from_responsibilities
 from gmmflow.core.gibbs import draw_parameters
 from gmmflow.core.missing_data import (MissingBlocks, Pattern, cell_normals, conditional, conditional_factor,
                                        draw_missing, marginal_params)
-from gmmflow.core.row_blocks import ArrayBlocks
 from gmmflow.models.spec import GMM
-from test_gibbs_conditionals import N_DRAWS, Z_MAX, conditional_law, log_conditional, start_params, z_of_mean
+from test_gibbs_conditionals import (N_DRAWS, Z_MAX, assert_sampled_statistics_equal, conditional_law, log_conditional,
+                                     start_params, z_of_mean)
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning")
 
@@ -136,16 +135,7 @@ def test_assignment_pass_draws_the_noise_class_whatever_the_blocking(t):
     onehot = np.zeros((K + 1, X.shape[0]))
     onehot[z, np.arange(X.shape[0])] = 1.0
     want = statistics_from_responsibilities(X.T.copy(), onehot, t, noise=True)
-    got = [ArrayBlocks(X).sampled_statistics([params], [u])[0],
-           ArrayBlocks(X, chunk_size=37, n_threads=2).sampled_statistics([params], [u])[0]]
-    da = pytest.importorskip("dask.array")
-    got += [DaskBlocks(da.from_array(X, chunks=(c, 3)), inner_chunk=64).sampled_statistics([params], [u])[0]
-            for c in (50, 173)]
-    for s in got:
-        np.testing.assert_array_equal(s.nk, want.nk)
-        np.testing.assert_allclose(s.sx, want.sx, rtol=1e-12, atol=1e-10)
-        np.testing.assert_allclose(s.sxx, want.sxx, rtol=1e-12, atol=1e-10)
-        np.testing.assert_allclose(s.log_likelihood, ArrayBlocks(X).e_step(params).log_likelihood, rtol=1e-12)
+    assert_sampled_statistics_equal(X, params, u, want)
 
 
 # ------------------------------------------------------------------ missing cells: x_m | x_o, z
