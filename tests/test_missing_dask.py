@@ -267,6 +267,11 @@ def test_gibbs_same_draws_in_memory_and_on_dask_chunkings():
         np.testing.assert_allclose(run.sample_stats.lp.values, ref.sample_stats.lp.values, rtol=1e-10)
         np.testing.assert_array_equal(run.observed_data.x.values, XM)
         np.testing.assert_allclose(run.log_likelihood.x.values, ref.log_likelihood.x.values, rtol=1e-9)
+    # without em=: the EM start is fitted on the chunks (the in-memory estimate to 1e-10), then the same draws
+    options = dict(seed=3, missing="marginalize", em_kwargs={"n_init": 2}) | GIBBS
+    ref = gmmflow.sample_posterior(model, XM, **options)
+    run = gmmflow.sample_posterior(model, dask_of(XM, 100), **options)
+    np.testing.assert_allclose(run.posterior["mu"].values, ref.posterior["mu"].values, rtol=1e-8, atol=0)
 
 
 def test_gibbs_on_dask_with_nan_and_no_option_is_refused_before_any_work(monkeypatch):
