@@ -27,7 +27,7 @@ from gmmflow.core.missing_data import MissingBlocks
 from gmmflow.core.noise import log_hypervolume, principal_axes
 from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size, default_n_threads
 from gmmflow.exceptions import NotPositiveDefiniteError
-from gmmflow.inputs.chunked import as_chunked_matrix, is_chunked, open_chunked
+from gmmflow.inputs.chunked import ChunkedMatrix, as_chunked_matrix, is_chunked, open_chunked
 from gmmflow.inputs.fingerprint import hash_values
 from gmmflow.inputs.matrix import DataMatrix, as_data_matrix
 from gmmflow.models.spec import GMM
@@ -215,11 +215,7 @@ def _blocks(model: GMM, X, sample_weight, chunk_size, n_init: int = 1, missing: 
                      "use smaller chunks or fewer restarts")
         chunked = as_chunked_matrix(source, missing=marginalize)
         sw = _chunked_weights(sample_weight, chunked.values)
-        inner = default_chunk_size(K, d, n_init)
-        if chunked.n_missing:
-            check_noise_with_missing(model.noise, True)
-            return chunked, MissingDaskBlocks(chunked.values, inner, sample_weight=sw, n_missing=chunked.n_missing)
-        return chunked, DaskBlocks(chunked.values, inner, sample_weight=sw)
+        return chunked, chunked_blocks(model, chunked, default_chunk_size(K, d, n_init), sw)
     data = as_data_matrix(X, missing=marginalize)
     n, d = data.shape
     check_rows(data.shape, model)
@@ -232,6 +228,15 @@ def _blocks(model: GMM, X, sample_weight, chunk_size, n_init: int = 1, missing: 
         check_noise_with_missing(model.noise, True)
         return data, MissingBlocks(data.values, sw, chunk, n_threads=threads)
     return data, ArrayBlocks(data.values, sw, chunk, threads)
+
+
+def chunked_blocks(model: GMM, chunked: ChunkedMatrix, inner_chunk: int, sample_weight=None) -> DaskBlocks:
+    """The blocks of checked chunked data: ``MissingDaskBlocks`` when they have missing cells (refused
+    with a noise component), else ``DaskBlocks``."""
+    if chunked.n_missing:
+        check_noise_with_missing(model.noise, True)
+        return MissingDaskBlocks(chunked.values, inner_chunk, sample_weight=sample_weight, n_missing=chunked.n_missing)
+    return DaskBlocks(chunked.values, inner_chunk, sample_weight=sample_weight)
 
 
 def _chunked_weights(sample_weight, X):
