@@ -124,10 +124,14 @@ class Pattern:
 def missing_patterns(observed_mask: np.ndarray) -> list[Pattern]:
     """Rows grouped by missingness pattern; ``observed_mask`` (n, d) is True where a value is present.
 
-    Patterns come in lexicographic order of their masks (deterministic).
+    Patterns come in lexicographic order of their masks (deterministic). Each mask is packed into
+    bytes (first feature in the top bit) and the rows sorted by those bytes, whose order is the masks'
+    (``np.unique(observed_mask, axis=0)``, about 10x slower, gives the same groups in the same order).
     """
-    masks, inverse = np.unique(observed_mask, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    packed = np.ascontiguousarray(np.packbits(observed_mask, axis=1))
+    keys = packed.view(np.dtype((np.void, packed.shape[1]))).reshape(-1)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    masks, inverse = observed_mask[first], inverse.reshape(-1)
     order = np.argsort(inverse, kind="stable")
     groups = np.split(order, np.cumsum(np.bincount(inverse, minlength=masks.shape[0]))[:-1])
     return [Pattern(np.flatnonzero(mask), np.flatnonzero(~mask), rows) for mask, rows in zip(masks, groups)]
