@@ -56,6 +56,34 @@ def test_every_pattern_is_split_by_the_chunkings():
         assert sum(np.unique(p.rows // c).size > 1 for p in patterns) >= len(patterns) - (c > 200)
 
 
+@pytest.mark.parametrize("shape, share", [((3000, 5), 0.3), ((400, 70), 0.03), ((20, 1), 0.3)])
+def test_patterns_are_those_of_numpy_unique_rows(shape, share):
+    """missing_patterns (rows keyed by their packed mask bytes) gives np.unique(mask, axis=0)'s groups in
+    its (lexicographic) order; 70 features need 9 bytes per key."""
+    mask = np.random.default_rng(4).random(shape) >= share
+    masks, inverse = np.unique(mask, axis=0, return_inverse=True)
+    patterns = missing_patterns(mask)
+    assert len(patterns) == masks.shape[0]
+    for k, p in enumerate(patterns):
+        np.testing.assert_array_equal(p.observed, np.flatnonzero(masks[k]))
+        np.testing.assert_array_equal(p.missing, np.flatnonzero(~masks[k]))
+        np.testing.assert_array_equal(p.rows, np.flatnonzero(inverse.reshape(-1) == k))
+
+
+def test_memory_estimate_counts_the_pattern_kernel(monkeypatch):
+    """The chunked estimate with missing cells adds each chunk's pattern work (observed-values copy, mask,
+    per-pattern marginals and conditionals): memory between the two estimates refuses only the missing fit."""
+    from gmmflow.resources import chunked_em_bytes
+    complete, missing = (chunked_em_bytes(300, 3, 3, 100, True, 2, "full", m) for m in (False, True))
+    assert missing == complete + 8 * (100 * 4 + 8 * 2 * 3 * 9)
+    monkeypatch.setattr("gmmflow.resources.available_memory", lambda: (complete + missing) / 2)
+    gmmflow.fit_em(gmmflow.GMM(3), dask_of(np.nan_to_num(XM), 100), n_init=2, max_iter=2)  # fits
+    forbid_work(monkeypatch)
+    with pytest.raises(MemoryError, match=re.escape("fit_em on 300 x 3 chunked data with K=3, 2 restart(s) and 100 "
+                                                    "rows per chunk needs an estimated")):
+        gmmflow.fit_em(gmmflow.GMM(3), dask_of(XM, 100), missing="marginalize", n_init=2)
+
+
 def assert_same_fit(dsk, mem, tol=1e-10):
     """Same estimate (every variable of ``em_estimate``), objective trace and restarts to ``tol``."""
     for v in mem.em_estimate.data_vars:
