@@ -59,11 +59,15 @@ def em_bytes(n: int, d: int, k: int, n_init: int = 1, covariance_type: str = "fu
 
 
 def chunked_em_bytes(n: int, d: int, k: int, chunk_rows: int, stored: bool, n_init: int = 1,
-                     covariance_type: str = "full") -> float:
+                     covariance_type: str = "full", missing: bool = False) -> float:
     """fit_em on chunked data: one chunk in flight (its values and responsibilities), the observed data
-    and responsibilities when they are stored, and every restart's parameters."""
+    and responsibilities when they are stored, and every restart's parameters. With ``missing`` (NaN
+    marginalized), a chunk's kernel also holds a copy of its observed values and its missingness
+    mask, and per pattern (at most ``min(chunk_rows, 2^d)``) the marginal and conditional of every
+    component (about ``2 k d^2`` values)."""
     kept = FLOAT * n * (d + k) if stored else 0.0
-    return FLOAT * chunk_rows * (d + 2 * k) + kept + n_init * restart_bytes(d, k, covariance_type)
+    patterns = FLOAT * (chunk_rows * (d + 1) + min(chunk_rows, 2 ** min(d, 62)) * 2 * k * d * d) if missing else 0.0
+    return FLOAT * chunk_rows * (d + 2 * k) + patterns + kept + n_init * restart_bytes(d, k, covariance_type)
 
 
 def posterior_bytes(n: int, d: int, k: int, chains: int, draws: int, predictive: bool,

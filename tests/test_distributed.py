@@ -87,7 +87,8 @@ def test_local_cluster_with_two_processes_matches_threads():
 def test_nan_in_one_chunk_is_named():
     bad = X.copy()
     bad[612, 1] = np.nan
-    with pytest.raises(ValueError, match=re.escape("X contains NaN or inf in chunk 2 (rows 500 to 749)")):
+    with pytest.raises(ValueError, match=re.escape("X contains NaN in chunk 2 (rows 500 to 749). Pass missing='marginalize' to fit "
+                                                   "on each row's observed values (CLI: --missing marginalize)")):
         gmmflow.fit_em(gmmflow.GMM(3), da.from_array(bad, chunks=(250, 3)), seed=0)
 
 

@@ -125,7 +125,7 @@ def test_nan_in_a_chunk_is_refused_before_any_fit(monkeypatch):
     bad = X.values.copy()
     bad[60, 1] = np.nan
     monkeypatch.setattr(em_fit, "fit_em_record", lambda *a, **k: pytest.fail("EM ran on bad data"))
-    with pytest.raises(ValueError, match=re.escape("X contains NaN or inf in chunk 1 (rows 50 to 99)")):
+    with pytest.raises(ValueError, match=re.escape("X contains NaN in chunk 1 (rows 50 to 99). Pass missing='marginalize'")):
         gmmflow.sample_posterior(gmmflow.GMM(2), da.from_array(bad, chunks=(50, 2)), **GIBBS)
 
 

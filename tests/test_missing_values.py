@@ -240,14 +240,10 @@ def test_bad_missing_data_refused_before_work(make, message, monkeypatch):
         gmmflow.fit_em(gmmflow.GMM(2), make(X), missing="marginalize")
 
 
-def test_bad_option_and_chunked_refused(incomplete, monkeypatch):
-    import dask.array as da
-
+def test_bad_option_refused(incomplete, monkeypatch):
     forbid_work(monkeypatch)
     with pytest.raises(ValueError, match=re.escape("missing must be one of 'error', 'marginalize'; got 'drop'.")):
         gmmflow.fit_em(gmmflow.GMM(2), incomplete, missing="drop")
-    with pytest.raises(ValueError, match=re.escape("missing='marginalize' needs in-memory data: chunked input")):
-        gmmflow.fit_em(gmmflow.GMM(2), da.from_array(incomplete, chunks=50), missing="marginalize")
 
 
 # ---------------------------------------------------------------- PyMC and NUTS

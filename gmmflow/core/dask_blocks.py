@@ -8,6 +8,14 @@ the small parameter arrays travel to the workers. Whatever dask scheduler is
 active runs it: the threaded scheduler by default, or a
 ``dask.distributed.Client`` (local or remote) if one has been created.
 
+:class:`MissingDaskBlocks` is the same for rows with missing cells (NaN):
+each chunk is reduced by :class:`~gmmflow.core.missing_data.MissingBlocks`
+(its rows grouped by missingness pattern within the chunk, memory
+O(chunk x d) for the patterns), so the E-step's expected statistics are
+summed over the chunks in chunk order as for complete data; the one-Gaussian
+MLE behind the data moments and the starting points is the shared EM of
+:func:`~gmmflow.core.missing_data.gaussian_mle` run on the chunks.
+
 Observation weights are a dask array chunked like the rows, (n,) or one row
 per batch entry (B, n) (bootstrap replicates): each task gets its rows and
 their weights, so weights are never gathered on the client.
@@ -23,27 +31,33 @@ from operator import add
 import numpy as np
 
 from gmmflow.core.em_steps import Params, SuffStats
+from gmmflow.core.missing_data import MissingBlocks, completed_rows, gaussian_mle, sample_covariance
 from gmmflow.core.noise import block_extremes, combine_extremes
 from gmmflow.core.row_blocks import ArrayBlocks
 
 
-def _chunk_blocks(chunk, weights, shift: np.ndarray, inner: int) -> ArrayBlocks:
+def _chunk_blocks(chunk, weights, shift: np.ndarray, inner: int, missing: bool):
+    """The in-memory kernel of one chunk: ``MissingBlocks`` with ``missing``, else ``ArrayBlocks``."""
     weights = None if weights is None else np.asarray(weights, dtype=np.float64)
-    return ArrayBlocks(np.asarray(chunk, dtype=np.float64), weights, chunk_size=inner, shift=shift)
+    chunk = np.asarray(chunk, dtype=np.float64)
+    if missing:
+        return MissingBlocks(chunk, weights, inner, shift)
+    return ArrayBlocks(chunk, weights, chunk_size=inner, shift=shift)
 
 
-def _chunk_statistics(chunk, weights, params: Params, shift: np.ndarray, inner: int, batch) -> SuffStats:
-    return _chunk_blocks(chunk, weights, shift, inner).e_step(params, batch)
+def _chunk_statistics(chunk, weights, params: Params, shift: np.ndarray, inner: int, missing: bool,
+                      batch) -> SuffStats:
+    return _chunk_blocks(chunk, weights, shift, inner, missing).e_step(params, batch)
 
 
-def _chunk_log_resp_and_norm(chunk, weights, params: Params, shift: np.ndarray, inner: int, batch):
-    return _chunk_blocks(chunk, None, shift, inner).log_resp_and_norm(params)
+def _chunk_log_resp_and_norm(chunk, weights, params: Params, shift: np.ndarray, inner: int, missing: bool,
+                             batch):
+    return _chunk_blocks(chunk, None, shift, inner, missing).log_resp_and_norm(params)
 
 
-def _chunk_sampled_statistics(chunk, params: list[Params], shift: np.ndarray, inner: int, uniforms: list,
-                              offset: int) -> list[SuffStats]:
-    blocks = ArrayBlocks(np.asarray(chunk, dtype=np.float64), chunk_size=inner, shift=shift)
-    return blocks.sampled_statistics(params, uniforms, offset)
+def _chunk_sampled_statistics(chunk, params: list[Params], shift: np.ndarray, inner: int, missing: bool,
+                              uniforms: list, offset: int) -> list[SuffStats]:
+    return _chunk_blocks(chunk, None, shift, inner, missing).sampled_statistics(params, uniforms, offset)
 
 
 class DaskBlocks:
@@ -58,6 +72,8 @@ class DaskBlocks:
     sample_weight : dask.array.Array (n,) or (B, n), optional
         Non-negative weights; rechunked to the row chunks of ``X``.
     """
+
+    missing = False  # chunks reduced by ArrayBlocks (MissingDaskBlocks: by MissingBlocks)
 
     def __init__(self, X, inner_chunk: int, shift=None, sample_weight=None):
         self.X = X
@@ -91,16 +107,22 @@ class DaskBlocks:
         return mean, scatter / max(float(total) - 1.0, 1.0)
 
     def sample(self, rows: np.ndarray | None):
+        """Shifted rows (all when ``rows`` is None), read into memory, and their (n,) weights."""
+        X, w = self._rows(rows)
+        return X - self.shift, w
+
+    def _rows(self, rows: np.ndarray | None):
+        """Rows ``rows`` (all when None) in memory, unshifted, and their weights (None for (B, n) ones)."""
         X = (self.X if rows is None else self.X[rows]).compute()
         w = self.sample_weight
         if w is not None and w.ndim == 1:
             w = (w if rows is None else w[rows]).compute()
-        return X - self.shift, w if w is None or w.ndim == 1 else None
+        return X, w if w is None or w.ndim == 1 else None
 
     def _map(self, fn, params, batch=None):
         import dask
 
-        return dask.compute(*[dask.delayed(fn)(c, w, params, self.shift, self.inner_chunk, batch)
+        return dask.compute(*[dask.delayed(fn)(c, w, params, self.shift, self.inner_chunk, self.missing, batch)
                               for c, w in zip(self.chunks, self.weight_chunks)])
 
     def e_step(self, params: Params, batch=None) -> SuffStats:
@@ -123,6 +145,59 @@ class DaskBlocks:
 
         offsets = np.concatenate([[0], np.cumsum(self.X.chunks[0][:-1])]).astype(int)
         parts = dask.compute(*[dask.delayed(_chunk_sampled_statistics)(c, params, self.shift, self.inner_chunk,
-                                                                       uniforms, int(o))
+                                                                       self.missing, uniforms, int(o))
                                for c, o in zip(self.chunks, offsets)])
         return [reduce(add, (part[c] for part in parts)) for c in range(len(params))]
+
+
+class MissingDaskBlocks(DaskBlocks):
+    """A dask array (n, d) with NaN for missing cells, seen as row blocks (module docstring).
+
+    The protocol of :class:`DaskBlocks`, with the statistics, log-densities
+    and Gibbs pass of :class:`~gmmflow.core.missing_data.MissingBlocks` on
+    every chunk (the chunk's first row number passed on, so the Gibbs draws
+    do not depend on the chunking), and the data moments and starting rows of
+    the one-Gaussian MLE on the observed values.
+
+    Parameters
+    ----------
+    X, inner_chunk, shift, sample_weight
+        As :class:`DaskBlocks`; every row observes at least one feature (checked by the caller).
+    n_missing : int
+        The count of missing cells (counted by the caller's scan of the chunks).
+    """
+
+    missing = True
+
+    def __init__(self, X, inner_chunk: int, shift=None, sample_weight=None, n_missing: int = 0, *,
+                 _gaussian=None):
+        super().__init__(X, inner_chunk, shift, sample_weight)
+        self.n_missing = int(n_missing)
+        self._gaussian = _gaussian
+
+    def with_shift(self, shift) -> MissingDaskBlocks:
+        return MissingDaskBlocks(self.X, self.inner_chunk, shift, self.sample_weight, self.n_missing,
+                                 _gaussian=self.gaussian())
+
+    def gaussian(self) -> tuple[np.ndarray, np.ndarray]:
+        """MLE ``(mean, cov)`` of one Gaussian on the observed values (data's frame): the EM of
+        :func:`~gmmflow.core.missing_data.gaussian_mle` over the chunks; computed once."""
+        if self._gaussian is None:
+            import dask
+            import dask.array as da
+
+            start, variances = dask.compute(da.nanmean(self.X, axis=0), da.nanvar(self.X, axis=0))
+            shifted = MissingDaskBlocks(self.X, self.inner_chunk, start, self.sample_weight)
+            self._gaussian = gaussian_mle(shifted.e_step, start, variances)
+        return self._gaussian
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and covariance (denominator ``sum(w) - 1``) of the one-Gaussian MLE on the observed values."""
+        mean, cov = self.gaussian()
+        w = self.sample_weight
+        return mean, sample_covariance(cov, float(self.n_rows if w is None else w.sum().compute()))
+
+    def sample(self, rows: np.ndarray | None):
+        """Shifted rows completed by their conditional means under :meth:`gaussian` (starting points only)."""
+        X, w = self._rows(rows)
+        return completed_rows(X, *self.gaussian()) - self.shift, w

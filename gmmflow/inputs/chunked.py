@@ -1,7 +1,8 @@
 """Chunked data: dask arrays, dask-backed DataArrays and zarr stores.
 
 :func:`as_chunked_matrix` checks such input (shape, dtype, and one pass
-over the chunks for NaN and inf naming the first bad chunk, for values
+over the chunks for NaN and inf naming the first bad chunk (NaN accepted as
+missing cells with ``missing=True``, checked as in memory), for values
 float64 cannot carry, and for the fingerprint hash) and returns a
 :class:`ChunkedMatrix`: a float64 dask array chunked by rows only, with its
 feature names. The EM itself runs on it through ``core.dask_blocks``.
@@ -20,7 +21,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from gmmflow.checks import summarize_values
 from gmmflow.inputs.fingerprint import DataFingerprint, block_digest, combine_digests
 from gmmflow.inputs.matrix import _check_dtype, data_label, check_exact_integers, check_ranges, default_feature_names, \
     first_inexact_integer
+from gmmflow.inputs.missing_cells import MISSING_HINT, check_observed_counts, empty_rows_error
 from gmmflow.schema import FEATURE
 
 FEATURE_NAMES_ATTR = "feature_names"  # zarr array attribute holding the column names
@@ -35,12 +37,14 @@ FEATURE_NAMES_ATTR = "feature_names"  # zarr array attribute holding the column 
 
 @dataclass(frozen=True, eq=False)
 class ChunkedMatrix:
-    """Validated (n, d) float64 dask array, chunked by rows only, with its labels and fingerprint."""
+    """Validated (n, d) float64 dask array, chunked by rows only, with its labels, fingerprint and
+    count of missing (NaN) cells (0 unless accepted by ``missing=True``)."""
 
     values: Any  # dask.array.Array
     features: list
     named: bool
     fingerprint: DataFingerprint
+    n_missing: int = 0
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -117,14 +121,29 @@ def open_zarr(path, chunks: int | None = None, columns: list[str] | None = None)
     return arr, names, named
 
 
-def _scan_block(block: np.ndarray):
-    """(all finite, digest, column minima, column maxima, first integer float64 would round) of one chunk."""
+class ChunkScan(NamedTuple):
+    """What one pass learns of a chunk (:func:`_scan_block`)."""
+
+    has_nan: bool
+    has_inf: bool
+    digest: bytes
+    low: np.ndarray  # column minima of the observed values (+inf where a column has none)
+    high: np.ndarray  # column maxima (-inf where none)
+    inexact: Any  # the first integer float64 would round, or None
+    observed: np.ndarray  # observed (non-NaN) values per column
+    empty_rows: np.ndarray  # rows (within the chunk) with every value NaN
+
+
+def _scan_block(block: np.ndarray) -> ChunkScan:
+    """One chunk's :class:`ChunkScan`."""
     inexact = first_inexact_integer(block)
     block = block.astype(np.float64, copy=False)
-    finite = bool(np.isfinite(block).all())
-    if not finite or block.shape[0] == 0:
-        return finite, block_digest(block), None, None, inexact
-    return finite, block_digest(block), block.min(axis=0), block.max(axis=0), inexact
+    nan = np.isnan(block)
+    observed = ~nan
+    return ChunkScan(bool(nan.any()), bool(np.isinf(block).any()), block_digest(block),
+                     np.min(block, axis=0, initial=np.inf, where=observed),
+                     np.max(block, axis=0, initial=-np.inf, where=observed),
+                     inexact, observed.sum(axis=0), np.flatnonzero(nan.all(axis=1)))
 
 
 def _scan_cell(block: np.ndarray) -> np.ndarray:
@@ -134,30 +153,52 @@ def _scan_cell(block: np.ndarray) -> np.ndarray:
     return cell
 
 
-def _scan_chunks(X, features, what: str) -> DataFingerprint:
-    """One pass over the chunks: NaN/inf (the first bad chunk named), value ranges, and the hash."""
-    parts = X.map_blocks(_scan_cell, chunks=(1, 1), dtype=object).compute().ravel()
-    starts = np.concatenate([[0], np.cumsum(X.chunks[0])])
-    inexact = [p[4] for p in parts if p[4] is not None]
-    if inexact:
-        check_exact_integers(np.array(inexact[:1], dtype=X.dtype), what)
-    bad = [c for c, part in enumerate(parts) if not part[0]]
+def _check_finite_chunks(parts: list[ChunkScan], starts: np.ndarray, what: str, missing: bool) -> None:
+    """Refuse inf, and NaN unless ``missing``, naming the first chunk that holds them."""
+    bad = [c for c, p in enumerate(parts) if p.has_inf or (p.has_nan and not missing)]
     if bad:
         c = bad[0]
+        kind = "inf" if parts[c].has_inf else "NaN"
         raise ValueError(
-            f"{what} contains NaN or inf in chunk {c} (rows {starts[c]} to {starts[c + 1] - 1}). "
-            "Remove or impute missing values before fitting."
+            f"{what} contains {kind} in chunk {c} (rows {starts[c]} to {starts[c + 1] - 1}). "
+            + (MISSING_HINT if kind == "NaN" else "Remove the rows with infinite values or rescale the data.")
         )
-    full = [p for p in parts if p[2] is not None]
-    low, high = np.min([p[2] for p in full], axis=0), np.max([p[3] for p in full], axis=0)
+
+
+def _check_missing_chunks(parts: list[ChunkScan], starts: np.ndarray, what: str, features) -> int:
+    """:func:`~gmmflow.inputs.missing_cells.check_missing_cells` from the chunks' scans (the first
+    all-missing row named by its number and chunk); the count of missing cells."""
+    empty = [c for c, p in enumerate(parts) if p.empty_rows.size]
+    if empty:
+        c = empty[0]
+        row = starts[c] + parts[c].empty_rows[0]
+        raise empty_rows_error(what, sum(p.empty_rows.size for p in parts),
+                               f"row {row}, in chunk {c} (rows {starts[c]} to {starts[c + 1] - 1})")
+    observed = np.sum([p.observed for p in parts], axis=0)
+    check_observed_counts(observed, what, features)
+    return int(starts[-1] * len(features) - observed.sum())
+
+
+def _scan_chunks(X, features, what: str, missing: bool = False) -> tuple[DataFingerprint, int]:
+    """One pass over the chunks: NaN/inf (the first bad chunk named; NaN accepted with ``missing``,
+    checked as in memory), ranges of the observed values, and the hash; and the count of missing cells."""
+    parts = list(X.map_blocks(_scan_cell, chunks=(1, 1), dtype=object).compute().ravel())
+    starts = np.concatenate([[0], np.cumsum(X.chunks[0])])
+    inexact = [p.inexact for p in parts if p.inexact is not None]
+    if inexact:
+        check_exact_integers(np.array(inexact[:1], dtype=X.dtype), what)
+    _check_finite_chunks(parts, starts, what, missing)
+    n_missing = _check_missing_chunks(parts, starts, what, features) if missing else 0
+    low, high = np.min([p.low for p in parts], axis=0), np.max([p.high for p in parts], axis=0)
 
     def locate(j: int, value: float) -> str:
-        c = next(c for c, p in enumerate(parts) if p[2] is not None and value in (p[2][j], p[3][j]))
+        c = next(c for c, p in enumerate(parts) if value in (p.low[j], p.high[j]))
         return f"chunk {c}, rows {starts[c]} to {starts[c + 1] - 1}"
 
     check_ranges(low, high, X.shape[0], what, features, locate)
-    return DataFingerprint(int(X.shape[0]), tuple(features), False, combine_digests([p[1] for p in parts]),
-                           int(X.chunks[0][0]))
+    fingerprint = DataFingerprint(int(X.shape[0]), tuple(features), False,
+                                  combine_digests([p.digest for p in parts]), int(X.chunks[0][0]))
+    return fingerprint, n_missing
 
 
 @dataclass(frozen=True, eq=False)
@@ -209,18 +250,23 @@ def open_chunked(X, chunk_size: int | None = None) -> ChunkedSource:
     return ChunkedSource(X, features or default_feature_names(X.shape[1]), named, what)
 
 
-def as_chunked_matrix(X, chunk_size: int | None = None) -> ChunkedMatrix:
+def as_chunked_matrix(X, chunk_size: int | None = None, missing: bool = False) -> ChunkedMatrix:
     """Check chunked input ``X`` in one pass over its chunks (a :class:`ChunkedSource`, or anything
     :func:`open_chunked` takes) and return it as float64 with its fingerprint.
+
+    ``missing=True`` accepts NaN for missing cells, checked as in memory
+    (``inputs.missing_cells``: no row all missing, every feature observed
+    twice); inf is always refused.
 
     Raises
     ------
     TypeError, ValueError
-        As :func:`open_chunked`; NaN or inf (the chunk is named), values whose squares overflow
-        float64, integers float64 would round.
+        As :func:`open_chunked`; NaN (unless ``missing``) or inf (the chunk is named), a row with
+        every value missing (its number and chunk named), values whose squares overflow float64,
+        integers float64 would round.
     """
     source = X if isinstance(X, ChunkedSource) else open_chunked(X, chunk_size)
-    scanned = _scan_chunks(source.values, source.features, source.what)
+    scanned, n_missing = _scan_chunks(source.values, source.features, source.what, missing)
     fingerprint = DataFingerprint(scanned.n_obs, scanned.features, source.named, scanned.values_hash,
                                   scanned.block_rows)
-    return ChunkedMatrix(source.values.astype(np.float64), source.features, source.named, fingerprint)
+    return ChunkedMatrix(source.values.astype(np.float64), source.features, source.named, fingerprint, n_missing)

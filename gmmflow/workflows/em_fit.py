@@ -19,7 +19,7 @@ from gmmflow import defaults
 from gmmflow import schema as S
 from gmmflow.checks import (check_float, check_int, check_missing, check_noise_with_missing, check_sample_weight,
                             check_seed, numeric_array)
-from gmmflow.core.dask_blocks import DaskBlocks
+from gmmflow.core.dask_blocks import DaskBlocks, MissingDaskBlocks
 from gmmflow.core.em_driver import best_restart, fit_restarts
 from gmmflow.core.gaussian import cholesky, covariance_shape
 from gmmflow.core.initialization import INIT_METHODS, USER_START, StartingPoints
@@ -27,7 +27,7 @@ from gmmflow.core.missing_data import MissingBlocks
 from gmmflow.core.noise import log_hypervolume, principal_axes
 from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size, default_n_threads
 from gmmflow.exceptions import NotPositiveDefiniteError
-from gmmflow.inputs.chunked import as_chunked_matrix, is_chunked, open_chunked
+from gmmflow.inputs.chunked import ChunkedMatrix, as_chunked_matrix, is_chunked, open_chunked
 from gmmflow.inputs.fingerprint import hash_values
 from gmmflow.inputs.matrix import DataMatrix, as_data_matrix
 from gmmflow.models.spec import GMM
@@ -180,7 +180,8 @@ def fit_em(
         M-step their conditional expectations (rows grouped by missingness
         pattern; ``core/missing_data.py``); the objective is the observed-data
         log-likelihood plus log-prior. Rows with every value missing are
-        refused. In-memory data only. ``observed_data`` keeps the NaN; attrs
+        refused. In memory and on chunked data (each dask chunk's rows grouped
+        by pattern; same estimate). ``observed_data`` keeps the NaN; attrs
         ``missing`` and ``n_missing`` (the count of missing cells).
 
     Returns
@@ -199,29 +200,22 @@ def fit_em(
     return em_inference_data(_fit(model, X, n_init, init, max_iter, tol, seed, sample_weight, chunk_size, missing))
 
 
-CHUNKED_MISSING = ("missing='marginalize' needs in-memory data: chunked input (a dask array or zarr store) with "
-                   "missing values is not supported yet. Load it into memory (X.compute()) or drop the incomplete "
-                   "rows.")
-
-
 def _blocks(model: GMM, X, sample_weight, chunk_size, n_init: int = 1, missing: str = defaults.MISSING):
     """(data record, blocks) for in-memory or chunked ``X``, all checked, memory included; blocks
-    sized for the ``n_init`` restarts advanced together (:class:`MissingBlocks` when
-    ``missing="marginalize"`` and ``X`` has NaN)."""
+    sized for the ``n_init`` restarts advanced together (:class:`MissingBlocks`, or
+    :class:`MissingDaskBlocks` for chunked ``X``, when ``missing="marginalize"`` and ``X`` has NaN)."""
     K, t = model.n_components, model.covariance_type
     marginalize = missing == "marginalize"
-    if marginalize and is_chunked(X):
-        raise ValueError(CHUNKED_MISSING)
     if is_chunked(X):
         source = open_chunked(X, chunk_size)
         (n, d), rows = source.shape, source.chunk_rows
         check_rows((n, d), model)
-        check_memory(chunked_em_bytes(n, d, K, rows, n <= STORE_MAX_ROWS, n_init, t),
+        check_memory(chunked_em_bytes(n, d, K, rows, n <= STORE_MAX_ROWS, n_init, t, marginalize),
                      f"fit_em on {n} x {d} chunked data with K={K}, {n_init} restart(s) and {rows} rows per chunk",
                      "use smaller chunks or fewer restarts")
-        chunked = as_chunked_matrix(source)
+        chunked = as_chunked_matrix(source, missing=marginalize)
         sw = _chunked_weights(sample_weight, chunked.values)
-        return chunked, DaskBlocks(chunked.values, default_chunk_size(K, d, n_init), sample_weight=sw)
+        return chunked, chunked_blocks(model, chunked, default_chunk_size(K, d, n_init), sw)
     data = as_data_matrix(X, missing=marginalize)
     n, d = data.shape
     check_rows(data.shape, model)
@@ -234,6 +228,15 @@ def _blocks(model: GMM, X, sample_weight, chunk_size, n_init: int = 1, missing: 
         check_noise_with_missing(model.noise, True)
         return data, MissingBlocks(data.values, sw, chunk, n_threads=threads)
     return data, ArrayBlocks(data.values, sw, chunk, threads)
+
+
+def chunked_blocks(model: GMM, chunked: ChunkedMatrix, inner_chunk: int, sample_weight=None) -> DaskBlocks:
+    """The blocks of checked chunked data: ``MissingDaskBlocks`` when they have missing cells (refused
+    with a noise component), else ``DaskBlocks``."""
+    if chunked.n_missing:
+        check_noise_with_missing(model.noise, True)
+        return MissingDaskBlocks(chunked.values, inner_chunk, sample_weight=sample_weight, n_missing=chunked.n_missing)
+    return DaskBlocks(chunked.values, inner_chunk, sample_weight=sample_weight)
 
 
 def _chunked_weights(sample_weight, X):
@@ -340,7 +343,7 @@ def fit_options(n_init, init, max_iter, tol) -> dict:
 
 def missing_attrs(missing: str, blocks) -> dict:
     """The ``missing`` option and the count of missing cells, for a result's attrs."""
-    return {S.MISSING_ATTR: missing, S.N_MISSING_ATTR: blocks.n_missing if isinstance(blocks, MissingBlocks) else 0}
+    return {S.MISSING_ATTR: missing, S.N_MISSING_ATTR: getattr(blocks, "n_missing", 0)}
 
 
 def check_fit_options(n_init, max_iter, tol, seed):

@@ -27,7 +27,6 @@ import arviz as az
 import numpy as np
 
 from gmmflow.checks import check_noise_with_missing
-from gmmflow.core.dask_blocks import DaskBlocks
 from gmmflow.core.em_steps import Params
 from gmmflow.core.assignment_draws import ChainStreams
 from gmmflow.core.gibbs import run_chains
@@ -38,7 +37,7 @@ from gmmflow.inputs.chunked import ChunkedMatrix, as_chunked_matrix, is_chunked
 from gmmflow.inputs.matrix import DataMatrix, as_data_matrix
 from gmmflow.models.pymc_model import covariance_value_name
 from gmmflow.resources import FLOAT, em_bytes
-from gmmflow.workflows.em_fit import CHUNKED_MISSING, STORE_MAX_ROWS
+from gmmflow.workflows.em_fit import STORE_MAX_ROWS, chunked_blocks
 
 GIBBS = "gibbs"
 # values of the pointwise groups (log-likelihood, plus predictive replicates if asked) kept in memory:
@@ -49,16 +48,15 @@ POINTWISE_MAX_VALUES = 50_000_000
 def gibbs_data(model, X, chunk_size: int | None = None, missing: bool = False):
     """``(data record, blocks)``: in-memory input as ``DataMatrix`` and ``ArrayBlocks`` (``MissingBlocks``
     when ``missing`` and some cells are NaN), chunked input (dask array, dask-backed DataArray, zarr
-    path) as ``ChunkedMatrix`` and ``DaskBlocks``.
+    path) as ``ChunkedMatrix`` and ``DaskBlocks`` (``MissingDaskBlocks`` when ``missing`` and some
+    cells are NaN).
 
     Raises what ``fit_em`` raises on bad data, before any work.
     """
     K = model.n_components
     if is_chunked(X):
-        if missing:
-            raise ValueError(CHUNKED_MISSING)
-        data = as_chunked_matrix(X, chunk_size)
-        return data, DaskBlocks(data.values, default_chunk_size(K, data.shape[1]))
+        data = as_chunked_matrix(X, chunk_size, missing)
+        return data, chunked_blocks(model, data, default_chunk_size(K, data.shape[1]))
     data = as_data_matrix(X, missing=missing)
     n, d = data.shape
     chunk = default_chunk_size(K, d)
