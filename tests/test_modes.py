@@ -82,7 +82,7 @@ def test_stacking_weights_are_the_maximum_on_the_simplex():
     rng = np.random.default_rng(3)
     lpd = rng.normal(-1, 0.5, size=(50, 3))
     w = stacking_weights(lpd)
-    grid = [np.array([a, b, 1 - a - b]) for a in np.linspace(0, 1, 101) for b in np.linspace(0, 1, 101)
+    grid = [np.array([a, b, max(1 - a - b, 0.0)]) for a in np.linspace(0, 1, 101) for b in np.linspace(0, 1, 101)
             if a + b <= 1]
     assert stacked_elpd(lpd, w) >= max(stacked_elpd(lpd, g) for g in grid) - 1e-9
     dominant = np.column_stack([lpd[:, 0] + 5, lpd[:, 1]])
@@ -100,6 +100,23 @@ def test_diagnose_names_the_modes_when_chains_disagree():
     table = gmmflow.diagnose(idata)
     assert table.loc["modes", "value"] == 2 and not table.loc["modes", "ok"]
     assert table.attrs["modes_text"].startswith("mode 0: chains 0, 1 (50% of draws), weights 0.40, 0.60, no EM restart; mode 1: chains 2, 3")
+
+
+def test_a_short_run_of_one_mode_is_not_split():
+    """Two chains of one mode whose means differ by 0.9 sd (a 2-sigma chance difference with 10
+    effective draws per chain): their pair r_hat passes 1.1, yet they are one mode; 4 sds apart they
+    are two."""
+    from gmmflow.workflows.modes import _pair_rhat
+
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((2, 100, 3))
+    base = (base - base.mean(1, keepdims=True)) / base.std(1, keepdims=True)  # chain means 0, sds 1
+    near, far = base.copy(), base.copy()
+    near[1, :, 0] += 0.9
+    far[1, :, 0] += 4.0
+    assert _pair_rhat(near[0], near[1]) > 1.1  # r_hat alone would split them
+    assert group_chains(near) == [[0, 1]]
+    assert group_chains(far) == [[0], [1]]
 
 
 # ---------------------------------------------------------------- sample_posterior(init="restarts")

@@ -3,8 +3,17 @@
 Chains that mix explore the same region; chains stuck in different modes do
 not. Two chains are put in the same mode when every label-invariant quantity
 (sorted weights, sorted means along each feature, the total log-likelihood)
-has a rank-normalised r_hat below ``MODE_RHAT`` over the pair of them; the
-modes are the connected groups of that relation. Each EM restart optimum
+has a rank-normalised r_hat below ``MODE_RHAT`` over the pair of them, or when
+no quantity's chain means lie more than ``MODE_SEPARATION`` pooled
+within-chain sds apart; the modes are the connected groups of that relation.
+
+The second condition keeps short runs from splitting one mode: r_hat compares
+the chain means with their Monte-Carlo error, and with a few dozen effective
+draws per chain it passes 1.1 by chance (its means differ by about
+``sqrt(2 / ESS)`` sds). Chains in distinct modes sit in regions that barely
+overlap, so some quantity's means differ by several sds; chains of one mode
+differ by more than one sd only when a chain has fewer than ~10 effective draws
+(then ``diagnose`` flags the ESS anyway). Each EM restart optimum
 joins the mode whose draws it sits in: the mode where its largest
 standardised distance, ``max_q |v_q - mean_q| / sd_q`` over the same
 quantities, is smallest and below ``RESTART_Z`` (otherwise it is an optimum
@@ -25,6 +34,7 @@ from gmmflow import schema as S
 from gmmflow.core.stacking import stacked_elpd, stacking_weights
 
 MODE_RHAT = 1.1  # chains whose pair r_hat is below this on every quantity share a mode (Gelman & Rubin's 1.1)
+MODE_SEPARATION = 1.0  # ... unless no quantity's chain means are more than 1 pooled within-chain sd apart
 RESTART_Z = 4.0  # an EM optimum within 4 posterior sds of a mode's mean on every quantity belongs to it
 
 
@@ -55,8 +65,22 @@ def _pair_rhat(a: np.ndarray, b: np.ndarray) -> float:
     return max(values) if values else 1.0
 
 
+def _separation(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest distance between two chains' means (D, Q) over the quantities, in pooled within-chain sds
+    (``inf`` where a quantity is constant in both chains but differs between them)."""
+    gap = np.abs(a.mean(0) - b.mean(0))
+    sd = np.sqrt((a.var(0) + b.var(0)) / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.max(np.where(gap > 0, gap / sd, 0.0)))
+
+
+def _same_mode(a: np.ndarray, b: np.ndarray, rhat_max: float) -> bool:
+    return _separation(a, b) <= MODE_SEPARATION or _pair_rhat(a, b) < rhat_max
+
+
 def group_chains(quantities: np.ndarray, rhat_max: float = MODE_RHAT) -> list[list[int]]:
-    """Chains (C, D, Q) grouped into modes: connected components of "pair r_hat below ``rhat_max``"."""
+    """Chains (C, D, Q) grouped into modes: connected components of "pair r_hat below ``rhat_max``, or
+    chain means within ``MODE_SEPARATION`` sds"."""
     C = quantities.shape[0]
     parent = list(range(C))
 
@@ -67,7 +91,7 @@ def group_chains(quantities: np.ndarray, rhat_max: float = MODE_RHAT) -> list[li
 
     for a in range(C):
         for b in range(a + 1, C):
-            if root(a) != root(b) and _pair_rhat(quantities[a], quantities[b]) < rhat_max:
+            if root(a) != root(b) and _same_mode(quantities[a], quantities[b], rhat_max):
                 parent[root(b)] = root(a)
     groups: dict[int, list[int]] = {}
     for c in range(C):
