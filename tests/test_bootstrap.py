@@ -109,6 +109,70 @@ def test_dask_bootstrap_fits_the_chunkwise_weights():
             np.testing.assert_allclose(boot.em_bootstrap.mu.values[b], ref.em_estimate.mu.values, rtol=1e-7)
 
 
+def _with_missing_cells(X, share=0.15, seed=3):
+    """``X`` with ``share`` of its cells deleted at random, no row left empty."""
+    X = np.array(X, dtype=float)
+    holes = np.random.default_rng(seed).random(X.shape) < share
+    holes[holes.all(axis=1), 0] = False
+    X[holes] = np.nan
+    return X
+
+
+def test_missing_data_replicates_are_missing_data_fits():
+    """A fit with missing="marginalize": replicate b is the missing-data fit, from the estimate, on
+    the resampled rows (nonparametric, in memory and on dask: rows repeated count times) or on a
+    data set simulated from the estimate with the same cells deleted (parametric)."""
+    da = pytest.importorskip("dask.array")
+    from gmmflow.core.gaussian import sample_mixture
+    from gmmflow.core.resampling import replicate_stream
+
+    X = _with_missing_cells(mixture_data(seed=2, n_per=100, d=2, K=2))
+    fit = gmmflow.fit_em(gmmflow.GMM(2), X, seed=0, missing="marginalize")
+    _, p, _ = em_params(fit)
+    start = {"weights": p.weights, "means": p.means, "covariances": p.cov}
+
+    def refit(rows):
+        return gmmflow.fit_em(pinned(fit), rows, init=start, n_init=1, tol=1e-12, seed=0, missing="marginalize")
+
+    boot = gmmflow.bootstrap(fit, X, n_boot=3, seed=7, tol=1e-12)
+    W = resampling_weights("nonparametric", 7, np.arange(3), X.shape[0])
+    for b in range(3):
+        ref = refit(np.repeat(X, W[b].astype(int), axis=0))
+        np.testing.assert_allclose(boot.em_bootstrap.mu.values[b], ref.em_estimate.mu.values, rtol=1e-7)
+        np.testing.assert_allclose(float(boot.em_bootstrap.objective[b]), float(ref.em_estimate.objective),
+                                   rtol=1e-10)
+
+    Xd = da.from_array(X, chunks=(70, 2))
+    sizes = np.asarray(Xd.chunks[0])
+    on_dask = gmmflow.bootstrap(fit, Xd, n_boot=2, seed=4, tol=1e-12)
+    totals = chunk_totals(4, np.arange(2), sizes)
+    Wd = np.concatenate([multinomial_chunk(4, np.arange(2), c, totals[:, c], m) for c, m in enumerate(sizes)], 1)
+    for b in range(2):
+        ref = refit(np.repeat(X, Wd[b].astype(int), axis=0))
+        np.testing.assert_allclose(on_dask.em_bootstrap.mu.values[b], ref.em_estimate.mu.values, rtol=1e-7)
+
+    parametric = gmmflow.bootstrap(fit, X, n_boot=2, kind="parametric", seed=5, tol=1e-12)
+    Xb, _ = sample_mixture(replicate_stream(5, 1), X.shape[0], p.weights, p.means, p.chol, "full")
+    Xb[np.isnan(X)] = np.nan
+    ref = refit(Xb)
+    np.testing.assert_allclose(parametric.em_bootstrap.mu.values[1], ref.em_estimate.mu.values, rtol=1e-7)
+
+
+def test_data_with_missing_cells_must_match_the_fit():
+    X = _with_missing_cells(mixture_data(seed=2, n_per=100, d=2, K=2))
+    fit = gmmflow.fit_em(gmmflow.GMM(2), X, seed=0, missing="marginalize")
+    other = X.copy()
+    other[np.flatnonzero(np.isnan(X[:, 0]))[0], 0] = 0.0  # a missing cell filled in
+    with pytest.raises(ValueError, match=re.escape("X is not the data this result was fitted on")):
+        gmmflow.bootstrap(fit, other, n_boot=2)
+    complete = gmmflow.fit_em(gmmflow.GMM(2), np.nan_to_num(X), seed=0)
+    message = re.escape("X has missing values (NaN) but the result was fitted on complete data")
+    with pytest.raises(ValueError, match=message):
+        gmmflow.bootstrap(complete, X, n_boot=2)
+    with pytest.raises(ValueError, match=message):
+        gmmflow.bootstrap(complete, pytest.importorskip("dask.array").from_array(X, chunks=70), n_boot=2)
+
+
 def test_batched_weights_equal_separate_e_steps():
     """ArrayBlocks with one row of weights per batch entry: each entry's statistics are
     those of an E-step with its own weights."""

@@ -33,7 +33,7 @@ import numpy as np
 from gmmflow import defaults
 from gmmflow import schema as S
 from gmmflow.checks import check_float, check_int, check_seed
-from gmmflow.core.dask_blocks import DaskBlocks
+from gmmflow.core.dask_blocks import DaskBlocks, MissingDaskBlocks
 from gmmflow.core.em_driver import EMResult, fit_replicates
 from gmmflow.core.em_steps import Params
 from gmmflow.core.gaussian import full_covariances, sample_mixture
@@ -45,6 +45,7 @@ from gmmflow.core.resampling import (
     replicate_stream,
     resampling_weights,
 )
+from gmmflow.core.missing_data import MissingBlocks
 from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size, default_n_threads
 from gmmflow.exceptions import AmbiguousLabellingWarning
 from gmmflow.inputs.chunked import as_chunked_matrix, is_chunked
@@ -82,7 +83,10 @@ def bootstrap(
         A :func:`gmmflow.fit_em` or :func:`gmmflow.sample_posterior` result.
     X : array_like (n, d), DataFrame, DataArray, dask array or zarr path
         The data the result was fitted on (checked against the stored data
-        when the result holds them, else by shape).
+        when the result holds them, else by shape). For a fit made with
+        ``missing="marginalize"`` it keeps its NaN cells: every replicate is a
+        missing-data fit, and a parametric replicate deletes the same cells
+        from its simulated set (the missingness pattern held fixed).
     n_boot : int, default 999
         Number of replicates (mclust's default).
     kind : {"nonparametric", "parametric", "weighted"}, default "nonparametric"
@@ -124,7 +128,7 @@ def bootstrap(
                          "Use sample_posterior for the uncertainty of a noise model.")
     hyper = hyperparameters_from_idata(idata)
     weights = sample_weights(idata)
-    data = _matching_data(idata, X, kind, weights)
+    data = _matching_data(idata, X, kind, weights, idata.attrs.get(S.MISSING_ATTR) == "marginalize")
     shift = pivot.weights @ pivot.means  # the mixture mean: the frame the refits run in
     refit = dict(model=model, pivot=pivot, hyper=hyper, max_iter=max_iter, tol=tol, shift=shift)
     if kind == "parametric":
@@ -147,12 +151,17 @@ def bootstrap(
 # --------------------------------------------------------------------------
 # the data
 # --------------------------------------------------------------------------
-def _matching_data(idata, X, kind: str, weights):
-    """``X`` as a data record, checked to be the data ``idata`` was fitted on."""
+def _matching_data(idata, X, kind: str, weights, missing: bool):
+    """``X`` as a data record, checked to be the data ``idata`` was fitted on (NaN cells accepted
+    when it was fitted with ``missing="marginalize"``)."""
     n_obs = int(idata.attrs.get("n_obs", -1))
     d = idata[S.EM_ESTIMATE].sizes[S.FEATURE]
     chunked = is_chunked(X)
-    data = as_chunked_matrix(X) if chunked else as_data_matrix(X)
+    data = as_chunked_matrix(X, missing=True) if chunked else as_data_matrix(X, missing=True)
+    if not missing and (data.n_missing if chunked else np.isnan(data.values).any()):
+        raise ValueError("X has missing values (NaN) but the result was fitted on complete data; pass the data "
+                         "the fit was made on (to bootstrap a fit with missing cells, fit it with "
+                         "missing='marginalize' first).")
     if data.shape != (n_obs, d):
         raise ValueError(f"X has shape {data.shape} but the result was fitted on {n_obs} rows of {d} "
                          "feature(s); pass the data the fit was made on.")
@@ -160,7 +169,8 @@ def _matching_data(idata, X, kind: str, weights):
         raise ValueError("kind='parametric' simulates new in-memory data sets from an unweighted fit; "
                          "use kind='nonparametric' or 'weighted' for chunked input or a weighted fit.")
     if not chunked and S.has_groups(idata, S.OBSERVED_DATA):
-        differ = np.flatnonzero(np.any(data.values != observed_values(idata), axis=1))
+        stored = observed_values(idata)
+        differ = np.flatnonzero(np.any((data.values != stored) & ~(np.isnan(data.values) & np.isnan(stored)), axis=1))
         if differ.size:
             raise ValueError(f"X is not the data this result was fitted on (row {int(differ[0])} differs "
                              f"from the stored observed_data, {differ.size} row(s) in all); pass the same data.")
@@ -185,9 +195,16 @@ def _in_memory(data, weights, kind, n_boot, seed, *, model: GMM, pivot, hyper, m
         if weights is not None:
             W = W * weights
         chunk = default_chunk_size(model.n_components, d, reps.size)
-        blocks = ArrayBlocks(X, W, chunk, default_n_threads(n, chunk, os.cpu_count() or 1), shift)
+        blocks = _memory_blocks(X, W, chunk, default_n_threads(n, chunk, os.cpu_count() or 1), shift)
         results += fit_replicates(blocks, pivot, reps.size, hyper, model.reg_covar, max_iter, tol)
     return results
+
+
+def _memory_blocks(X, W, chunk, threads, shift):
+    """Row blocks of in-memory ``X``: grouped by missingness pattern when cells are missing."""
+    if np.isnan(X).any():
+        return MissingBlocks(X, W, chunk, shift, threads)
+    return ArrayBlocks(X, W, chunk, threads, shift)
 
 
 def _chunked(data, weights, kind, n_boot, seed, *, model: GMM, pivot, hyper, max_iter, tol, shift):
@@ -211,18 +228,22 @@ def _chunked(data, weights, kind, n_boot, seed, *, model: GMM, pivot, hyper, max
             W = W * (n / W.sum(axis=1, keepdims=True).compute())
         if weights is not None:
             W = W * da.from_array(weights, chunks=(tuple(sizes),))
-        blocks = DaskBlocks(X, default_chunk_size(model.n_components, d, reps.size), shift, W)
+        inner = default_chunk_size(model.n_components, d, reps.size)
+        blocks = MissingDaskBlocks(X, inner, shift, W, data.n_missing) if data.n_missing else \
+            DaskBlocks(X, inner, shift, W)
         results += fit_replicates(blocks, pivot, reps.size, hyper, model.reg_covar, max_iter, tol)
     return results
 
 
 def _parametric(data, n_boot, seed, *, model: GMM, pivot: Params, hyper, max_iter, tol, shift):
     n = data.values.shape[0]
+    missing = np.isnan(data.values)
     results = []
     for b in range(n_boot):
         Xb, _ = sample_mixture(replicate_stream(seed, b), n, pivot.weights, pivot.means, pivot.chol,
                                pivot.covariance_type)
-        blocks = ArrayBlocks(Xb, shift=shift)
+        Xb[missing] = np.nan  # the data's own cells go missing (the pattern held fixed)
+        blocks = _memory_blocks(Xb, None, None, 1, shift)
         results += fit_replicates(blocks, pivot, 1, hyper, model.reg_covar, max_iter, tol)
     return results
 
