@@ -436,6 +436,8 @@ def main():
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--which", default="today,now",
+                    help="code trees for the select and run sections: today (the baseline commit), now")
     ap.add_argument("--out", default="")
     ap.add_argument("--report")
     a = ap.parse_args()
@@ -480,13 +482,13 @@ def main():
                 results["big"] = _cold_then_warm([me, "--child", "big", "--draws", "1000", "--chains", "2"], ROOT)
                 _save(results, a.out)
         if "select" in sections:
-            for which in ("today", "now"):
+            for which in a.which.split(","):
                 print("select", which, flush=True)
                 results.setdefault("select", {})[which] = _cold_then_warm([me, "--child", "select"],
                                                                           _code_tree(which, trees))
                 _save(results, a.out)
         if "run" in sections:
-            for which in ("today", "now"):
+            for which in a.which.split(","):
                 print("run", which, flush=True)
                 with tempfile.TemporaryDirectory(prefix="gmmflow-run-") as work:
                     code = ("import sys; from gmmflow.cli import main; "
