@@ -572,16 +572,16 @@ def report(results: dict) -> None:
         for which, runs in rows.items():
             for proc in ("cold", "warm"):
                 r = runs.get(proc, {})
-                t = r.get("wall", r.get("process_wall"))
+                t = r.get("wall", r.get("process_wall", float("nan")))
                 err = f" ERROR {r['error'][-200:]!r}" if "error" in r else ""
                 print(f"  {which:<6} {proc:<5} {t:7.1f} s (process {r.get('process_wall', float('nan')):6.1f} s; "
                       f"load {r.get('load_start', float('nan')):.1f}-{r.get('load_end', float('nan')):.1f}){err}")
-        today = rows.get("today", {}).get("cold", {})
-        now = rows.get("now", {})
+        today, now = rows.get("today", {}), rows.get("now", {})
         key = "wall" if section == "select" else "process_wall"
-        if key in today:
-            print("  ratio now / today: " + ", ".join(f"{p} {now[p][key] / rows['today'][p][key]:.2f}"
-                                                      for p in ("cold", "warm") if key in now.get(p, {})))
+        ratios = [f"{p} {now[p][key] / today[p][key]:.3f}" for p in ("cold", "warm")
+                  if key in now.get(p, {}) and key in today.get(p, {})]
+        if ratios:
+            print("  ratio now / today: " + ", ".join(ratios))
 
 
 if __name__ == "__main__":
