@@ -8,7 +8,7 @@ with the machine's load average (timings move with it):
     d=3, K=3 well-separated data (centres 8 sds apart) at n = 300, 3k, 30k,
     300k. Bulk ESS per second of wall time for the means, the least of the
     K*d: Gibbs (4 chains x 1000 draws after 200 burn-in sweeps) against NUTS
-    (nutpie, 4 x 1000 draws after 1000 tuning steps), both ``sample_posterior``
+    (``sampler="auto"``, numpyro when installed, 4 x 1000 draws after 1000 tuning steps), both ``sample_posterior``
     calls from the same EM result; NUTS only up to ``--nuts-max-n`` and while
     it finishes within ``--nuts-timeout`` seconds (600). Then the Gibbs sweep
     as a ratio to one EM iteration on the same blocks (E-step + M-step;
@@ -190,7 +190,7 @@ def load():
 
 def ess(args):
     ns = [int(n) for n in args.ns.split(",")]
-    print(f"d=3 K=3, centres 8 sds apart; Gibbs 4 x 1000 draws (200 burn-in), NUTS nutpie 4 x 1000 (1000 tune)")
+    print(f"d=3 K=3, centres 8 sds apart; Gibbs 4 x 1000 draws (200 burn-in), NUTS auto 4 x 1000 (1000 tune)")
     print(f"{'n':>8} {'EM s':>7} {'NUTS s':>8} {'ESS':>6} {'ESS/s':>8} {'Gibbs s':>8} {'ESS':>6} {'ESS/s':>8}"
           f" {'Gibbs/NUTS':>10} {'EM it ms':>9} {'sweep/EM':>9} {'4-pass/EM/4':>11}  load")
     nuts_ok = True
@@ -201,7 +201,7 @@ def ess(args):
             g = child(ESS_SAMPLE, n, path, "gibbs")
             nuts = None
             if nuts_ok and n <= args.nuts_max_n:
-                nuts = child(ESS_SAMPLE, n, path, "nutpie", timeout=args.nuts_timeout)
+                nuts = child(ESS_SAMPLE, n, path, "auto", timeout=args.nuts_timeout)
                 nuts_ok = nuts is not None
             r = child(ESS_RATIO, n, path)
             g_rate = g["min_ess"] / g["wall"]

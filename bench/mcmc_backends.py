@@ -436,6 +436,8 @@ def main():
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--which", default="today,now",
+                    help="code trees for the select and run sections: today (the baseline commit), now")
     ap.add_argument("--out", default="")
     ap.add_argument("--report")
     a = ap.parse_args()
@@ -480,13 +482,13 @@ def main():
                 results["big"] = _cold_then_warm([me, "--child", "big", "--draws", "1000", "--chains", "2"], ROOT)
                 _save(results, a.out)
         if "select" in sections:
-            for which in ("today", "now"):
+            for which in a.which.split(","):
                 print("select", which, flush=True)
                 results.setdefault("select", {})[which] = _cold_then_warm([me, "--child", "select"],
                                                                           _code_tree(which, trees))
                 _save(results, a.out)
         if "run" in sections:
-            for which in ("today", "now"):
+            for which in a.which.split(","):
                 print("run", which, flush=True)
                 with tempfile.TemporaryDirectory(prefix="gmmflow-run-") as work:
                     code = ("import sys; from gmmflow.cli import main; "
@@ -570,16 +572,16 @@ def report(results: dict) -> None:
         for which, runs in rows.items():
             for proc in ("cold", "warm"):
                 r = runs.get(proc, {})
-                t = r.get("wall", r.get("process_wall"))
+                t = r.get("wall", r.get("process_wall", float("nan")))
                 err = f" ERROR {r['error'][-200:]!r}" if "error" in r else ""
                 print(f"  {which:<6} {proc:<5} {t:7.1f} s (process {r.get('process_wall', float('nan')):6.1f} s; "
                       f"load {r.get('load_start', float('nan')):.1f}-{r.get('load_end', float('nan')):.1f}){err}")
-        today = rows.get("today", {}).get("cold", {})
-        now = rows.get("now", {})
+        today, now = rows.get("today", {}), rows.get("now", {})
         key = "wall" if section == "select" else "process_wall"
-        if key in today:
-            print("  ratio now / today: " + ", ".join(f"{p} {now[p][key] / rows['today'][p][key]:.2f}"
-                                                      for p in ("cold", "warm") if key in now.get(p, {})))
+        ratios = [f"{p} {now[p][key] / today[p][key]:.3f}" for p in ("cold", "warm")
+                  if key in now.get(p, {}) and key in today.get(p, {})]
+        if ratios:
+            print("  ratio now / today: " + ", ".join(ratios))
 
 
 if __name__ == "__main__":
