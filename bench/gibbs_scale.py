@@ -200,14 +200,14 @@ def ess(args):
             fit = child(ESS_FIT, n, path)
             g = child(ESS_SAMPLE, n, path, "gibbs")
             nuts = None
-            if nuts_ok and n <= args.nuts_max_n:
+            attempted = nuts_ok and n <= args.nuts_max_n
+            if attempted:
                 nuts = child(ESS_SAMPLE, n, path, "auto", timeout=args.nuts_timeout)
                 nuts_ok = nuts is not None
             r = child(ESS_RATIO, n, path)
             g_rate = g["min_ess"] / g["wall"]
             if nuts is None:
-                nuts_cols = f"{'not run' if n > args.nuts_max_n or not nuts_ok and n != ns[0] else '>timeout':>8}" \
-                            f" {'':>6} {'':>8}"
+                nuts_cols = f"{'>timeout' if attempted else 'not run':>8} {'':>6} {'':>8}"
                 ratio = f"{'':>10}"
             else:
                 n_rate = nuts["min_ess"] / nuts["wall"]
