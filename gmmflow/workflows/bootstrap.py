@@ -203,7 +203,7 @@ def _in_memory(data, weights, kind, n_boot, seed, *, model: GMM, pivot, hyper, m
 def _memory_blocks(X, W, chunk, threads, shift):
     """Row blocks of in-memory ``X``: grouped by missingness pattern when cells are missing."""
     if np.isnan(X).any():
-        return MissingBlocks(X, W, chunk, shift, threads)
+        return MissingBlocks(X, W, chunk, shift)  # one thread: see MissingBlocks
     return ArrayBlocks(X, W, chunk, threads, shift)
 
 

@@ -226,7 +226,7 @@ def _blocks(model: GMM, X, sample_weight, chunk_size, n_init: int = 1, missing: 
     threads = default_n_threads(n, chunk, os.cpu_count() or 1)
     if marginalize and np.isnan(data.values).any():
         check_noise_with_missing(model.noise, True)
-        return data, MissingBlocks(data.values, sw, chunk, n_threads=threads)
+        return data, MissingBlocks(data.values, sw, chunk)  # one thread: see MissingBlocks
     return data, ArrayBlocks(data.values, sw, chunk, threads)
 
 

@@ -63,7 +63,7 @@ def gibbs_data(model, X, chunk_size: int | None = None, missing: bool = False):
     threads = default_n_threads(n, chunk, os.cpu_count() or 1)
     if missing and np.isnan(data.values).any():
         check_noise_with_missing(model.noise, True)
-        return data, MissingBlocks(data.values, chunk_size=chunk, n_threads=threads)
+        return data, MissingBlocks(data.values, chunk_size=chunk)  # one thread: see MissingBlocks
     return data, ArrayBlocks(data.values, chunk_size=chunk, n_threads=threads)
 
 
