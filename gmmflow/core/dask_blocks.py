@@ -150,6 +150,14 @@ class DaskBlocks:
         return [reduce(add, (part[c] for part in parts)) for c in range(len(params))]
 
 
+def chunked_row_blocks(X, inner_chunk: int, shift=None, sample_weight=None, n_missing: int = 0) -> DaskBlocks:
+    """Row blocks of a dask array: :class:`MissingDaskBlocks` when it has ``n_missing`` > 0 missing
+    cells, else :class:`DaskBlocks`."""
+    if n_missing:
+        return MissingDaskBlocks(X, inner_chunk, shift, sample_weight, n_missing)
+    return DaskBlocks(X, inner_chunk, shift, sample_weight)
+
+
 class MissingDaskBlocks(DaskBlocks):
     """A dask array (n, d) with NaN for missing cells, seen as row blocks (module docstring).
 

@@ -104,7 +104,7 @@ from gmmflow.core.em_steps import (
     statistics_from_responsibilities,
 )
 from gmmflow.core.gaussian import full_covariances
-from gmmflow.core.row_blocks import data_moments
+from gmmflow.core.row_blocks import ArrayBlocks, data_moments
 
 # one-Gaussian EM for the data moments: stop at this relative change of the log-likelihood
 MOMENTS_TOL = 1e-12
@@ -337,10 +337,8 @@ class MissingBlocks:
         Rows per block within a pattern (default: each pattern one block).
     shift : ndarray (d,), optional
     n_threads : int, default 1
-        Threads reducing the blocks (results are bit-identical whatever the count). gmmflow's
-        workflows keep 1: the pattern blocks are small, and two threads were slower than one for
-        EM (0.59x / 0.74x / 0.80x the time with one thread at 20k / 100k / 300k rows x 5, 10% of
-        cells missing, K = 3) and no faster for the Gibbs pass (1.01x / 0.88x at 20k / 100k).
+        Threads reducing the blocks (results are bit-identical whatever the count);
+        :func:`row_blocks` keeps 1.
     """
 
     def __init__(self, X, sample_weight=None, chunk_size=None, shift=None, n_threads=1, *, _pieces=None,
@@ -477,6 +475,20 @@ class MissingBlocks:
         if rows is not None:
             X, sw = X[rows], None if sw is None else sw[rows]
         return completed_rows(X, *self.gaussian()) - self.shift, sw
+
+
+def row_blocks(X: np.ndarray, sample_weight=None, chunk_size=None, shift=None, n_threads: int = 1):
+    """Row blocks of in-memory ``X``: :class:`MissingBlocks` when it has NaN cells, else
+    :class:`~gmmflow.core.row_blocks.ArrayBlocks` on ``n_threads`` threads.
+
+    :class:`MissingBlocks` runs on one thread whatever ``n_threads``: its pattern blocks are small,
+    and two threads were slower than one for EM (one took 0.59x / 0.74x / 0.80x the time of two at
+    20k / 100k / 300k rows x 5, 10% of cells missing, K = 3) and no faster for the Gibbs pass
+    (1.01x / 0.88x at 20k / 100k); results are identical either way.
+    """
+    if np.isnan(X).any():
+        return MissingBlocks(X, sample_weight, chunk_size, shift)
+    return ArrayBlocks(X, sample_weight, chunk_size, n_threads, shift)
 
 
 def observed_moments(X: np.ndarray, sample_weight=None) -> tuple[np.ndarray, np.ndarray]:

@@ -33,7 +33,7 @@ import numpy as np
 from gmmflow import defaults
 from gmmflow import schema as S
 from gmmflow.checks import check_float, check_int, check_seed
-from gmmflow.core.dask_blocks import DaskBlocks, MissingDaskBlocks
+from gmmflow.core.dask_blocks import chunked_row_blocks
 from gmmflow.core.em_driver import EMResult, fit_replicates
 from gmmflow.core.em_steps import Params
 from gmmflow.core.gaussian import full_covariances, sample_mixture
@@ -45,8 +45,8 @@ from gmmflow.core.resampling import (
     replicate_stream,
     resampling_weights,
 )
-from gmmflow.core.missing_data import MissingBlocks
-from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size, default_n_threads
+from gmmflow.core.missing_data import row_blocks
+from gmmflow.core.row_blocks import default_chunk_size, default_n_threads
 from gmmflow.exceptions import AmbiguousLabellingWarning
 from gmmflow.inputs.chunked import as_chunked_matrix, is_chunked
 from gmmflow.inputs.matrix import as_data_matrix
@@ -195,16 +195,9 @@ def _in_memory(data, weights, kind, n_boot, seed, *, model: GMM, pivot, hyper, m
         if weights is not None:
             W = W * weights
         chunk = default_chunk_size(model.n_components, d, reps.size)
-        blocks = _memory_blocks(X, W, chunk, default_n_threads(n, chunk, os.cpu_count() or 1), shift)
+        blocks = row_blocks(X, W, chunk, shift, default_n_threads(n, chunk, os.cpu_count() or 1))
         results += fit_replicates(blocks, pivot, reps.size, hyper, model.reg_covar, max_iter, tol)
     return results
-
-
-def _memory_blocks(X, W, chunk, threads, shift):
-    """Row blocks of in-memory ``X``: grouped by missingness pattern when cells are missing."""
-    if np.isnan(X).any():
-        return MissingBlocks(X, W, chunk, shift)  # one thread: see MissingBlocks
-    return ArrayBlocks(X, W, chunk, threads, shift)
 
 
 def _chunked(data, weights, kind, n_boot, seed, *, model: GMM, pivot, hyper, max_iter, tol, shift):
@@ -228,9 +221,8 @@ def _chunked(data, weights, kind, n_boot, seed, *, model: GMM, pivot, hyper, max
             W = W * (n / W.sum(axis=1, keepdims=True).compute())
         if weights is not None:
             W = W * da.from_array(weights, chunks=(tuple(sizes),))
-        inner = default_chunk_size(model.n_components, d, reps.size)
-        blocks = MissingDaskBlocks(X, inner, shift, W, data.n_missing) if data.n_missing else \
-            DaskBlocks(X, inner, shift, W)
+        blocks = chunked_row_blocks(X, default_chunk_size(model.n_components, d, reps.size), shift, W,
+                                    data.n_missing)
         results += fit_replicates(blocks, pivot, reps.size, hyper, model.reg_covar, max_iter, tol)
     return results
 
@@ -243,7 +235,7 @@ def _parametric(data, n_boot, seed, *, model: GMM, pivot: Params, hyper, max_ite
         Xb, _ = sample_mixture(replicate_stream(seed, b), n, pivot.weights, pivot.means, pivot.chol,
                                pivot.covariance_type)
         Xb[missing] = np.nan  # the data's own cells go missing (the pattern held fixed)
-        blocks = _memory_blocks(Xb, None, None, 1, shift)
+        blocks = row_blocks(Xb, shift=shift)
         results += fit_replicates(blocks, pivot, 1, hyper, model.reg_covar, max_iter, tol)
     return results
 

@@ -19,13 +19,13 @@ from gmmflow import defaults
 from gmmflow import schema as S
 from gmmflow.checks import (check_float, check_int, check_missing, check_noise_with_missing, check_sample_weight,
                             check_seed, numeric_array)
-from gmmflow.core.dask_blocks import DaskBlocks, MissingDaskBlocks
+from gmmflow.core.dask_blocks import DaskBlocks, chunked_row_blocks
 from gmmflow.core.em_driver import best_restart, fit_restarts
 from gmmflow.core.gaussian import cholesky, covariance_shape
 from gmmflow.core.initialization import INIT_METHODS, USER_START, StartingPoints
-from gmmflow.core.missing_data import MissingBlocks
+from gmmflow.core.missing_data import row_blocks
 from gmmflow.core.noise import log_hypervolume, principal_axes
-from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size, default_n_threads
+from gmmflow.core.row_blocks import default_chunk_size, default_n_threads
 from gmmflow.exceptions import NotPositiveDefiniteError
 from gmmflow.inputs.chunked import ChunkedMatrix, as_chunked_matrix, is_chunked, open_chunked
 from gmmflow.inputs.fingerprint import hash_values
@@ -224,19 +224,15 @@ def _blocks(model: GMM, X, sample_weight, chunk_size, n_init: int = 1, missing: 
                  "use fewer restarts, or pass a dask array or a zarr store to run EM out of core")
     chunk = chunk_size or default_chunk_size(K, d, n_init)
     threads = default_n_threads(n, chunk, os.cpu_count() or 1)
-    if marginalize and np.isnan(data.values).any():
-        check_noise_with_missing(model.noise, True)
-        return data, MissingBlocks(data.values, sw, chunk)  # one thread: see MissingBlocks
-    return data, ArrayBlocks(data.values, sw, chunk, threads)
+    check_noise_with_missing(model.noise, marginalize and bool(np.isnan(data.values).any()))
+    return data, row_blocks(data.values, sw, chunk, n_threads=threads)
 
 
 def chunked_blocks(model: GMM, chunked: ChunkedMatrix, inner_chunk: int, sample_weight=None) -> DaskBlocks:
     """The blocks of checked chunked data: ``MissingDaskBlocks`` when they have missing cells (refused
     with a noise component), else ``DaskBlocks``."""
-    if chunked.n_missing:
-        check_noise_with_missing(model.noise, True)
-        return MissingDaskBlocks(chunked.values, inner_chunk, sample_weight=sample_weight, n_missing=chunked.n_missing)
-    return DaskBlocks(chunked.values, inner_chunk, sample_weight=sample_weight)
+    check_noise_with_missing(model.noise, chunked.n_missing > 0)
+    return chunked_row_blocks(chunked.values, inner_chunk, sample_weight=sample_weight, n_missing=chunked.n_missing)
 
 
 def _chunked_weights(sample_weight, X):

@@ -31,8 +31,8 @@ from gmmflow.core.em_steps import Params
 from gmmflow.core.assignment_draws import ChainStreams
 from gmmflow.core.gibbs import run_chains
 from gmmflow.core.hyperparameters import Hyperparameters
-from gmmflow.core.missing_data import MissingBlocks
-from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size, default_n_threads
+from gmmflow.core.missing_data import row_blocks
+from gmmflow.core.row_blocks import default_chunk_size, default_n_threads
 from gmmflow.inputs.chunked import ChunkedMatrix, as_chunked_matrix, is_chunked
 from gmmflow.inputs.matrix import DataMatrix, as_data_matrix
 from gmmflow.models.pymc_model import covariance_value_name
@@ -61,10 +61,8 @@ def gibbs_data(model, X, chunk_size: int | None = None, missing: bool = False):
     n, d = data.shape
     chunk = default_chunk_size(K, d)
     threads = default_n_threads(n, chunk, os.cpu_count() or 1)
-    if missing and np.isnan(data.values).any():
-        check_noise_with_missing(model.noise, True)
-        return data, MissingBlocks(data.values, chunk_size=chunk)  # one thread: see MissingBlocks
-    return data, ArrayBlocks(data.values, chunk_size=chunk, n_threads=threads)
+    check_noise_with_missing(model.noise, missing and bool(np.isnan(data.values).any()))
+    return data, row_blocks(data.values, chunk_size=chunk, n_threads=threads)
 
 
 def stored_rows(data: DataMatrix | ChunkedMatrix) -> int:

@@ -22,10 +22,9 @@ from gmmflow import schema as S
 from gmmflow.checks import check_int, check_missing, check_seed
 from gmmflow.core.em_steps import Params
 from gmmflow.core.gaussian import compact_covariances, full_covariances, sample_mixture
-from gmmflow.core.hyperparameters import Hyperparameters
-from gmmflow.core.missing_data import MissingBlocks
+from gmmflow.core.missing_data import row_blocks
 from gmmflow.core.relabel import relabel_to_pivot
-from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size
+from gmmflow.core.row_blocks import default_chunk_size
 from gmmflow.defaults import N_INIT
 from gmmflow.exceptions import SamplingError
 from gmmflow.inputs.alignment import align_to_features
@@ -126,7 +125,7 @@ def _pointwise(X, draws: list[Params]):
     """Per draw: pointwise log-likelihood (S, n) and mean responsibilities (n, K); rows with
     missing cells contribute the density of their observed coordinates."""
     chunk = default_chunk_size(*draws[0].means.shape)
-    blocks = MissingBlocks(X, chunk_size=chunk) if np.isnan(X).any() else ArrayBlocks(X, chunk_size=chunk)
+    blocks = row_blocks(X, chunk_size=chunk)
     loglik = np.empty((len(draws), X.shape[0]))
     resp_sum = np.zeros((X.shape[0], draws[0].weights.shape[0]))
     for s, p in enumerate(draws):
