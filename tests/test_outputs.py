@@ -609,14 +609,19 @@ def test_a_signal_while_sampling_leaves_no_debris_and_the_previous_output(signum
 
 @pytest.mark.slow
 def test_sigterm_to_a_real_gmmflow_run(tmp_path):
-    """The real NUTS (nutpie): SIGTERM once the run's temporary directory exists and a few seconds have passed."""
+    """The real run (default sampler): SIGTERM once its temporary directory exists and a second has passed.
+
+    The run draws 4 x 40,000 so that it is still sampling when the signal comes (the default 4 x 1000 can
+    finish within seconds of the directory appearing on a warm cache, which made a fixed sleep a race).
+    """
     out = previous_output(tmp_path / "out")
     before = tree(tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "gmmflow.cli", "run", "--n-init", "1", "--seed", "0",
-                             "--overwrite", "--out", str(out)], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                             "--draws", "40000", "--overwrite", "--out", str(out)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: debris(tmp_path), proc)
-    time.sleep(5)
+    time.sleep(1)
+    assert proc.poll() is None, "the run ended before the signal: make it longer"
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 143 and stderr == "gmmflow: terminated\n"
