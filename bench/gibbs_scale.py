@@ -64,18 +64,19 @@ def min_ess_of_means(idata):
 def iteration_ratio(blocks, em_params, hyper, repeats):
     """Median seconds of one EM iteration, one Gibbs sweep (1 chain) and one pass for 4 chains (interleaved)."""
     from threadpoolctl import threadpool_limits
-    from gmmflow.core.em_steps import m_step
+    from gmmflow.core.em_steps import Params, m_step
     from gmmflow.core.assignment_draws import ChainStreams
     from gmmflow.core.gibbs import sweep
     shift = em_params.weights @ em_params.means
     b, h, p = blocks.with_shift(shift), hyper.shifted(shift), em_params.shifted(-shift)
     streams = ChainStreams.spawn(np.random.SeedSequence(0), 4)
+    p1, p4 = Params.stack([p]), Params.stack([p] * 4)
     em, one, four = [], [], []
     with threadpool_limits(limits=1, user_api="blas"):
         for r in range(repeats):
             t = time.perf_counter(); m_step(b.e_step(p), p.covariance_type, h, 1e-6); em.append(time.perf_counter() - t)
-            t = time.perf_counter(); sweep(b, [p], h, streams[:1], r); one.append(time.perf_counter() - t)
-            t = time.perf_counter(); sweep(b, [p] * 4, h, streams, r); four.append(time.perf_counter() - t)
+            t = time.perf_counter(); sweep(b, p1, h, streams[:1], r); one.append(time.perf_counter() - t)
+            t = time.perf_counter(); sweep(b, p4, h, streams, r); four.append(time.perf_counter() - t)
     return float(np.median(em)), float(np.median(one)), float(np.median(four))
 '''
 

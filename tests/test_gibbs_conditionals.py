@@ -245,17 +245,17 @@ def test_assignment_pass_draws_from_the_responsibilities_whatever_the_blocking(t
     u = RowUniforms((3, 5), 0)
     z = reference_assignments(X, params, u(0, X.shape[0]))
     want = hard_assignment_statistics(X.T.copy(), z, K, t)
-    extra = ArrayBlocks(X, chunk_size=100).sampled_statistics([params, params], [RowUniforms((1, 1), 0), u])[1]
+    extra = ArrayBlocks(X, chunk_size=100).sampled_statistics(Params.stack([params, params]), [RowUniforms((1, 1), 0), u]).take(1)
     assert_sampled_statistics_equal(X, params, u, want, [extra])
 
 
 def assert_sampled_statistics_equal(X, params, u, want, extra=()):
     """The sampled statistics of ``X`` under ``params`` and uniforms ``u`` equal ``want`` in memory
     (one block, 37-row blocks on 2 threads) and on dask (50- and 173-row chunks), and in ``extra``."""
-    got = [ArrayBlocks(X).sampled_statistics([params], [u])[0],
-           ArrayBlocks(X, chunk_size=37, n_threads=2).sampled_statistics([params], [u])[0], *extra]
+    got = [ArrayBlocks(X).sampled_statistics(Params.stack([params]), [u]).take(0),
+           ArrayBlocks(X, chunk_size=37, n_threads=2).sampled_statistics(Params.stack([params]), [u]).take(0), *extra]
     da = pytest.importorskip("dask.array")
-    got += [DaskBlocks(da.from_array(X, chunks=(c, X.shape[1])), inner_chunk=64).sampled_statistics([params], [u])[0]
+    got += [DaskBlocks(da.from_array(X, chunks=(c, X.shape[1])), inner_chunk=64).sampled_statistics(Params.stack([params]), [u]).take(0)
             for c in (50, 173)]
     for s in got:
         np.testing.assert_array_equal(s.nk, want.nk)
@@ -278,3 +278,29 @@ def test_chains_record_each_draws_log_likelihood_and_prior():
             np.testing.assert_allclose(out.log_prior[c, j], log_prior(p.weights, p.means, p.cov, p.chol, hyper),
                                        rtol=1e-12)
     assert not np.array_equal(out.means[0], out.means[1])  # independent streams
+
+
+@pytest.mark.parametrize("noise", [False, True])
+@pytest.mark.parametrize("t", COV_TYPES)
+def test_chains_share_one_pass_and_one_batched_draw(t, noise):
+    """C chains drawn together equal each chain drawn alone: the hard-assignment statistics of one
+    sort over (chain, component) equal each chain's own (counts exactly), and the batched parameter
+    draw with one Generator per chain equals each Generator's unbatched draw (same variates, in the
+    same order from each stream; to rounding)."""
+    X = mixture_data(seed=7, n_per=50, d=3, K=K)
+    classes = K + noise
+    Z = np.random.default_rng(8).integers(classes, size=(4, X.shape[0]))
+    Z[2] = 0  # a chain with empty components
+    XT = X.T.copy()
+    together = hard_assignment_statistics(XT, Z, classes, t, np.arange(4.0), noise=noise)
+    hyper = GMM(K, t, noise=noise).hyperparameters(X.mean(axis=0), np.cov(X.T))
+    drawn = draw_parameters([np.random.default_rng(c) for c in range(4)], together, hyper)
+    for c in range(4):
+        alone = hard_assignment_statistics(XT, Z[c], classes, t, float(c), noise=noise)
+        got = together.take(c)
+        np.testing.assert_array_equal(got.nk, alone.nk)
+        for field in ("sx", "sxx", "log_likelihood"):
+            np.testing.assert_allclose(getattr(got, field), getattr(alone, field), rtol=1e-13, atol=1e-12)
+        want = draw_parameters(np.random.default_rng(c), alone, hyper)
+        for field in ("weights", "means", "cov", "chol"):
+            np.testing.assert_allclose(getattr(drawn, field)[c], getattr(want, field), rtol=1e-12, atol=1e-13)

@@ -208,7 +208,7 @@ def test_missing_pass_draws_components_and_cells_whatever_the_blocking(t):
     onehot[z, np.arange(n)] = 1.0
     want = statistics_from_responsibilities(complete.T.copy(), onehot, t)
     for blocks in (MissingBlocks(X), MissingBlocks(X, chunk_size=7, n_threads=2)):
-        s = blocks.sampled_statistics([params], [u])[0]
+        s = blocks.sampled_statistics(Params.stack([params]), [u]).take(0)
         np.testing.assert_array_equal(s.nk, want.nk)
         np.testing.assert_allclose(s.sx, want.sx, rtol=1e-10, atol=1e-10)
         np.testing.assert_allclose(s.sxx, want.sxx, rtol=1e-10, atol=1e-10)

@@ -23,6 +23,7 @@ from gmmflow import schema as S
 from gmmflow.cli import main
 from gmmflow.core.assignment_draws import RowUniforms
 from gmmflow.core.dask_blocks import MissingDaskBlocks
+from gmmflow.core.em_steps import Params
 from gmmflow.core.missing_data import MissingBlocks, missing_patterns
 from gmmflow.workflows import em_fit, gibbs_sampling
 
@@ -267,10 +268,10 @@ def test_gibbs_pass_draws_the_same_cells_whatever_the_chunking(t):
     from gmmflow.results.from_idata import em_params
     params = em_params(start)[1]
     uniforms = [RowUniforms((5, 8), 3), RowUniforms((6, 1), 0)]
-    want = MissingBlocks(XM).sampled_statistics([params, params], uniforms)
+    want = MissingBlocks(XM).sampled_statistics(Params.stack([params, params]), uniforms)
     for chunks in (1, 37, 251):
-        got = MissingDaskBlocks(dask_of(XM, chunks), 64).sampled_statistics([params, params], uniforms)
-        for g, w in zip(got, want):
+        got = MissingDaskBlocks(dask_of(XM, chunks), 64).sampled_statistics(Params.stack([params, params]), uniforms)
+        for g, w in ((got.take(c), want.take(c)) for c in range(2)):
             np.testing.assert_array_equal(g.nk, w.nk)
             np.testing.assert_allclose(g.sx, w.sx, rtol=1e-12, atol=1e-10)
             np.testing.assert_allclose(g.sxx, w.sxx, rtol=1e-12, atol=1e-10)

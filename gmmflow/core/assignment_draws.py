@@ -90,27 +90,27 @@ class ChainStreams:
 # z | theta, X: one block of rows
 # --------------------------------------------------------------------------
 def draw_components(joint: np.ndarray, total: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
-    """Component of each row, (m,), by inverting the cumulative joint densities (K, m).
+    """Component of each row, (..., m), by inverting the cumulative joint densities (..., K, m).
 
-    ``joint[k, i]`` is proportional to ``P(z_i = k)`` and ``total[i]`` is
-    its sum over k; row i takes the first k whose cumulative sum exceeds
-    ``uniforms[i] * total[i]``.
+    ``joint[..., k, i]`` is proportional to ``P(z_i = k)`` and ``total[..., i]``
+    is its sum over k; row i takes the first k whose cumulative sum exceeds
+    ``uniforms[..., i] * total[..., i]``. Leading axes are chains.
     Components of zero probability are never drawn. (One vectorised
     comparison per component: ``np.cumsum`` along the short axis is several
     times slower.)
     """
-    K, m = joint.shape
+    K = joint.shape[-2]
     threshold = uniforms * total
-    cumulative = joint[0].copy()
-    z = np.zeros(m, dtype=np.intp)
+    cumulative = joint[..., 0, :].copy()
+    z = np.zeros(threshold.shape, dtype=np.intp)
     for k in range(1, K):
         z += cumulative <= threshold
-        cumulative += joint[k]
+        cumulative += joint[..., k, :]
     return z
 
 
 def _segment_sums(values: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Sums of ``values`` (..., m) over consecutive column segments: (K, ...); 0 for empty segments."""
+    """Sums of ``values`` (..., m) over consecutive column segments: (S, ...); 0 for empty segments."""
     out = np.zeros((counts.shape[0],) + values.shape[:-1])
     filled = counts > 0
     if filled.any():
@@ -118,47 +118,72 @@ def _segment_sums(values: np.ndarray, starts: np.ndarray, counts: np.ndarray) ->
     return out
 
 
-def _grouped_scatter(grouped, starts, counts):
-    """Per component ``sum x x^T`` of its rows (K, d, d): one small GEMM per component."""
+def _segment_scatters(grouped, starts, counts):
+    """Per segment ``sum x x^T`` of its columns (S, d, d): one small GEMM per segment."""
     return np.stack([grouped[:, a:a + c] @ grouped[:, a:a + c].T for a, c in zip(starts, counts)])
 
 
-def _grouped_second_moment(grouped, starts, counts, covariance_type):
+def _second_moments(grouped, starts, counts, covariance_type, chain_spans):
+    """The type's ``sxx`` of each segment (full, diag, spherical) or of each chain's span (tied)."""
     if covariance_type == "full":
-        return _grouped_scatter(grouped, starts, counts)
-    if covariance_type == "tied":  # the total, as EM's tied statistic
-        return grouped @ grouped.T
+        return _segment_scatters(grouped, starts, counts)
+    if covariance_type == "tied":  # each chain's total over its Gaussians' rows, as EM's tied statistic
+        return _segment_scatters(grouped, *chain_spans)
     squares = np.square(grouped)
     if covariance_type == "diag":
         return _segment_sums(squares, starts, counts)
     return _segment_sums(squares.sum(axis=0), starts, counts)
 
 
+def _sort_key_dtype(n_classes: int):
+    """The narrowest integer type that holds the sort keys: numpy radix-sorts 16-bit keys (stable)."""
+    return np.int16 if n_classes <= np.iinfo(np.int16).max else np.intp
+
+
 def hard_assignment_statistics(XT: np.ndarray, z: np.ndarray, n_components: int, covariance_type: str,
-                               log_likelihood: float = 0.0, noise: bool = False) -> SuffStats:
+                               log_likelihood=0.0, noise: bool = False) -> SuffStats:
     """:class:`SuffStats` of rows ``XT`` (d, m) with responsibilities ``[z_i = k]``.
 
     Equal to :func:`~gmmflow.core.em_steps.statistics_from_responsibilities`
     with one-hot responsibilities, at a fraction of its cost: the rows are
     grouped by component (a stable radix sort of ``z``) and each group is
     reduced on its own, so every row enters one component's sums instead of K.
+    ``z`` (C, m) holds C chains' assignments of the same rows: the rows are
+    grouped by (chain, component) in one sort, and every field gets a leading
+    chain axis (``log_likelihood`` then has shape (C,)).
     With ``noise`` the last of the ``n_components`` classes is the noise
-    component: it has a count, and its rows enter no moment.
+    component: it has a count, and its rows enter no moment (they are sorted
+    after every chain's Gaussian rows and left out).
     """
-    counts = np.bincount(z, minlength=n_components)
-    grouped = np.take(XT, np.argsort(z.astype(np.int16), kind="stable"), axis=1)
+    batch, m = z.shape[:-1], z.shape[-1]
+    chains = int(np.prod(batch, dtype=np.intp))
+    gaussians = n_components - int(noise)
+    chain = np.arange(chains)[:, None]
+    z = z.reshape(chains, m)
+    keys = (gaussians * chain + z) if not noise else np.where(z < gaussians, gaussians * chain + z,
+                                                              gaussians * chains + chain)
+    counts = np.bincount(keys.ravel(), minlength=n_components * chains)
+    order = np.argsort(keys.ravel().astype(_sort_key_dtype(n_components * chains)), kind="stable")
+    counts, noise_counts = counts[:gaussians * chains], counts[gaussians * chains:]
+    order = order[:counts.sum()]
+    grouped = np.take(XT, order % m if chains > 1 else order, axis=1)
     starts = np.cumsum(counts) - counts
-    nk = counts.astype(np.float64)
-    if noise:  # the noise's rows are sorted last: drop them from the moments
-        grouped, starts, counts = grouped[:, :starts[-1]], starts[:-1], counts[:-1]
-    return SuffStats(float(XT.shape[1]), nk, _segment_sums(grouped, starts, counts),
-                     _grouped_second_moment(grouped, starts, counts, covariance_type), float(log_likelihood))
+    spans = starts[::gaussians], counts.reshape(chains, gaussians).sum(axis=1)  # each chain's Gaussian rows
+    sx = _segment_sums(grouped, starts, counts)
+    sxx = _second_moments(grouped, starts, counts, covariance_type, spans)
+    nk = np.concatenate([counts.reshape(chains, gaussians), noise_counts.reshape(chains, int(noise))], axis=1)
+    per_chain = () if covariance_type == "tied" else (gaussians,)
+    return SuffStats(float(m), nk.reshape(batch + (n_components,)).astype(np.float64),
+                     sx.reshape(batch + (gaussians,) + sx.shape[1:]),
+                     sxx.reshape(batch + per_chain + sxx.shape[1:]), log_likelihood)
 
 
 def assignment_statistics(XT: np.ndarray, uniforms: np.ndarray, log_weights: np.ndarray, means: np.ndarray,
                           prec: np.ndarray, covariance_type: str, log_noise_density: float | None = None) -> SuffStats:
     """Rows ``XT`` (d, m): draw each row's component, reduce to hard-assignment statistics.
 
+    Parameters and ``uniforms`` (C, m) may carry a leading chain axis: the
+    chains share the pass over the rows (one joint-density GEMM, one sort).
     A noise model (``log_noise_density`` given, K+1 ``log_weights``) draws the
     noise as class K+1 (joint density ``w_0 / V``). ``log_likelihood`` of the
     result is ``sum_i log p(x_i | theta)`` at the parameters the components
@@ -166,8 +191,8 @@ def assignment_statistics(XT: np.ndarray, uniforms: np.ndarray, log_weights: np.
     """
     joint, total, top = _joint_exp(XT, log_weights, means, prec, covariance_type, log_noise_density)
     z = draw_components(joint, total, uniforms)
-    return hard_assignment_statistics(XT, z, joint.shape[0], covariance_type, np.sum(np.log(total) + top),
-                                      log_noise_density is not None)
+    return hard_assignment_statistics(XT, z, joint.shape[-2], covariance_type,
+                                      np.sum(np.log(total) + top, axis=-1), log_noise_density is not None)
 
 
 def assignment_kernel(params: Params) -> tuple:

@@ -55,8 +55,8 @@ def _chunk_log_resp_and_norm(chunk, weights, params: Params, shift: np.ndarray, 
     return _chunk_blocks(chunk, None, shift, inner, missing).log_resp_and_norm(params)
 
 
-def _chunk_sampled_statistics(chunk, params: list[Params], shift: np.ndarray, inner: int, missing: bool,
-                              uniforms: list, offset: int) -> list[SuffStats]:
+def _chunk_sampled_statistics(chunk, params: Params, shift: np.ndarray, inner: int, missing: bool,
+                              uniforms: list, offset: int) -> SuffStats:
     return _chunk_blocks(chunk, None, shift, inner, missing).sampled_statistics(params, uniforms, offset)
 
 
@@ -138,7 +138,7 @@ class DaskBlocks:
         parts = self._map(_chunk_log_resp_and_norm, params)
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
-    def sampled_statistics(self, params: list[Params], uniforms: list) -> list[SuffStats]:
+    def sampled_statistics(self, params: Params, uniforms: list) -> SuffStats:
         """The Gibbs pass of :meth:`ArrayBlocks.sampled_statistics` on every chunk, each told
         its first row's number (so the draws do not depend on the chunking)."""
         import dask
@@ -147,7 +147,7 @@ class DaskBlocks:
         parts = dask.compute(*[dask.delayed(_chunk_sampled_statistics)(c, params, self.shift, self.inner_chunk,
                                                                        self.missing, uniforms, int(o))
                                for c, o in zip(self.chunks, offsets)])
-        return [reduce(add, (part[c] for part in parts)) for c in range(len(params))]
+        return reduce(add, parts)
 
 
 def chunked_row_blocks(X, inner_chunk: int, shift=None, sample_weight=None, n_missing: int = 0) -> DaskBlocks:

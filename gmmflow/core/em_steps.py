@@ -69,7 +69,7 @@ diagonal) plus ``reg_covar`` on the diagonal; ``n_k`` carries sklearn's
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from functools import cache, cached_property
 
 import numpy as np
@@ -191,6 +191,11 @@ class SuffStats:
         """Entries ``index`` of the leading batch axis."""
         return SuffStats(_take(self.weight_sum, index), self.nk[index], self.sx[index], self.sxx[index],
                          _take(self.log_likelihood, index))
+
+    @classmethod
+    def stack(cls, stats: list[SuffStats]) -> SuffStats:
+        """Unbatched statistics stacked on a new leading batch axis."""
+        return cls(*(np.stack([getattr(s, f.name) for s in stats]) for f in fields(cls)))
 
 
 @cache

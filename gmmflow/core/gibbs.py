@@ -151,9 +151,19 @@ above the diagonal, all independent. Then
     \Sigma = L (U U^T)^{-1} L^T = T T^T, \qquad T = L U^{-T},
 
 and ``T`` (lower times lower triangular, positive diagonal) *is* the
-Cholesky factor of ``Sigma``. It comes from one triangular solve,
-``T^T = U^{-1} L^T``; no matrix is inverted and ``Sigma`` is never
-factorised again.
+Cholesky factor of ``Sigma``. It comes from one solve with the triangular
+``U``, ``U T^T = L^T`` (batched over components and chains); no matrix is
+inverted and ``Sigma`` is never factorised again.
+
+Chains
+------
+The chains of a run advance together: a sweep makes one pass over the rows
+for all of them (each block's joint densities of every chain in one GEMM,
+their assignments grouped by (chain, component) in one sort), and one
+batched parameter draw, each chain's variates coming from its own stream in
+the order a lone chain would draw them (:class:`ChainVariates`). At small n,
+where a sweep is a few hundred microseconds of fixed per-call cost, four
+chains cost little more than one.
 
 Random streams
 --------------
@@ -169,10 +179,10 @@ reduces a block; only the summation order of the statistics can change.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
-from scipy import linalg
 from threadpoolctl import threadpool_limits
 
 from gmmflow.core.assignment_draws import ChainStreams
@@ -184,32 +194,82 @@ from gmmflow.exceptions import NotPositiveDefiniteError
 
 # --------------------------------------------------------------------------
 # (w, mu, Sigma) | z, X
+#
+# Every draw below broadcasts over leading batch axes (chains): the random
+# variates of batch entry c come from its own stream (:class:`ChainVariates`),
+# in the same order as for one chain alone, and the arithmetic that turns them
+# into parameters runs once for the whole batch.
 # --------------------------------------------------------------------------
-def draw_dirichlet(rng: np.random.Generator, concentration: np.ndarray) -> np.ndarray:
-    gamma = rng.standard_gamma(concentration)
-    return gamma / gamma.sum()
+class ChainVariates:
+    """Standard random variates for a batch of chains, each from its own Generator.
 
-
-def draw_inverse_wishart(rng: np.random.Generator, dof: np.ndarray, scale_chol: np.ndarray):
-    """K draws ``Sigma_k ~ IW(dof_k, L_k L_k^T)`` by Bartlett: (cov, chol), each (K, d, d).
-
-    ``scale_chol`` (K, d, d) are the lower Cholesky factors ``L_k`` of the
-    scales; ``chol`` is the lower Cholesky factor of each draw.
+    ``ChainVariates(rng)`` with one Generator draws unbatched arrays;
+    ``ChainVariates([rng_1, ..., rng_C])`` draws arrays with a leading axis C,
+    entry c from ``rng_c`` exactly as ``rng_c`` alone would draw it.
+    Distribution parameters carry the batch axis in front.
     """
-    K, d, _ = scale_chol.shape
-    U = np.zeros((K, d, d))
-    upper = np.triu_indices(d, 1)
-    U[:, upper[0], upper[1]] = rng.standard_normal((K, upper[0].size))
-    diag = np.arange(d)
-    U[:, diag, diag] = np.sqrt(rng.chisquare(np.asarray(dof, dtype=np.float64)[:, None] - d + 1 + diag))
-    chol = linalg.solve_triangular(U, scale_chol.transpose(0, 2, 1), lower=False,
-                                   check_finite=False).transpose(0, 2, 1)
-    cov = chol @ chol.transpose(0, 2, 1)
-    return 0.5 * (cov + cov.transpose(0, 2, 1)), chol  # exactly symmetric
+
+    def __init__(self, rng: np.random.Generator | Sequence[np.random.Generator]):
+        self.rngs = list(rng) if isinstance(rng, (list, tuple)) else None
+        self.rng = rng
+
+    def _each(self, method: str, parameters):
+        if self.rngs is None:
+            return getattr(self.rng, method)(parameters)
+        return np.stack([getattr(r, method)(a) for r, a in zip(self.rngs, parameters)])
+
+    def standard_gamma(self, shape: np.ndarray) -> np.ndarray:
+        return self._each("standard_gamma", shape)
+
+    def chisquare(self, df: np.ndarray) -> np.ndarray:
+        return self._each("chisquare", df)
+
+    def standard_normal(self, size: tuple) -> np.ndarray:
+        """Standard normals of ``size`` per chain (the batch axis is added in front)."""
+        return self._each("standard_normal", [size] * len(self.rngs) if self.rngs is not None else size)
+
+
+def _variates(rng) -> ChainVariates:
+    return rng if isinstance(rng, ChainVariates) else ChainVariates(rng)
+
+
+def draw_dirichlet(rng, concentration: np.ndarray) -> np.ndarray:
+    """``Dirichlet(concentration)`` draws over the last axis: ``g / sum g``, ``g_k ~ Gamma(concentration_k)``."""
+    gamma = _variates(rng).standard_gamma(concentration)
+    return gamma / gamma.sum(axis=-1, keepdims=True)
+
+
+def draw_inverse_wishart(rng, dof: np.ndarray, scale_chol: np.ndarray):
+    """Draws ``Sigma_k ~ IW(dof_k, L_k L_k^T)`` by Bartlett: (cov, chol), each (..., K, d, d).
+
+    ``scale_chol`` (..., K, d, d) are the lower Cholesky factors ``L_k`` of
+    the scales, ``dof`` (..., K); ``chol`` is the lower Cholesky factor of
+    each draw, ``T = L U^{-T}`` with the Bartlett factor ``U`` of the module
+    docstring, from ``U T^T = L^T``. That solve is one batched LAPACK call
+    (``gesv``: its partial pivoting never swaps the rows of a triangular
+    matrix with a positive diagonal, so it is back substitution); scipy's
+    ``solve_triangular`` loops over the matrices in Python, which cost
+    several times the whole draw at small d.
+    """
+    *lead, d, _ = scale_chol.shape
+    (upper_rows, upper_cols), diag = _bartlett_layout(d)
+    variates = _variates(rng)
+    U = np.zeros(scale_chol.shape)
+    U[..., upper_rows, upper_cols] = variates.standard_normal((lead[-1], upper_rows.size))
+    U[..., diag, diag] = np.sqrt(variates.chisquare(np.asarray(dof, dtype=np.float64)[..., None] - d + 1 + diag))
+    chol = np.linalg.solve(U, scale_chol.swapaxes(-1, -2)).swapaxes(-1, -2)
+    cov = chol @ chol.swapaxes(-1, -2)
+    return 0.5 * (cov + cov.swapaxes(-1, -2)), chol  # exactly symmetric
+
+
+@lru_cache(maxsize=None)
+def _bartlett_layout(d: int) -> tuple:
+    """Indices of the strict upper triangle and of the diagonal of a d x d matrix (made once per d)."""
+    return np.triu_indices(d, 1), np.arange(d)
 
 
 def _scale_cholesky(psi: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factors of posterior scales (K, d, d), SPD by construction (Lambda SPD + B_k PSD)."""
+    """Lower Cholesky factors of posterior scales (..., d, d), SPD by construction (Lambda SPD + B_k PSD)."""
     try:
         return np.linalg.cholesky(psi)
     except np.linalg.LinAlgError as err:
@@ -218,9 +278,9 @@ def _scale_cholesky(psi: np.ndarray) -> np.ndarray:
             "positive definite: the scatter lost its digits to rounding. Scale the input data.") from err
 
 
-def draw_inverse_gamma(rng: np.random.Generator, shape: np.ndarray, rate: np.ndarray) -> np.ndarray:
+def draw_inverse_gamma(rng, shape: np.ndarray, rate: np.ndarray) -> np.ndarray:
     """``InvGamma(shape, rate)`` draws (elementwise): ``rate / Gamma(shape, 1)``."""
-    return rate / rng.standard_gamma(shape)
+    return rate / _variates(rng).standard_gamma(shape)
 
 
 def _outer(a):
@@ -228,44 +288,46 @@ def _outer(a):
 
 
 def posterior_scale(stats: SuffStats, mhat: np.ndarray, hyper: Hyperparameters) -> np.ndarray:
-    """The covariance's posterior scale: ``Lambda + B_k`` (full, (K, d, d)), ``Lambda + sum_k B_k``
-    (tied, (d, d)), ``s2_j + B_kjj`` (diag, (K, d)), ``s2 + tr B_k`` (spherical, (K,))."""
+    """The covariance's posterior scale: ``Lambda + B_k`` (full, (..., K, d, d)), ``Lambda + sum_k B_k``
+    (tied, (..., d, d)), ``s2_j + B_kjj`` (diag, (..., K, d)), ``s2 + tr B_k`` (spherical, (..., K))."""
     t, kappa, m = hyper.covariance_type, hyper.shrinkage, hyper.mean
     post_n = stats.nk + kappa
     if t == "full":
-        return hyper.scale + stats.sxx + kappa * np.outer(m, m) - post_n[:, None, None] * _outer(mhat)
+        return hyper.scale + stats.sxx + kappa * np.outer(m, m) - post_n[..., None, None] * _outer(mhat)
     if t == "tied":
-        K = stats.nk.shape[0]
-        return hyper.scale + stats.sxx + K * kappa * np.outer(m, m) - np.einsum("k,kd,ke->de", post_n, mhat, mhat)
+        K = stats.nk.shape[-1]
+        return (hyper.scale + stats.sxx + K * kappa * np.outer(m, m)
+                - np.einsum("...k,...kd,...ke->...de", post_n, mhat, mhat))
     if t == "diag":
-        return hyper.scale + stats.sxx + kappa * m**2 - post_n[:, None] * mhat**2
-    return hyper.scale + stats.sxx + kappa * (m @ m) - post_n * np.sum(mhat**2, axis=1)
+        return hyper.scale + stats.sxx + kappa * m**2 - post_n[..., None] * mhat**2
+    return hyper.scale + stats.sxx + kappa * (m @ m) - post_n * np.sum(mhat**2, axis=-1)
 
 
 def posterior_dof(stats: SuffStats, hyper: Hyperparameters) -> np.ndarray:
-    """Degrees of freedom of the covariance's conditional: IW ``nu + n_k`` (full), ``nu + n``
-    (tied, shape (1,)); twice the InvGamma shape for diag (K, 1) and spherical (K,)."""
+    """Degrees of freedom of the covariance's conditional: IW ``nu + n_k`` (full, (..., K)), ``nu + n``
+    (tied, (..., 1)); twice the InvGamma shape for diag (..., K, 1) and spherical (..., K)."""
     t, nu, nk = hyper.covariance_type, hyper.dof, stats.nk
     if t == "full":
         return nu + nk
     if t == "tied":
-        return np.array([nu + stats.weight_sum])
+        return np.broadcast_to(np.asarray(nu + stats.weight_sum, dtype=np.float64)[..., None],
+                               nk.shape[:-1] + (1,))
     if t == "diag":
-        return (nu + nk)[:, None]
+        return (nu + nk)[..., None]
     return nu + nk * hyper.n_features
 
 
-def _draw_full(rng, psi, dof):
-    return draw_inverse_wishart(rng, dof, _scale_cholesky(psi))
+def _draw_full(variates, psi, dof):
+    return draw_inverse_wishart(variates, dof, _scale_cholesky(psi))
 
 
-def _draw_tied(rng, psi, dof):
-    cov, chol = draw_inverse_wishart(rng, dof, _scale_cholesky(psi[None]))
-    return cov[0], chol[0]
+def _draw_tied(variates, psi, dof):
+    cov, chol = draw_inverse_wishart(variates, dof, _scale_cholesky(psi[..., None, :, :]))
+    return cov[..., 0, :, :], chol[..., 0, :, :]
 
 
-def _draw_variances(rng, rate2, dof):
-    var = draw_inverse_gamma(rng, 0.5 * dof, 0.5 * rate2)
+def _draw_variances(variates, rate2, dof):
+    var = draw_inverse_gamma(variates, 0.5 * dof, 0.5 * rate2)
     return var, np.sqrt(var)
 
 
@@ -273,33 +335,38 @@ _COVARIANCE_DRAWS = {"full": _draw_full, "tied": _draw_tied, "diag": _draw_varia
                      "spherical": _draw_variances}
 
 
-def _mean_noise(rng, chol, covariance_type, shape):
-    """``Sigma_k^(1/2) eps_k`` for standard normal ``eps`` (K, d), per covariance type."""
-    eps = rng.standard_normal(shape)
+def _mean_noise(variates, chol, covariance_type, shape):
+    """``Sigma_k^(1/2) eps_k`` for standard normal ``eps`` (..., K, d), per covariance type."""
+    eps = variates.standard_normal(shape)
     if covariance_type == "full":
-        return np.einsum("kij,kj->ki", chol, eps)
+        return np.einsum("...kij,...kj->...ki", chol, eps)
     if covariance_type == "tied":
-        return eps @ chol.T
+        return eps @ chol.swapaxes(-1, -2)
     if covariance_type == "diag":
         return chol * eps
-    return chol[:, None] * eps
+    return chol[..., None] * eps
 
 
-def draw_parameters(rng: np.random.Generator, stats: SuffStats, hyper: Hyperparameters,
+def draw_parameters(rng, stats: SuffStats, hyper: Hyperparameters,
                     log_noise_density: float | None = None) -> Params:
     """One draw of ``(w, mu, Sigma) | z, X`` from hard-assignment statistics (see the module docstring).
 
-    ``hyper`` must be in the frame of the statistics (shifted like the rows).
-    A noise model's statistics (K+1 counts, the noise's last) give K+1
-    weights and carry ``log_noise_density``; the Gaussians take the other rows.
+    ``rng`` is one Generator, or one per chain (a list, or a
+    :class:`ChainVariates`) for statistics with a leading chain axis: then
+    every chain's draw comes from its own stream and the result has the
+    chain axis in front. ``hyper`` must be in the frame of the statistics
+    (shifted like the rows). A noise model's statistics (K+1 counts, the
+    noise's last) give K+1 weights and carry ``log_noise_density``; the
+    Gaussians take the other rows.
     """
+    variates = _variates(rng)
     t, kappa = hyper.covariance_type, hyper.shrinkage
     gauss = _gaussian_statistics(stats)
     post_n = gauss.nk + kappa
-    mhat = (gauss.sx + kappa * hyper.mean) / post_n[:, None]
-    weights = draw_dirichlet(rng, hyper.alpha + stats.nk)
-    cov, chol = _COVARIANCE_DRAWS[t](rng, posterior_scale(gauss, mhat, hyper), posterior_dof(gauss, hyper))
-    means = mhat + _mean_noise(rng, chol, t, mhat.shape) / np.sqrt(post_n)[:, None]
+    mhat = (gauss.sx + kappa * hyper.mean) / post_n[..., None]
+    weights = draw_dirichlet(variates, hyper.alpha + stats.nk)
+    cov, chol = _COVARIANCE_DRAWS[t](variates, posterior_scale(gauss, mhat, hyper), posterior_dof(gauss, hyper))
+    means = mhat + _mean_noise(variates, chol, t, mhat.shape[-2:]) / np.sqrt(post_n)[..., None]
     return Params(weights, means, cov, chol, t, log_noise_density)
 
 
@@ -329,22 +396,23 @@ class GibbsDraws(NamedTuple):
     log_prior: np.ndarray
 
 
-def _pass(blocks, params: Sequence[Params], streams: Sequence[ChainStreams], index: int) -> list[SuffStats]:
-    """One pass over the rows: every chain's assignments of sweep ``index``, reduced to statistics."""
-    return blocks.sampled_statistics(list(params), [s.row_uniforms(index) for s in streams])
+def _pass(blocks, params: Params, streams: Sequence[ChainStreams], index: int) -> SuffStats:
+    """One pass over the rows: every chain's assignments of sweep ``index``, reduced to statistics
+    with a leading chain axis (``params`` has one too)."""
+    return blocks.sampled_statistics(params, [s.row_uniforms(index) for s in streams])
 
 
-def sweep(blocks, params: Sequence[Params], hyper: Hyperparameters, streams: Sequence[ChainStreams],
-          index: int) -> tuple[list[Params], np.ndarray]:
+def sweep(blocks, params: Params, hyper: Hyperparameters, streams: Sequence[ChainStreams],
+          index: int) -> tuple[Params, np.ndarray]:
     """Sweep ``index`` of every chain: one pass over the rows draws all chains' assignments.
 
-    Returns the chains' new parameters and ``log p(X | params)`` of the
-    parameters they started from (C,).
+    ``params`` holds the chains' parameters on a leading axis (C = ``len(streams)``).
+    Returns the chains' new parameters (the same layout) and
+    ``log p(X | params)`` of the parameters they started from (C,).
     """
     stats = _pass(blocks, params, streams, index)
-    new = [draw_parameters(s.parameter_rng(index), st, hyper, p.log_noise_density)
-           for s, st, p in zip(streams, stats, params)]
-    return new, np.array([st.log_likelihood for st in stats])
+    new = draw_parameters([s.parameter_rng(index) for s in streams], stats, hyper, params.log_noise_density)
+    return new, stats.log_likelihood
 
 
 def run_chains(blocks, start: Params, hyper: Hyperparameters, streams: Sequence[ChainStreams], tune: int,
@@ -355,7 +423,9 @@ def run_chains(blocks, start: Params, hyper: Hyperparameters, streams: Sequence[
     rows). Sweep i computes the log-likelihood of the parameters it starts
     from, i.e. of draw i - 1; one last pass gives that of the last draw, so
     a run makes ``tune + draws + 1`` passes over the rows. ``on_sweep(i)``
-    is called after sweep i.
+    is called after sweep i. The chains advance together: one pass over the
+    rows serves all of them, and their parameter draws and prior densities
+    are each one batched computation.
 
     BLAS is held to one thread, as in EM (``core.em_driver``): the GEMMs are
     one row block each and the triangular solves d x d, and waking BLAS
@@ -367,17 +437,16 @@ def run_chains(blocks, start: Params, hyper: Hyperparameters, streams: Sequence[
     weights, means = np.empty((C, draws, start.weights.shape[0])), np.empty((C, draws, K, d))
     cov = np.empty((C, draws) + start.cov.shape)
     log_lik, log_pri = np.empty((C, draws)), np.empty((C, draws))
-    params = [start] * C
+    params = Params.stack([start] * C)
     with threadpool_limits(limits=1, user_api="blas"):
         for i in range(tune + draws):
             params, ll = sweep(blocks, params, hyper, streams, i)
             if i > tune:
                 log_lik[:, i - tune - 1] = ll
             if i >= tune:
-                for c, p in enumerate(params):
-                    weights[c, i - tune], means[c, i - tune], cov[c, i - tune] = p.weights, p.means, p.cov
-                    log_pri[c, i - tune] = log_prior(p.weights, p.means, p.cov, p.chol, hyper)
+                weights[:, i - tune], means[:, i - tune], cov[:, i - tune] = params.weights, params.means, params.cov
+                log_pri[:, i - tune] = log_prior(params.weights, params.means, params.cov, params.chol, hyper)
             if on_sweep is not None:
                 on_sweep(i)
-        log_lik[:, -1] = [st.log_likelihood for st in _pass(blocks, params, streams, tune + draws)]
+        log_lik[:, -1] = _pass(blocks, params, streams, tune + draws).log_likelihood
     return GibbsDraws(weights, means, cov, log_lik, log_pri)

@@ -407,8 +407,9 @@ class MissingBlocks:
                 out[pattern] = marginal, conditional(params, marginal, pattern)
         return out
 
-    def sampled_statistics(self, params: list[Params], uniforms: list, row_offset: int = 0) -> list[SuffStats]:
-        """The Gibbs pass (``core.gibbs``) per chain: each row's component drawn from its observed
+    def sampled_statistics(self, params: Params, uniforms: list, row_offset: int = 0) -> SuffStats:
+        """The Gibbs pass (``core.gibbs``) per chain (``params`` and the result have the chains on a
+        leading axis): each row's component drawn from its observed
         coordinates, its missing cells from their conditional given them, and the completed rows
         reduced to hard-assignment statistics (observed-data log-likelihood in ``log_likelihood``).
 
@@ -420,7 +421,7 @@ class MissingBlocks:
         """
         if self.sample_weight is not None:
             raise ValueError("The Gibbs sampler does not take observation weights; repeat rows instead.")
-        return [self._sampled(p, u, row_offset) for p, u in zip(params, uniforms)]
+        return SuffStats.stack([self._sampled(params.take(c), u, row_offset) for c, u in enumerate(uniforms)])
 
     def _sampled(self, params: Params, uniforms, row_offset: int) -> SuffStats:
         n, d = self.n_rows, self.n_features

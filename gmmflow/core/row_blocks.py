@@ -24,7 +24,7 @@ and :class:`~gmmflow.core.dask_blocks.DaskBlocks` (a dask array, any scheduler):
     (the noise component's default region, :mod:`gmmflow.core.noise`).
 ``sample(rows) -> (X (m, d), weights (m,) or None)``
     Shifted rows (all when ``rows`` is None) for initialisation.
-``sampled_statistics(params_list, uniforms_list) -> [SuffStats]``
+``sampled_statistics(chain_params, uniforms_list) -> SuffStats`` (chains on the leading axis)
     The Gibbs sampler's pass (``core.gibbs``): for each chain, every row's
     component drawn from its responsibilities and reduced to statistics.
 
@@ -151,26 +151,28 @@ class ArrayBlocks:
         parts = self._map(one)
         return np.concatenate([p[0] for p in parts], axis=1).T, np.concatenate([p[1] for p in parts])
 
-    def sampled_statistics(self, params: list[Params], uniforms: list, row_offset: int = 0) -> list[SuffStats]:
-        """Per chain: statistics of all rows, each row's component drawn from its responsibilities.
+    def sampled_statistics(self, params: Params, uniforms: list, row_offset: int = 0) -> SuffStats:
+        """Statistics of all rows for each chain, each row's component drawn from its responsibilities.
 
+        ``params`` holds C chains' parameters on a leading axis, and
         ``uniforms[c](start, stop)`` gives chain c's uniforms of global rows
         ``start .. stop - 1``; this array's rows are numbered from
         ``row_offset``. A row's draw depends on its number, not on the
-        blocking. The rows' log-likelihoods at ``params[c]`` are summed in
-        ``log_likelihood``.
+        blocking. The chains share each block's pass (one joint-density
+        GEMM and one sort for all of them). The result has the chain axis
+        in front; the rows' log-likelihoods at each chain's parameters are
+        summed in ``log_likelihood`` (C,).
         """
         if self.sample_weight is not None:
             raise ValueError("The Gibbs sampler does not take observation weights; repeat rows instead.")
-        kernels = [assignment_kernel(p) for p in params]
+        kernel = assignment_kernel(params)
 
         def stats(a, b):
             XT, _ = self.block(a, b)
-            return [assignment_statistics(XT, u(row_offset + a, row_offset + b), *kernel)
-                    for kernel, u in zip(kernels, uniforms)]
+            return assignment_statistics(XT, np.stack([u(row_offset + a, row_offset + b) for u in uniforms]),
+                                         *kernel)
 
-        per_block = self._map(stats)
-        return [reduce(add, (block[c] for block in per_block)) for c in range(len(params))]
+        return reduce(add, self._map(stats))
 
 
 def data_moments(X, sample_weight=None, chunk_size=None):
