@@ -80,7 +80,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import reduce
+from functools import cached_property, reduce
 from operator import add
 
 import numpy as np
@@ -94,16 +94,8 @@ from gmmflow.core.assignment_draws import (
     hard_assignment_statistics,
 )
 from gmmflow.core.em_driver import one_blas_thread
-from gmmflow.core.em_steps import (
-    Params,
-    SuffStats,
-    _joint_exp,
-    chunk_statistics,
-    log_resp_and_norm,
-    m_step,
-    statistics_from_responsibilities,
-)
-from gmmflow.core.gaussian import full_covariances
+from gmmflow.core.em_steps import _SECOND_MOMENTS, LOG_FLOOR, Params, SuffStats, _joint_exp, m_step
+from gmmflow.core.gaussian import LOG_2PI, full_covariances, precision_cholesky
 from gmmflow.core.row_blocks import ArrayBlocks, data_moments
 
 # one-Gaussian EM for the data moments: stop at this relative change of the log-likelihood
@@ -121,20 +113,54 @@ class Pattern:
     rows: np.ndarray
 
 
-def missing_patterns(observed_mask: np.ndarray) -> list[Pattern]:
+@dataclass(frozen=True, eq=False)
+class PatternLayout:
+    """Rows sorted by missingness pattern: pattern p's rows (ascending) are
+    ``order[starts[p]:starts[p + 1]]`` and its mask ``observed[p]`` (d,), True where a value is present."""
+
+    order: np.ndarray
+    starts: np.ndarray
+    observed: np.ndarray
+
+    @property
+    def n_missing(self) -> int:
+        """The number of missing cells."""
+        return int(np.diff(self.starts) @ (~self.observed).sum(axis=1))
+
+
+def pattern_layout(observed_mask: np.ndarray) -> PatternLayout:
     """Rows grouped by missingness pattern; ``observed_mask`` (n, d) is True where a value is present.
 
-    Patterns come in lexicographic order of their masks (deterministic). Each mask is packed into
-    bytes (first feature in the top bit) and the rows sorted by those bytes, whose order is the masks'
-    (``np.unique(observed_mask, axis=0)``, about 10x slower, gives the same groups in the same order).
+    Patterns come in lexicographic order of their masks (deterministic), rows ascending within each.
+    A mask read as a binary number (first feature the top bit) has the masks' order: up to 16 features
+    the rows are sorted by that number (a stable radix sort of 16-bit keys, O(n)); above, by the mask
+    packed into bytes (``np.unique(observed_mask, axis=0)``, about 10x slower, gives the same groups in
+    the same order).
     """
-    packed = np.ascontiguousarray(np.packbits(observed_mask, axis=1))
-    keys = packed.view(np.dtype((np.void, packed.shape[1]))).reshape(-1)
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    masks, inverse = observed_mask[first], inverse.reshape(-1)
+    n, d = observed_mask.shape
+    if d <= 16:
+        code = np.zeros(n, dtype=np.uint16)
+        for j in range(d):
+            code |= observed_mask[:, j].astype(np.uint16) << np.uint16(d - 1 - j)
+        counts = np.bincount(code, minlength=1 << d)
+        present = np.flatnonzero(counts)
+        masks = (present[:, None] >> np.arange(d - 1, -1, -1)) & 1 == 1
+        sizes, inverse = counts[present], code
+    else:
+        packed = np.ascontiguousarray(np.packbits(observed_mask, axis=1))
+        keys = packed.view(np.dtype((np.void, packed.shape[1]))).reshape(-1)
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        masks, inverse = observed_mask[first], inverse.reshape(-1)
+        sizes = np.bincount(inverse, minlength=masks.shape[0])
     order = np.argsort(inverse, kind="stable")
-    groups = np.split(order, np.cumsum(np.bincount(inverse, minlength=masks.shape[0]))[:-1])
-    return [Pattern(np.flatnonzero(mask), np.flatnonzero(~mask), rows) for mask, rows in zip(masks, groups)]
+    return PatternLayout(order, np.concatenate([[0], np.cumsum(sizes)]), masks)
+
+
+def missing_patterns(observed_mask: np.ndarray) -> list[Pattern]:
+    """Rows grouped by missingness pattern (:func:`pattern_layout`), as one :class:`Pattern` each."""
+    layout = pattern_layout(observed_mask)
+    return [Pattern(np.flatnonzero(mask), np.flatnonzero(~mask), layout.order[a:b])
+            for mask, a, b in zip(layout.observed, layout.starts[:-1], layout.starts[1:])]
 
 
 # --------------------------------------------------------------------------
@@ -175,61 +201,6 @@ def conditional(params: Params, marginal: Params, pattern: Pattern) -> Condition
     P = marginal.precision if t == "full" else marginal.precision[..., None, :, :]
     G = cov[..., m[:, None], o] @ P  # Sigma_mo P: (..., K, m, o)
     return Conditional(G @ P.swapaxes(-1, -2), cov[..., m[:, None], m] - G @ G.swapaxes(-1, -2))
-
-
-def _complete_full(obs: SuffStats, means: np.ndarray, cond: Conditional, pattern: Pattern):
-    """(s, S) over all d features from the observed statistics (full/tied; module docstring)."""
-    o, m = pattern.observed, pattern.missing
-    nk, s_o, T, B = obs.nk, obs.sx, obs.sxx, cond.B
-    a = means[..., m] - (B @ means[..., o, None])[..., 0]  # (..., K, m)
-    bs = (B @ s_o[..., None])[..., 0]
-    lead, d = nk.shape, means.shape[-1]
-    sx = np.empty(lead + (d,))
-    sx[..., o] = s_o
-    sx[..., m] = nk[..., None] * a + bs
-    S = np.empty(lead + (d, d))
-    S[..., o[:, None], o] = T
-    S_mo = a[..., :, None] * s_o[..., None, :] + B @ T
-    S[..., m[:, None], o] = S_mo
-    S[..., o[:, None], m] = S_mo.swapaxes(-1, -2)
-    a_bs = a[..., :, None] * bs[..., None, :]
-    S[..., m[:, None], m] = (nk[..., None, None] * (a[..., :, None] * a[..., None, :] + cond.C)
-                             + a_bs + a_bs.swapaxes(-1, -2) + B @ T @ B.swapaxes(-1, -2))
-    return sx, S
-
-
-def _complete_diagonal(obs: SuffStats, means: np.ndarray, cond: Conditional, pattern: Pattern):
-    """(s, diag S) over all d features (diag/spherical: the missing part is ``mu_m`` and its variance)."""
-    o, m = pattern.observed, pattern.missing
-    nk = obs.nk[..., None]
-    sx = np.empty(means.shape)
-    sx[..., o] = obs.sx
-    sx[..., m] = nk * means[..., m]
-    sxx = np.empty(means.shape)
-    sxx[..., o] = obs.sxx
-    sxx[..., m] = nk * (np.square(means[..., m]) + cond.C)
-    return sx, sxx
-
-
-def pattern_statistics(XT_o: np.ndarray, sample_weight, params: Params, marginal: Params, cond: Conditional,
-                       pattern: Pattern) -> SuffStats:
-    """Expected sufficient statistics of rows ``XT_o`` (o, r) of one pattern (shifted frame),
-    in the covariance type's shapes, and their observed-data log-likelihood."""
-    t = params.covariance_type
-    log_resp, log_norm = log_resp_and_norm(XT_o, np.log(marginal.weights), marginal.means, marginal.precision, t)
-    ll = log_norm.sum(axis=-1) if sample_weight is None else (sample_weight * log_norm).sum(axis=-1)
-    R = np.exp(log_resp, out=log_resp)
-    if t in ("full", "tied"):
-        obs = statistics_from_responsibilities(XT_o, R, "full", sample_weight)
-        sx, sxx = _complete_full(obs, params.means, cond, pattern)
-        if t == "tied":
-            sxx = sxx.sum(axis=-3)
-    else:
-        obs = statistics_from_responsibilities(XT_o, R, "diag", sample_weight)
-        sx, sxx = _complete_diagonal(obs, params.means, cond, pattern)
-        if t == "spherical":
-            sxx = sxx.sum(axis=-1)
-    return SuffStats(obs.weight_sum, obs.nk, sx, sxx, ll if np.ndim(ll) else float(ll))
 
 
 def conditional_means(X: np.ndarray, mean: np.ndarray, cov: np.ndarray, patterns: list[Pattern]) -> np.ndarray:
@@ -285,6 +256,126 @@ def cell_normals(uniforms: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------
+# Every pattern of a group at once: laws padded to d features
+# --------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class PatternLaws:
+    """The marginal and conditional Gaussians of G patterns at ``params``, stacked on a leading axis and
+    padded to d features (module docstring, "Patterns padded to d features"); then the batch axes and K.
+
+    ``whiten`` is ``[Q^T | -Q^T mu]`` (G, ..., K, d, d+1) for full and tied, ``Q`` the whitening factor
+    of ``Sigma_oo`` with zero rows and columns at the missing features; the diagonal of ``Q``
+    (G, ..., K, d) for diag and spherical. ``log_const`` (G, ..., K) is ``log|Q_oo| - o/2 log 2 pi``;
+    ``offset`` (G, ..., K, d) is ``c = mu - A mu``; ``regression`` the (G, ..., K, d, d) ``A`` (None for
+    diag and spherical, where ``A = diag(observed)``); ``cond_cov`` the padded conditional covariance
+    ``C`` (G, ..., K, d, d), or its diagonal (G, ..., K, d).
+    """
+
+    means: np.ndarray
+    whiten: np.ndarray
+    log_const: np.ndarray
+    offset: np.ndarray
+    regression: np.ndarray | None
+    cond_cov: np.ndarray
+
+    def log_density(self, g: int, XT1: np.ndarray) -> np.ndarray:
+        """``log N(x_o | mu_{k,o}, Sigma_{k,oo})`` (..., K, r) of rows ``XT1`` (d+1, r) of pattern ``g``:
+        shifted values, 0 where missing, and a last row of ones."""
+        d, r = XT1.shape[0] - 1, XT1.shape[1]
+        if self.regression is not None:
+            lead = self.whiten.shape[1:-2]
+            Y = (self.whiten[g].reshape(-1, d + 1) @ XT1).reshape(lead + (d, r))
+        else:
+            Y = XT1[:d] - self.means[..., None]
+            Y *= self.whiten[g][..., None]
+        np.square(Y, out=Y)
+        return self.log_const[g][..., None] - 0.5 * Y.sum(axis=-2)
+
+    def complete(self, nk: np.ndarray, s: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Expected ``(s, S)`` summed over the patterns from the observed-data ones of each:
+        ``nk`` (G, ..., K), ``s`` (G, ..., K, d) and ``T`` (G, ..., K, d, d), or its diagonal
+        (G, ..., K, d) for diag and spherical, all 0 at the missing features."""
+        c, n = self.offset, nk[..., None]
+        if self.regression is None:  # A = diag(observed): c and C are 0 where observed
+            return (n * c + s).sum(axis=0), (n * (np.square(c) + self.cond_cov) + T).sum(axis=0)
+        A = self.regression
+        As = (A @ s[..., None])[..., 0]
+        c_As = c[..., :, None] * As[..., None, :]
+        S = (n[..., None] * (c[..., :, None] * c[..., None, :] + self.cond_cov) + c_As + c_As.swapaxes(-1, -2)
+             + A @ T @ A.swapaxes(-1, -2))
+        return (n * c + As).sum(axis=0), S.sum(axis=0)
+
+
+def pattern_laws(params: Params, observed: np.ndarray) -> PatternLaws:
+    """:class:`PatternLaws` of the patterns ``observed`` (G, d) at ``params`` (any covariance type)."""
+    K, d = params.means.shape[-2:]
+    t, means = params.covariance_type, params.means
+    o = observed.reshape((observed.shape[0],) + (1,) * (means.ndim - 1) + (d,))  # (G, 1..., 1, d)
+    if t in ("diag", "spherical"):
+        chol = params.chol if t == "diag" else np.broadcast_to(params.chol[..., None], means.shape)
+        whiten = np.where(o, 1.0 / chol, 0.0)
+        log_const = -(np.where(o, np.log(chol), 0.0) + 0.5 * LOG_2PI * o).sum(axis=-1)
+        return PatternLaws(means, whiten, log_const, np.where(o, 0.0, means), None,
+                           np.where(o, 0.0, np.square(chol)))
+    cov = full_covariances(params.cov, t, K, d)  # (..., K, d, d)
+    oo = o[..., :, None] & o[..., None, :]
+    L = np.linalg.cholesky(np.where(oo, cov, np.eye(d)))  # Sigma_oo's factor, identity at the missing features
+    Q = precision_cholesky(L, "full") * oo
+    G = cov @ Q  # Sigma Q: (G, ..., K, d, d)
+    A = np.where(o[..., :, None], np.eye(d), G @ Q.swapaxes(-1, -2))  # rows o exactly e_o; rows m: B
+    C = np.where(~o[..., :, None] & ~o[..., None, :], cov - G @ G.swapaxes(-1, -2), 0.0)
+    whiten = np.concatenate([Q.swapaxes(-1, -2), -(means[..., None, :] @ Q).swapaxes(-1, -2)], axis=-1)
+    log_const = -(np.log(np.diagonal(L, axis1=-2, axis2=-1)) + 0.5 * LOG_2PI * o).sum(axis=-1)
+    return PatternLaws(means, whiten, log_const, means - (A @ means[..., None])[..., 0], A, C)
+
+
+@dataclass(frozen=True, eq=False)
+class PatternGroup:
+    """Consecutive patterns ``patterns`` whose laws are computed together, and their rows (in the
+    sorted order of a :class:`PatternLayout`) in ``blocks`` of at most ``chunk_size`` rows, each a
+    tuple of segments ``(g, start, stop)``: rows ``start:stop`` of the group's pattern ``g``."""
+
+    patterns: slice
+    blocks: tuple
+
+
+def pattern_groups(starts: np.ndarray, chunk_size: int) -> list[PatternGroup]:
+    """Consecutive patterns gathered into groups of at most ``chunk_size`` rows, one block each; a
+    pattern with more rows is a group of its own, in blocks of ``chunk_size`` rows (once per data set)."""
+    groups, first = [], 0
+
+    def close(stop):
+        if stop > first:
+            segments = tuple((p - first, int(starts[p]), int(starts[p + 1])) for p in range(first, stop))
+            groups.append(PatternGroup(slice(first, stop), (segments,)))
+
+    for p in range(len(starts) - 1):
+        a, b = int(starts[p]), int(starts[p + 1])
+        if b - a > chunk_size:
+            close(p)
+            groups.append(PatternGroup(slice(p, p + 1), tuple(((0, s, min(s + chunk_size, b)),)
+                                                              for s in range(a, b, chunk_size))))
+            first = p + 1
+        elif b - starts[first] > chunk_size:
+            close(p)
+            first = p
+    close(len(starts) - 1)
+    return groups
+
+
+def second_moments(XT: np.ndarray, R: np.ndarray, diagonal: bool) -> np.ndarray:
+    """``sum_i r_ik x_i x_i^T`` (..., K, d, d) of rows ``XT`` (d, r), or its diagonal (..., K, d)."""
+    return _SECOND_MOMENTS["diag" if diagonal else "full"](XT, R, None)
+
+
+def _type_moments(S: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Second moments (..., K, d, d) or their diagonals (..., K, d) in the covariance type's shape."""
+    if covariance_type == "tied":
+        return S.sum(axis=-3)
+    return S.sum(axis=-1) if covariance_type == "spherical" else S
+
+
+# --------------------------------------------------------------------------
 # One Gaussian on the observed values (data moments, starting points)
 # --------------------------------------------------------------------------
 def gaussian_mle(e_step, start_mean: np.ndarray, start_var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -321,12 +412,17 @@ def completed_rows(X: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarr
 # The blocks object
 # --------------------------------------------------------------------------
 class MissingBlocks:
-    """An (n, d) array with NaN for missing cells, seen as row blocks of one pattern each.
+    """An (n, d) array with NaN for missing cells, its rows grouped by missingness pattern.
 
     Has the protocol of :class:`~gmmflow.core.row_blocks.ArrayBlocks` (see
     that module): ``moments``, ``with_shift``, ``sample``, ``e_step``,
     ``log_resp_and_norm``, ``sampled_statistics``; statistics are the expected ones of the module
     docstring and the log-likelihood the observed-data one.
+
+    Once per data set the rows are sorted by pattern (:func:`pattern_layout`), the patterns gathered
+    into groups of blocks (:func:`pattern_groups`) and the sorted rows shifted, with 0 in the missing
+    cells and a row of ones, into one (d+1, n) array; each E-step then computes the laws of a group's
+    patterns in one stacked call (:func:`pattern_laws`) and reduces every block with a few GEMMs.
 
     Parameters
     ----------
@@ -334,14 +430,14 @@ class MissingBlocks:
         Every row must observe at least one feature (checked by the caller).
     sample_weight : ndarray (n,) or (B, n), optional
     chunk_size : int, optional
-        Rows per block within a pattern (default: each pattern one block).
+        Rows per block (default: all rows in one block).
     shift : ndarray (d,), optional
     n_threads : int, default 1
-        Threads reducing the blocks (results are bit-identical whatever the count);
+        Threads reducing the groups (results are bit-identical whatever the count);
         :func:`row_blocks` keeps 1.
     """
 
-    def __init__(self, X, sample_weight=None, chunk_size=None, shift=None, n_threads=1, *, _pieces=None,
+    def __init__(self, X, sample_weight=None, chunk_size=None, shift=None, n_threads=1, *, _layout=None,
                  _gaussian=None):
         self.X = X
         self.n_threads = max(1, int(n_threads))
@@ -349,54 +445,116 @@ class MissingBlocks:
         self.n_rows, self.n_features = X.shape
         self.chunk_size = int(chunk_size) if chunk_size else self.n_rows
         self.shift = np.zeros(self.n_features) if shift is None else np.asarray(shift, dtype=np.float64)
-        if _pieces is None:
-            self.patterns = missing_patterns(~np.isnan(X))
-            _pieces = [(p, rows, np.ascontiguousarray(X[rows][:, p.observed].T))
-                       for p in self.patterns
-                       for rows in np.split(p.rows, range(self.chunk_size, p.rows.size, self.chunk_size))]
-        else:
-            self.patterns = list(dict.fromkeys(p for p, _, _ in _pieces))
-        self.pieces = _pieces  # (pattern, its rows in this block, their observed values (o, r))
+        self.layout = pattern_layout(~np.isnan(X)) if _layout is None else _layout
+        self.groups = pattern_groups(self.layout.starts, self.chunk_size)
+        sorted_rows = X[self.layout.order]
+        self.XT1 = np.ones((self.n_features + 1, self.n_rows))  # shifted, sorted, 0 where missing; ones
+        np.subtract(sorted_rows.T, self.shift[:, None], out=self.XT1[:-1])
+        self.XT1[:-1][np.isnan(sorted_rows.T)] = 0.0
+        self.sorted_weights = None if sample_weight is None else sample_weight[..., self.layout.order]
         self._gaussian = _gaussian
 
     @property
     def n_missing(self) -> int:
         """The number of missing cells."""
-        return int(sum(p.missing.size * p.rows.size for p in self.patterns))
+        return self.layout.n_missing
+
+    @cached_property
+    def patterns(self) -> list[Pattern]:
+        """Every pattern with its rows (for the Gibbs pass)."""
+        layout = self.layout
+        return [Pattern(np.flatnonzero(mask), np.flatnonzero(~mask), layout.order[a:b])
+                for mask, a, b in zip(layout.observed, layout.starts[:-1], layout.starts[1:])]
+
+    @cached_property
+    def pieces(self) -> list:
+        """``(pattern, its rows in this block, their observed values (o, r))`` of every block of at
+        most ``chunk_size`` rows of one pattern (the Gibbs pass's blocks)."""
+        return [(p, rows, np.ascontiguousarray(self.X[rows][:, p.observed].T))
+                for p in self.patterns
+                for rows in np.split(p.rows, range(self.chunk_size, p.rows.size, self.chunk_size))]
 
     def with_shift(self, shift) -> MissingBlocks:
         return MissingBlocks(self.X, self.sample_weight, self.chunk_size, shift, self.n_threads,
-                             _pieces=self.pieces, _gaussian=self.gaussian())
+                             _layout=self.layout, _gaussian=self.gaussian())
 
     def batch_weights(self, batch=None):
-        sw = self.sample_weight
+        sw = self.sorted_weights
         return sw if sw is None or sw.ndim == 1 or batch is None else sw[batch]
 
     def _observed(self, pattern: Pattern, XT_o: np.ndarray) -> np.ndarray:
         return XT_o - self.shift[pattern.observed, None]
 
-    def _map(self, fn):
-        """``fn(pattern, rows, XT_o)`` of every block, in block order (on ``n_threads`` threads)."""
-        if self.n_threads == 1 or len(self.pieces) == 1:
-            return [fn(*piece) for piece in self.pieces]
+    def _map(self, fn, items):
+        """``fn(item)`` of every item, in order (on ``n_threads`` threads)."""
+        if self.n_threads == 1 or len(items) == 1:
+            return [fn(item) for item in items]
         with ThreadPoolExecutor(self.n_threads) as pool:
-            return list(pool.map(lambda piece: fn(*piece), self.pieces))
+            return list(pool.map(fn, items))
+
+    def _joint(self, laws: PatternLaws, log_w: np.ndarray, block: tuple):
+        """``exp(log w_k N(x_o|k) - top)`` (..., K, r) of a block's rows, its sums over K and ``top``
+        (..., r), as :func:`~gmmflow.core.em_steps.log_resp_and_norm` (joint values below
+        ``LOG_FLOOR`` set to 0)."""
+        a, b = block[0][1], block[-1][2]
+        log_p = np.empty(laws.log_const.shape[1:] + (b - a,))
+        for g, start, stop in block:
+            log_p[..., start - a:stop - a] = laws.log_density(g, self.XT1[:, start:stop])
+        log_p += log_w[..., None]
+        top = log_p.max(axis=-2)
+        log_p -= top[..., None, :]
+        E = np.exp(log_p, out=log_p)
+        E[log_p < LOG_FLOOR] = 0.0
+        return E, E.sum(axis=-2), top
 
     def e_step(self, params: Params, batch=None) -> SuffStats:
-        """Summed expected statistics of all rows at ``params`` (shifted frame); blocks are reduced
+        """Summed expected statistics of all rows at ``params`` (shifted frame); groups are reduced
         in a fixed order whatever the thread count."""
         weights = self.batch_weights(batch)
         log_w = np.log(params.weights)
-        per_pattern = self._conditionals(params)
+        diagonal = params.covariance_type in ("diag", "spherical")
 
-        def stats(pattern, rows, XT_o):
-            sw = None if weights is None else weights[..., rows]
-            XT = self._observed(pattern, XT_o)
-            if pattern.missing.size == 0:
-                return chunk_statistics(XT, sw, log_w, params.means, params.precision, params.covariance_type)
-            return pattern_statistics(XT, sw, params, *per_pattern[pattern], pattern)
+        def stats(group: PatternGroup) -> SuffStats:
+            laws = pattern_laws(params, self.layout.observed[group.patterns])
+            s = np.zeros(laws.offset.shape[:-1] + (self.n_features + 1,))  # (G, ..., K, d+1): s_o, then n_k
+            T = np.zeros(laws.offset.shape if diagonal else laws.offset.shape + (self.n_features,))
+            ll = 0.0
+            for block in group.blocks:
+                E, total, top = self._joint(laws, log_w, block)
+                E /= total[..., None, :]
+                a, b = block[0][1], block[-1][2]
+                log_norm = np.log(total) + top
+                sw = None if weights is None else weights[..., a:b]
+                ll = ll + (log_norm.sum(axis=-1) if sw is None else (sw * log_norm).sum(axis=-1))
+                if sw is not None:
+                    E *= sw[..., None, :]
+                for g, start, stop in block:
+                    R = E[..., start - a:stop - a]
+                    s[g] += R @ self.XT1[:, start:stop].T
+                    T[g] += second_moments(self.XT1[:-1, start:stop], R, diagonal)
+            sx, sxx = laws.complete(s[..., -1], s[..., :-1], T)
+            return SuffStats(0.0, s[..., -1].sum(axis=0), sx, sxx, ll)
 
-        return reduce(add, self._map(stats))
+        total = reduce(add, self._map(stats, self.groups))
+        weight_sum = float(self.n_rows) if weights is None else weights.sum(axis=-1)
+        return SuffStats(weight_sum if np.ndim(weight_sum) else float(weight_sum), total.nk, total.sx,
+                         _type_moments(total.sxx, params.covariance_type),
+                         total.log_likelihood if np.ndim(total.log_likelihood) else float(total.log_likelihood))
+
+    def log_resp_and_norm(self, params: Params):
+        """(n, K) log-responsibilities and (n,) observed-data log-densities of all rows (unbatched params)."""
+        log_resp = np.empty((self.n_rows, params.weights.shape[-1]))
+        log_norm = np.empty(self.n_rows)
+        log_w = np.log(params.weights)
+        for group in self.groups:
+            laws = pattern_laws(params, self.layout.observed[group.patterns])
+            for block in group.blocks:
+                E, total, top = self._joint(laws, log_w, block)
+                rows = self.layout.order[block[0][1]:block[-1][2]]
+                with np.errstate(divide="ignore"):
+                    log_resp[rows] = np.log(E / total).T
+                log_norm[rows] = np.log(total) + top
+        return log_resp, log_norm
 
     def _conditionals(self, params: Params) -> dict:
         """``{pattern: (marginal, conditional)}`` at ``params``, for the patterns that miss a feature."""
@@ -440,18 +598,7 @@ class MissingBlocks:
             complete = draw_missing(XT, z, params.means, cond, factor, pattern, normals[np.ix_(rows, pattern.missing)])
             return hard_assignment_statistics(complete, z, K, t, np.sum(np.log(total) + top))
 
-        return reduce(add, self._map(stats))
-
-    def log_resp_and_norm(self, params: Params):
-        """(n, K) log-responsibilities and (n,) observed-data log-densities of all rows (unbatched params)."""
-        log_resp = np.empty((self.n_rows, params.weights.shape[-1]))
-        log_norm = np.empty(self.n_rows)
-        for pattern, rows, XT_o in self.pieces:
-            marginal = marginal_params(params, pattern.observed)
-            lr, ln = log_resp_and_norm(self._observed(pattern, XT_o), np.log(marginal.weights), marginal.means,
-                                       marginal.precision, params.covariance_type)
-            log_resp[rows], log_norm[rows] = lr.T, ln
-        return log_resp, log_norm
+        return reduce(add, self._map(lambda piece: stats(*piece), self.pieces))
 
     def gaussian(self) -> tuple[np.ndarray, np.ndarray]:
         """MLE ``(mean, cov)`` of one Gaussian on the observed values (data's frame), by EM
@@ -459,7 +606,7 @@ class MissingBlocks:
         if self._gaussian is None:
             start = np.nanmean(self.X, axis=0)
             blocks = MissingBlocks(self.X, self.sample_weight, self.chunk_size, start, self.n_threads,
-                                   _pieces=self.pieces)
+                                   _layout=self.layout)
             self._gaussian = gaussian_mle(blocks.e_step, start, np.nanvar(self.X, axis=0))
         return self._gaussian
 
