@@ -80,7 +80,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cached_property, reduce
+from functools import cache, cached_property, reduce
 from operator import add
 
 import numpy as np
@@ -94,7 +94,7 @@ from gmmflow.core.assignment_draws import (
     hard_assignment_statistics,
 )
 from gmmflow.core.em_driver import one_blas_thread
-from gmmflow.core.em_steps import _SECOND_MOMENTS, LOG_FLOOR, Params, SuffStats, _joint_exp, m_step
+from gmmflow.core.em_steps import LOG_FLOOR, Params, SuffStats, _joint_exp, m_step
 from gmmflow.core.gaussian import LOG_2PI, full_covariances, precision_cholesky
 from gmmflow.core.row_blocks import ArrayBlocks, data_moments
 
@@ -263,33 +263,19 @@ class PatternLaws:
     """The marginal and conditional Gaussians of G patterns at ``params``, stacked on a leading axis and
     padded to d features (module docstring, "Patterns padded to d features"); then the batch axes and K.
 
-    ``whiten`` is ``[Q^T | -Q^T mu]`` (G, ..., K, d, d+1) for full and tied, ``Q`` the whitening factor
-    of ``Sigma_oo`` with zero rows and columns at the missing features; the diagonal of ``Q``
-    (G, ..., K, d) for diag and spherical. ``log_const`` (G, ..., K) is ``log|Q_oo| - o/2 log 2 pi``;
+    ``whiten`` is ``[Q^T | -Q^T mu]`` (G, ..., K, d, d+1), ``Q`` the whitening factor of ``Sigma_oo``
+    with zero rows and columns at the missing features (diagonal for diag and spherical), so that
+    ``whiten @ (x, 1)`` is ``Q^T (x - mu)``; ``log_const`` (G, ..., K) is ``log|Q_oo| - o/2 log 2 pi``;
     ``offset`` (G, ..., K, d) is ``c = mu - A mu``; ``regression`` the (G, ..., K, d, d) ``A`` (None for
     diag and spherical, where ``A = diag(observed)``); ``cond_cov`` the padded conditional covariance
     ``C`` (G, ..., K, d, d), or its diagonal (G, ..., K, d).
     """
 
-    means: np.ndarray
     whiten: np.ndarray
     log_const: np.ndarray
     offset: np.ndarray
     regression: np.ndarray | None
     cond_cov: np.ndarray
-
-    def log_density(self, g: int, XT1: np.ndarray) -> np.ndarray:
-        """``log N(x_o | mu_{k,o}, Sigma_{k,oo})`` (..., K, r) of rows ``XT1`` (d+1, r) of pattern ``g``:
-        shifted values, 0 where missing, and a last row of ones."""
-        d, r = XT1.shape[0] - 1, XT1.shape[1]
-        if self.regression is not None:
-            lead = self.whiten.shape[1:-2]
-            Y = (self.whiten[g].reshape(-1, d + 1) @ XT1).reshape(lead + (d, r))
-        else:
-            Y = XT1[:d] - self.means[..., None]
-            Y *= self.whiten[g][..., None]
-        np.square(Y, out=Y)
-        return self.log_const[g][..., None] - 0.5 * Y.sum(axis=-2)
 
     def complete(self, nk: np.ndarray, s: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Expected ``(s, S)`` summed over the patterns from the observed-data ones of each:
@@ -313,9 +299,9 @@ def pattern_laws(params: Params, observed: np.ndarray) -> PatternLaws:
     o = observed.reshape((observed.shape[0],) + (1,) * (means.ndim - 1) + (d,))  # (G, 1..., 1, d)
     if t in ("diag", "spherical"):
         chol = params.chol if t == "diag" else np.broadcast_to(params.chol[..., None], means.shape)
-        whiten = np.where(o, 1.0 / chol, 0.0)
+        q = np.where(o, 1.0 / chol, 0.0)
         log_const = -(np.where(o, np.log(chol), 0.0) + 0.5 * LOG_2PI * o).sum(axis=-1)
-        return PatternLaws(means, whiten, log_const, np.where(o, 0.0, means), None,
+        return PatternLaws(_whitening(q[..., None] * np.eye(d), means), log_const, np.where(o, 0.0, means), None,
                            np.where(o, 0.0, np.square(chol)))
     cov = full_covariances(params.cov, t, K, d)  # (..., K, d, d)
     oo = o[..., :, None] & o[..., None, :]
@@ -324,48 +310,85 @@ def pattern_laws(params: Params, observed: np.ndarray) -> PatternLaws:
     G = cov @ Q  # Sigma Q: (G, ..., K, d, d)
     A = np.where(o[..., :, None], np.eye(d), G @ Q.swapaxes(-1, -2))  # rows o exactly e_o; rows m: B
     C = np.where(~o[..., :, None] & ~o[..., None, :], cov - G @ G.swapaxes(-1, -2), 0.0)
-    whiten = np.concatenate([Q.swapaxes(-1, -2), -(means[..., None, :] @ Q).swapaxes(-1, -2)], axis=-1)
     log_const = -(np.log(np.diagonal(L, axis1=-2, axis2=-1)) + 0.5 * LOG_2PI * o).sum(axis=-1)
-    return PatternLaws(means, whiten, log_const, means - (A @ means[..., None])[..., 0], A, C)
+    return PatternLaws(_whitening(Q, means), log_const, means - (A @ means[..., None])[..., 0], A, C)
+
+
+def _whitening(Q: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """``[Q^T | -Q^T mu]`` (..., K, d, d+1) from ``Q`` (..., K, d, d) and ``means`` (..., K, d)."""
+    return np.concatenate([Q.swapaxes(-1, -2), -(means[..., None, :] @ Q).swapaxes(-1, -2)], axis=-1)
+
+
+@dataclass(frozen=True, eq=False)
+class RowBlock:
+    """Rows ``start:stop`` (in the sorted order of a :class:`PatternLayout`), in ``segments``
+    ``(g, start, stop)`` of one pattern each (``g`` its index within its group); ``patterns`` and
+    ``sizes`` the segments' ``g`` and row counts."""
+
+    start: int
+    stop: int
+    segments: tuple
+    patterns: np.ndarray
+    sizes: np.ndarray
+
+
+def _row_block(segments: list) -> RowBlock:
+    g, starts, stops = (np.array(column) for column in zip(*segments))
+    return RowBlock(int(starts[0]), int(stops[-1]), tuple(segments), g, stops - starts)
 
 
 @dataclass(frozen=True, eq=False)
 class PatternGroup:
-    """Consecutive patterns ``patterns`` whose laws are computed together, and their rows (in the
-    sorted order of a :class:`PatternLayout`) in ``blocks`` of at most ``chunk_size`` rows, each a
-    tuple of segments ``(g, start, stop)``: rows ``start:stop`` of the group's pattern ``g``."""
+    """Consecutive patterns ``patterns`` whose laws are computed together, and their rows in
+    ``blocks`` (:class:`RowBlock`) of at most ``chunk_size`` rows."""
 
     patterns: slice
     blocks: tuple
 
 
-def pattern_groups(starts: np.ndarray, chunk_size: int) -> list[PatternGroup]:
-    """Consecutive patterns gathered into groups of at most ``chunk_size`` rows, one block each; a
-    pattern with more rows is a group of its own, in blocks of ``chunk_size`` rows (once per data set)."""
-    groups, first = [], 0
-
-    def close(stop):
-        if stop > first:
-            segments = tuple((p - first, int(starts[p]), int(starts[p + 1])) for p in range(first, stop))
-            groups.append(PatternGroup(slice(first, stop), (segments,)))
-
-    for p in range(len(starts) - 1):
-        a, b = int(starts[p]), int(starts[p + 1])
-        if b - a > chunk_size:
-            close(p)
-            groups.append(PatternGroup(slice(p, p + 1), tuple(((0, s, min(s + chunk_size, b)),)
-                                                              for s in range(a, b, chunk_size))))
-            first = p + 1
-        elif b - starts[first] > chunk_size:
-            close(p)
-            first = p
-    close(len(starts) - 1)
+def pattern_groups(starts: np.ndarray, chunk_size: int, n_features: int) -> list[PatternGroup]:
+    """The patterns of a :class:`PatternLayout` (``starts``) in groups of at most ``chunk_size // d``
+    consecutive patterns (so that their stacked laws, about ``4 K d^2`` values per pattern and batch
+    entry, take no more memory than a block's ``K d`` per row), each group's rows in blocks of
+    ``chunk_size`` rows; computed once per data set."""
+    groups, size = [], max(1, chunk_size // n_features)
+    for first in range(0, len(starts) - 1, size):
+        stop = min(first + size, len(starts) - 1)
+        blocks = []
+        for a in range(int(starts[first]), int(starts[stop]), chunk_size):
+            b = min(a + chunk_size, int(starts[stop]))
+            overlap = range(int(np.searchsorted(starts, a, "right")) - 1, int(np.searchsorted(starts, b, "left")))
+            blocks.append(_row_block([(p - first, max(a, int(starts[p])), min(b, int(starts[p + 1])))
+                                      for p in overlap]))
+        groups.append(PatternGroup(slice(first, stop), tuple(blocks)))
     return groups
 
 
-def second_moments(XT: np.ndarray, R: np.ndarray, diagonal: bool) -> np.ndarray:
-    """``sum_i r_ik x_i x_i^T`` (..., K, d, d) of rows ``XT`` (d, r), or its diagonal (..., K, d)."""
-    return _SECOND_MOMENTS["diag" if diagonal else "full"](XT, R, None)
+@cache
+def _feature_pairs(d: int, diagonal: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs of the second moments kept: the diagonal, or the upper triangle."""
+    return (np.arange(d),) * 2 if diagonal else np.triu_indices(d)
+
+
+def block_features(XT1: np.ndarray, diagonal: bool) -> np.ndarray:
+    """Rows ``XT1`` (d+1, r) (values, then ones) stacked over their products: the upper triangle of
+    ``x x^T`` (``np.triu_indices`` order), or the squares with ``diagonal``: (d+1+f, r), so that
+    responsibilities times its transpose give ``s``, ``n_k`` and the second moments in one GEMM."""
+    d = XT1.shape[0] - 1
+    i, j = _feature_pairs(d, diagonal)
+    F = np.empty((d + 1 + i.size, XT1.shape[1]))
+    F[:d + 1] = XT1
+    np.multiply(XT1[i], XT1[j], out=F[d + 1:])
+    return F
+
+
+def _symmetric(upper: np.ndarray, d: int) -> np.ndarray:
+    """(..., d, d) symmetric matrices from their upper triangles (..., d(d+1)/2)."""
+    i, j = _feature_pairs(d, False)
+    out = np.empty(upper.shape[:-1] + (d, d))
+    out[..., i, j] = upper
+    out[..., j, i] = upper
+    return out
 
 
 def _type_moments(S: np.ndarray, covariance_type: str) -> np.ndarray:
@@ -446,11 +469,10 @@ class MissingBlocks:
         self.chunk_size = int(chunk_size) if chunk_size else self.n_rows
         self.shift = np.zeros(self.n_features) if shift is None else np.asarray(shift, dtype=np.float64)
         self.layout = pattern_layout(~np.isnan(X)) if _layout is None else _layout
-        self.groups = pattern_groups(self.layout.starts, self.chunk_size)
-        sorted_rows = X[self.layout.order]
+        self.groups = pattern_groups(self.layout.starts, self.chunk_size, self.n_features)
         self.XT1 = np.ones((self.n_features + 1, self.n_rows))  # shifted, sorted, 0 where missing; ones
-        np.subtract(sorted_rows.T, self.shift[:, None], out=self.XT1[:-1])
-        self.XT1[:-1][np.isnan(sorted_rows.T)] = 0.0
+        np.subtract(X[self.layout.order].T, self.shift[:, None], out=self.XT1[:-1])
+        np.copyto(self.XT1[:-1], 0.0, where=np.isnan(self.XT1[:-1]))
         self.sorted_weights = None if sample_weight is None else sample_weight[..., self.layout.order]
         self._gaussian = _gaussian
 
@@ -492,19 +514,25 @@ class MissingBlocks:
         with ThreadPoolExecutor(self.n_threads) as pool:
             return list(pool.map(fn, items))
 
-    def _joint(self, laws: PatternLaws, log_w: np.ndarray, block: tuple):
+    def _joint(self, laws: PatternLaws, log_w: np.ndarray, block: RowBlock):
         """``exp(log w_k N(x_o|k) - top)`` (..., K, r) of a block's rows, its sums over K and ``top``
         (..., r), as :func:`~gmmflow.core.em_steps.log_resp_and_norm` (joint values below
-        ``LOG_FLOOR`` set to 0)."""
-        a, b = block[0][1], block[-1][2]
-        log_p = np.empty(laws.log_const.shape[1:] + (b - a,))
-        for g, start, stop in block:
-            log_p[..., start - a:stop - a] = laws.log_density(g, self.XT1[:, start:stop])
+        ``LOG_FLOOR`` set to 0). One GEMM per segment whitens its rows with its pattern's ``whiten``."""
+        a, r, d = block.start, block.stop - block.start, self.n_features
+        lead = laws.log_const.shape[1:]  # (..., K)
+        W = laws.whiten.reshape(laws.whiten.shape[0], -1, d + 1)
+        Y = np.empty((W.shape[1], r))
+        for g, start, stop in block.segments:
+            np.matmul(W[g], self.XT1[:, start:stop], out=Y[:, start - a:stop - a])
+        np.square(Y, out=Y)
+        log_p = Y.reshape(lead + (d, r)).sum(axis=-2)
+        log_p *= -0.5
+        log_p += np.repeat(np.moveaxis(laws.log_const[block.patterns], 0, -1), block.sizes, axis=-1)
         log_p += log_w[..., None]
         top = log_p.max(axis=-2)
         log_p -= top[..., None, :]
+        np.copyto(log_p, -np.inf, where=log_p < LOG_FLOOR)
         E = np.exp(log_p, out=log_p)
-        E[log_p < LOG_FLOOR] = 0.0
         return E, E.sum(axis=-2), top
 
     def e_step(self, params: Params, batch=None) -> SuffStats:
@@ -513,27 +541,31 @@ class MissingBlocks:
         weights = self.batch_weights(batch)
         log_w = np.log(params.weights)
         diagonal = params.covariance_type in ("diag", "spherical")
+        d = self.n_features
 
         def stats(group: PatternGroup) -> SuffStats:
             laws = pattern_laws(params, self.layout.observed[group.patterns])
-            s = np.zeros(laws.offset.shape[:-1] + (self.n_features + 1,))  # (G, ..., K, d+1): s_o, then n_k
-            T = np.zeros(laws.offset.shape if diagonal else laws.offset.shape + (self.n_features,))
+            raw = None  # (G, ..., K, d+1+f): s_o, n_k, second moments of the observed values
             ll = 0.0
             for block in group.blocks:
                 E, total, top = self._joint(laws, log_w, block)
                 E /= total[..., None, :]
-                a, b = block[0][1], block[-1][2]
                 log_norm = np.log(total) + top
-                sw = None if weights is None else weights[..., a:b]
+                sw = None if weights is None else weights[..., block.start:block.stop]
                 ll = ll + (log_norm.sum(axis=-1) if sw is None else (sw * log_norm).sum(axis=-1))
                 if sw is not None:
                     E *= sw[..., None, :]
-                for g, start, stop in block:
-                    R = E[..., start - a:stop - a]
-                    s[g] += R @ self.XT1[:, start:stop].T
-                    T[g] += second_moments(self.XT1[:-1, start:stop], R, diagonal)
-            sx, sxx = laws.complete(s[..., -1], s[..., :-1], T)
-            return SuffStats(0.0, s[..., -1].sum(axis=0), sx, sxx, ll)
+                F = block_features(self.XT1[:, block.start:block.stop], diagonal)
+                if raw is None:
+                    raw = np.zeros((laws.log_const.shape[0], E[..., 0].size, F.shape[0]))
+                R = E.reshape(-1, E.shape[-1])  # (batch x K, r): one GEMM per segment
+                for g, start, stop in block.segments:
+                    a, b = start - block.start, stop - block.start
+                    raw[g] += R[:, a:b] @ F[:, a:b].T
+            raw = raw.reshape(laws.log_const.shape + (raw.shape[-1],))
+            T = raw[..., d + 1:] if diagonal else _symmetric(raw[..., d + 1:], d)
+            sx, sxx = laws.complete(raw[..., d], raw[..., :d], T)
+            return SuffStats(0.0, raw[..., d].sum(axis=0), sx, sxx, ll)
 
         total = reduce(add, self._map(stats, self.groups))
         weight_sum = float(self.n_rows) if weights is None else weights.sum(axis=-1)
@@ -550,7 +582,7 @@ class MissingBlocks:
             laws = pattern_laws(params, self.layout.observed[group.patterns])
             for block in group.blocks:
                 E, total, top = self._joint(laws, log_w, block)
-                rows = self.layout.order[block[0][1]:block[-1][2]]
+                rows = self.layout.order[block.start:block.stop]
                 with np.errstate(divide="ignore"):
                     log_resp[rows] = np.log(E / total).T
                 log_norm[rows] = np.log(total) + top
