@@ -15,7 +15,9 @@ Rows that miss the same features share a *pattern* ``(o, m)``: their
 marginals need the same sub-blocks ``Sigma_{k,oo}`` and one Cholesky factor
 of each, per pattern and component (the factor of ``Sigma_oo`` is the leading
 block of ``Sigma``'s only when the missing features come last, so it is
-factored anew). With few patterns the cost stays near that of complete data.
+factored anew). The rows are sorted by pattern once per data set and every
+pattern is padded to d features (below), so that one E-step costs a stacked
+factorisation of all patterns' blocks plus the GEMMs of complete data.
 
 E-step (Ghahramani & Jordan 1994)
 ---------------------------------
@@ -66,6 +68,49 @@ For diag and spherical covariances ``B_k = 0``: the missing coordinates'
 expectation is ``mu_{k,m}`` and only the diagonal ``n_k (mu_{k,m}^2 +
 sigma^2_{k,m})`` is needed. Sample weights multiply ``r_ik`` throughout.
 
+Patterns padded to d features
+-----------------------------
+Every pattern's law is written with d x d matrices, so that all patterns are
+factored in one stacked call and their rows whitened by one GEMM each
+(:func:`pattern_laws`). Let ``M`` be ``Sigma`` on the observed block ``oo``,
+the identity on ``mm`` and 0 on ``om``, ``mo``. Its Cholesky factor ``L`` is
+``Sigma_oo``'s factor on ``oo`` (observed order kept), the identity on ``mm``
+and 0 elsewhere: in the recurrence ``L_ij = (M_ij - sum_{l<j} L_il L_jl) / L_jj``
+an entry with ``i`` or ``j`` missing has ``M_ij = 0`` and, by induction over
+the columns, only zero products. So is ``P = L^{-T}``, and ``Q``, ``P`` with
+the missing rows and columns set to 0, has ``Q_oo = P_oo`` and
+``Q Q^T = Sigma_oo^{-1}`` padded with zeros. Hence, for a row ``x~`` with
+anything (0) in its missing cells,
+
+.. math::
+
+    \|Q^T(\tilde x - \mu)\|^2 = (x_o - \mu_o)^T \Sigma_{oo}^{-1} (x_o - \mu_o),
+    \qquad \log|Q_{oo}| = -\sum \log \operatorname{diag} L_{oo} = -\tfrac12 \log|\Sigma_{oo}|.
+
+With ``G = Sigma Q``, ``G Q^T = Sigma Q Q^T`` has rows ``m`` equal to
+``Sigma_mo Sigma_oo^{-1} = B`` on the columns ``o`` and 0 on the columns
+``m``; ``A`` is that matrix with its rows ``o`` replaced by those of the
+identity. ``Sigma - G G^T`` is ``C`` on ``mm`` (``Sigma_mm - Sigma_mo
+Sigma_oo^{-1} Sigma_om``); the padded ``C`` keeps that block, 0 elsewhere.
+Then ``E[x | x_o, k] = c + A x~`` with ``c = mu - A mu`` (exactly 0 on ``o``),
+and with the observed statistics ``n_k``, ``s~ = sum_i r_ik x~_i``,
+``T~ = sum_i r_ik x~_i x~_i^T`` (0 on the missing features) the formulas
+above become, for the whole pattern at once,
+
+.. math::
+
+    s_k = n_k c_k + A_k \tilde s_k,\qquad
+    S_k = n_k (c_k c_k^T + C_k) + c_k (A_k \tilde s_k)^T + (A_k \tilde s_k) c_k^T
+        + A_k \tilde T_k A_k^T,
+
+whose block ``oo`` is ``T~_oo`` exactly (``A``'s rows ``o`` are unit
+vectors, ``c_o = 0``, ``C_oo = 0``). For diag and spherical covariances ``Q``
+is ``diag(1/sigma)`` on ``o``, ``A = diag(o)``, ``c = mu`` and ``C =
+sigma^2`` on ``m``: ``s = s~ + n c``, ``diag S = diag T~ + n (c^2 + C)``.
+Patterns are gathered into groups of at most ``chunk_size // d`` (their laws,
+about ``4 K d^2`` numbers each, then take no more memory than a block's rows)
+and each group's rows into blocks of ``chunk_size`` rows, as for complete data.
+
 Starting points and data moments
 --------------------------------
 The default prior and the data shift need the data's mean and covariance; with
@@ -94,7 +139,7 @@ from gmmflow.core.assignment_draws import (
     hard_assignment_statistics,
 )
 from gmmflow.core.em_driver import one_blas_thread
-from gmmflow.core.em_steps import LOG_FLOOR, Params, SuffStats, _joint_exp, m_step
+from gmmflow.core.em_steps import Params, SuffStats, _joint_exp, joint_exp_from_log, m_step
 from gmmflow.core.gaussian import LOG_2PI, full_covariances, precision_cholesky
 from gmmflow.core.row_blocks import ArrayBlocks, data_moments
 
@@ -456,8 +501,8 @@ class MissingBlocks:
         Rows per block (default: all rows in one block).
     shift : ndarray (d,), optional
     n_threads : int, default 1
-        Threads reducing the groups (results are bit-identical whatever the count);
-        :func:`row_blocks` keeps 1.
+        Threads reducing a group's blocks in the E-step (results are bit-identical whatever the
+        count); the Gibbs pass runs on one (:func:`row_blocks`).
     """
 
     def __init__(self, X, sample_weight=None, chunk_size=None, shift=None, n_threads=1, *, _layout=None,
@@ -516,8 +561,8 @@ class MissingBlocks:
 
     def _joint(self, laws: PatternLaws, log_w: np.ndarray, block: RowBlock):
         """``exp(log w_k N(x_o|k) - top)`` (..., K, r) of a block's rows, its sums over K and ``top``
-        (..., r), as :func:`~gmmflow.core.em_steps.log_resp_and_norm` (joint values below
-        ``LOG_FLOOR`` set to 0). One GEMM per segment whitens its rows with its pattern's ``whiten``."""
+        (..., r), by :func:`~gmmflow.core.em_steps.joint_exp_from_log`. One GEMM per segment whitens
+        its rows with its pattern's ``whiten``."""
         a, r, d = block.start, block.stop - block.start, self.n_features
         lead = laws.log_const.shape[1:]  # (..., K)
         W = laws.whiten.reshape(laws.whiten.shape[0], -1, d + 1)
@@ -528,46 +573,43 @@ class MissingBlocks:
         log_p = Y.reshape(lead + (d, r)).sum(axis=-2)
         log_p *= -0.5
         log_p += np.repeat(np.moveaxis(laws.log_const[block.patterns], 0, -1), block.sizes, axis=-1)
-        log_p += log_w[..., None]
-        top = log_p.max(axis=-2)
-        log_p -= top[..., None, :]
-        np.copyto(log_p, -np.inf, where=log_p < LOG_FLOOR)
-        E = np.exp(log_p, out=log_p)
-        return E, E.sum(axis=-2), top
+        return joint_exp_from_log(log_p, log_w)
 
     def e_step(self, params: Params, batch=None) -> SuffStats:
-        """Summed expected statistics of all rows at ``params`` (shifted frame); groups are reduced
-        in a fixed order whatever the thread count."""
+        """Summed expected statistics of all rows at ``params`` (shifted frame); blocks and groups are
+        reduced in a fixed order whatever the thread count."""
         weights = self.batch_weights(batch)
         log_w = np.log(params.weights)
         diagonal = params.covariance_type in ("diag", "spherical")
         d = self.n_features
 
+        def block_stats(laws: PatternLaws, block: RowBlock):
+            """(G, batch x K, d+1+f) sums ``s_o``, ``n_k`` and second moments of the observed values
+            per pattern of the group, and the log-likelihood, of one block's rows."""
+            E, total, top = self._joint(laws, log_w, block)
+            E /= total[..., None, :]
+            log_norm = np.log(total) + top
+            sw = None if weights is None else weights[..., block.start:block.stop]
+            ll = log_norm.sum(axis=-1) if sw is None else (sw * log_norm).sum(axis=-1)
+            if sw is not None:
+                E *= sw[..., None, :]
+            F = block_features(self.XT1[:, block.start:block.stop], diagonal)
+            R = E.reshape(-1, E.shape[-1])  # (batch x K, r): one GEMM per segment
+            raw = np.zeros((laws.log_const.shape[0], R.shape[0], F.shape[0]))
+            for g, start, stop in block.segments:
+                a, b = start - block.start, stop - block.start
+                raw[g] += R[:, a:b] @ F[:, a:b].T
+            return raw, ll
+
         def stats(group: PatternGroup) -> SuffStats:
             laws = pattern_laws(params, self.layout.observed[group.patterns])
-            raw = None  # (G, ..., K, d+1+f): s_o, n_k, second moments of the observed values
-            ll = 0.0
-            for block in group.blocks:
-                E, total, top = self._joint(laws, log_w, block)
-                E /= total[..., None, :]
-                log_norm = np.log(total) + top
-                sw = None if weights is None else weights[..., block.start:block.stop]
-                ll = ll + (log_norm.sum(axis=-1) if sw is None else (sw * log_norm).sum(axis=-1))
-                if sw is not None:
-                    E *= sw[..., None, :]
-                F = block_features(self.XT1[:, block.start:block.stop], diagonal)
-                if raw is None:
-                    raw = np.zeros((laws.log_const.shape[0], E[..., 0].size, F.shape[0]))
-                R = E.reshape(-1, E.shape[-1])  # (batch x K, r): one GEMM per segment
-                for g, start, stop in block.segments:
-                    a, b = start - block.start, stop - block.start
-                    raw[g] += R[:, a:b] @ F[:, a:b].T
-            raw = raw.reshape(laws.log_const.shape + (raw.shape[-1],))
+            parts = self._map(lambda block: block_stats(laws, block), group.blocks)
+            raw = reduce(add, (part[0] for part in parts)).reshape(laws.log_const.shape + (-1,))
             T = raw[..., d + 1:] if diagonal else _symmetric(raw[..., d + 1:], d)
             sx, sxx = laws.complete(raw[..., d], raw[..., :d], T)
-            return SuffStats(0.0, raw[..., d].sum(axis=0), sx, sxx, ll)
+            return SuffStats(0.0, raw[..., d].sum(axis=0), sx, sxx, reduce(add, (part[1] for part in parts)))
 
-        total = reduce(add, self._map(stats, self.groups))
+        total = reduce(add, map(stats, self.groups))
         weight_sum = float(self.n_rows) if weights is None else weights.sum(axis=-1)
         return SuffStats(weight_sum if np.ndim(weight_sum) else float(weight_sum), total.nk, total.sx,
                          _type_moments(total.sxx, params.covariance_type),
@@ -630,7 +672,7 @@ class MissingBlocks:
             complete = draw_missing(XT, z, params.means, cond, factor, pattern, normals[np.ix_(rows, pattern.missing)])
             return hard_assignment_statistics(complete, z, K, t, np.sum(np.log(total) + top))
 
-        return reduce(add, self._map(lambda piece: stats(*piece), self.pieces))
+        return reduce(add, (stats(*piece) for piece in self.pieces))  # one thread: see row_blocks
 
     def gaussian(self) -> tuple[np.ndarray, np.ndarray]:
         """MLE ``(mean, cov)`` of one Gaussian on the observed values (data's frame), by EM
@@ -658,15 +700,16 @@ class MissingBlocks:
 
 def row_blocks(X: np.ndarray, sample_weight=None, chunk_size=None, shift=None, n_threads: int = 1):
     """Row blocks of in-memory ``X``: :class:`MissingBlocks` when it has NaN cells, else
-    :class:`~gmmflow.core.row_blocks.ArrayBlocks` on ``n_threads`` threads.
+    :class:`~gmmflow.core.row_blocks.ArrayBlocks`, both on ``n_threads`` threads.
 
-    :class:`MissingBlocks` runs on one thread whatever ``n_threads``: its pattern blocks are small,
-    and two threads were slower than one for EM (one took 0.59x / 0.74x / 0.80x the time of two at
-    20k / 100k / 300k rows x 5, 10% of cells missing, K = 3) and no faster for the Gibbs pass
-    (1.01x / 0.88x at 20k / 100k); results are identical either way.
+    :class:`MissingBlocks` reduces blocks of ``chunk_size`` rows as :class:`ArrayBlocks` does, and
+    threads pay off for it as for complete rows (two threads took 0.50x the time of one for its
+    E-step at 100k rows x 5, 10% of cells missing, K = 3, 3 restarts, and 1.8x at 20k; complete rows
+    0.65x and 2.1x; load average 6 on 2 cores); its Gibbs pass runs on one thread (two were no
+    faster: one took 1.01x / 0.88x the time of two at 20k / 100k). Results are identical either way.
     """
     if np.isnan(X).any():
-        return MissingBlocks(X, sample_weight, chunk_size, shift)
+        return MissingBlocks(X, sample_weight, chunk_size, shift, n_threads)
     return ArrayBlocks(X, sample_weight, chunk_size, n_threads, shift)
 
 
