@@ -1,6 +1,6 @@
 """Missing values: is marginalizing closer to the full-data fit than complete-case analysis, and what does it cost?
 
-    PYTHONPATH=. python bench/missing_values.py [--seeds 200] [--n 20000]
+    PYTHONPATH=.:bench python bench/missing_values.py [--seeds 200] [--n 20000[,100000]] [--cost-only]
 
 1. Accuracy (what tests/test_missing_values.py::test_closer_to_full_data_than_complete_case
    runs on 30 seeds): for each seed, 200 rows of a 3-d two-component mixture,

@@ -203,7 +203,11 @@ def pattern_layout(observed_mask: np.ndarray) -> PatternLayout:
 
 def missing_patterns(observed_mask: np.ndarray) -> list[Pattern]:
     """Rows grouped by missingness pattern (:func:`pattern_layout`), as one :class:`Pattern` each."""
-    layout = pattern_layout(observed_mask)
+    return layout_patterns(pattern_layout(observed_mask))
+
+
+def layout_patterns(layout: PatternLayout) -> list[Pattern]:
+    """The patterns of ``layout`` as one :class:`Pattern` each."""
     return [Pattern(np.flatnonzero(mask), np.flatnonzero(~mask), layout.order[a:b])
             for mask, a, b in zip(layout.observed, layout.starts[:-1], layout.starts[1:])]
 
@@ -529,9 +533,7 @@ class MissingBlocks:
     @cached_property
     def patterns(self) -> list[Pattern]:
         """Every pattern with its rows (for the Gibbs pass)."""
-        layout = self.layout
-        return [Pattern(np.flatnonzero(mask), np.flatnonzero(~mask), layout.order[a:b])
-                for mask, a, b in zip(layout.observed, layout.starts[:-1], layout.starts[1:])]
+        return layout_patterns(self.layout)
 
     @cached_property
     def pieces(self) -> list:
@@ -546,6 +548,8 @@ class MissingBlocks:
                              _layout=self.layout, _gaussian=self.gaussian())
 
     def batch_weights(self, batch=None):
+        """The weights of batch entries ``batch`` in the sorted order of the rows (as
+        :meth:`ArrayBlocks.batch_weights <gmmflow.core.row_blocks.ArrayBlocks.batch_weights>`)."""
         sw = self.sorted_weights
         return sw if sw is None or sw.ndim == 1 or batch is None else sw[batch]
 
