@@ -10,8 +10,10 @@ active runs it: the threaded scheduler by default, or a
 
 :class:`MissingDaskBlocks` is the same for rows with missing cells (NaN):
 each chunk is reduced by :class:`~gmmflow.core.missing_data.MissingBlocks`
-(its rows grouped by missingness pattern within the chunk, memory
-O(chunk x d) for the patterns), so the E-step's expected statistics are
+(its rows grouped by missingness pattern within the chunk in every E-step:
+a radix sort of 16-bit pattern codes and one copy of the chunk, about a sixth
+of the chunk's E-step, memory O(chunk x d); keeping every chunk's grouping
+between E-steps would hold O(n) memory), so the E-step's expected statistics are
 summed over the chunks in chunk order as for complete data; the one-Gaussian
 MLE behind the data moments and the starting points is the shared EM of
 :func:`~gmmflow.core.missing_data.gaussian_mle` run on the chunks.

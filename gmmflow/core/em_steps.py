@@ -244,6 +244,11 @@ def _joint_exp(XT, log_weights, means, prec, covariance_type, log_noise_density=
     log_prob = log_gaussian_prob_T(XT, means, prec, covariance_type)
     if log_noise_density is not None:
         log_prob = np.concatenate([log_prob, noise_row(log_weights, log_noise_density, XT.shape[1])], axis=-2)
+    return joint_exp_from_log(log_prob, log_weights)
+
+
+def joint_exp_from_log(log_prob, log_weights):
+    """:func:`_joint_exp` from the log-densities ``log_prob`` (..., K, m), overwritten."""
     log_prob += log_weights[..., None]
     top = log_prob.max(axis=-2)
     log_prob -= top[..., None, :]

@@ -59,10 +59,18 @@ Layout = tuple[tuple[tuple[int, ...], int], ...] | None
 def data_layout(X: np.ndarray) -> Layout:
     """The missingness layout of ``X`` (n, d): None when complete, else per pattern (in
     :func:`~gmmflow.core.missing_data.missing_patterns` order) its observed columns and row count."""
+    return _layout(_patterns(X))
+
+
+def _patterns(X: np.ndarray) -> list | None:
+    """The missingness patterns of ``X``, None when it is complete."""
     observed = ~np.isnan(X)
-    if observed.all():
-        return None
-    return tuple((tuple(int(i) for i in p.observed), int(p.rows.size)) for p in missing_patterns(observed))
+    return None if observed.all() else missing_patterns(observed)
+
+
+def _layout(patterns: list | None) -> Layout:
+    return None if patterns is None else tuple((tuple(int(i) for i in p.observed), int(p.rows.size))
+                                               for p in patterns)
 
 
 def _pattern_inputs(layout: Layout) -> tuple[str, ...]:
@@ -124,14 +132,14 @@ class ModelTemplate:
         X = np.asarray(X, dtype=np.float64)
         if X.shape != (self.n_obs, self.n_features):
             raise ValueError(f"the template is for data of shape {(self.n_obs, self.n_features)}, got {X.shape}.")
-        if data_layout(X) != self.layout:
+        patterns = _patterns(X)  # grouped once: the layout check and the pattern inputs
+        if _layout(patterns) != self.layout:
             raise ValueError("the template is for another pattern of missing cells than X's.")
         if hyper.covariance_type != self.covariance_type:
             raise ValueError(f"hyper-parameters for {hyper.covariance_type!r}, template for "
                              f"{self.covariance_type!r}.")
         scale = hyper.scale_chol if self.covariance_type in ("full", "tied") else hyper.scale
-        data = [X] if self.layout is None else [X[np.ix_(p.rows, p.observed)]
-                                                for p in missing_patterns(~np.isnan(X))]
+        data = [X] if patterns is None else [X[np.ix_(p.rows, p.observed)] for p in patterns]
         if self.noise and log_noise_density is None:
             raise ValueError("a noise model's template needs log_noise_density (-log V).")
         noise = (log_noise_density,) if self.noise else ()
