@@ -155,7 +155,7 @@ def fit_restarts(
     """
     with one_blas_thread():
         rngs = [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(len(methods))]
-        inits = [starts.draw(method, rng) for method, rng in zip(methods, rngs)]
+        inits = starts.draw_all(methods, rngs)
         results = _run_batches(blocks.e_step, blocks.shift, inits, hyper, reg_covar, max_iter, tol, batch_size)
     for r, method in zip(results, methods):
         r.start = method

@@ -236,10 +236,12 @@ def _joint_exp(XT, log_weights, means, prec, covariance_type, log_noise_density=
     With ``log_noise_density`` (a noise model, K+1 ``log_weights``) the noise's
     row ``log w_0 - log V`` comes last: (..., K+1, m).
     """
-    log_prob = log_gaussian_prob_T(XT, means, prec, covariance_type)
+    K = means.shape[-2]
+    log_prob = log_gaussian_prob_T(XT, means, prec, covariance_type, log_weights[..., :K])
     if log_noise_density is not None:
-        log_prob = np.concatenate([log_prob, noise_row(log_weights, log_noise_density, XT.shape[1])], axis=-2)
-    log_prob += log_weights[..., None]
+        noise = noise_row(log_weights, log_noise_density, XT.shape[1])
+        noise += log_weights[..., K:, None]
+        log_prob = np.concatenate([log_prob, noise], axis=-2)
     top = log_prob.max(axis=-2)
     log_prob -= top[..., None, :]
     np.copyto(log_prob, -np.inf, where=log_prob < LOG_FLOOR)
@@ -288,8 +290,9 @@ def statistics_from_responsibilities(
 
 def m_step_from_responsibilities(X: np.ndarray, resp: np.ndarray, covariance_type: str,
                                  hyper: Hyperparameters | None, reg_covar: float, sample_weight=None) -> Params:
-    """One M-step on rows ``X`` (m, d) with responsibilities ``resp`` (m, K): how a start becomes parameters."""
-    stats = statistics_from_responsibilities(np.ascontiguousarray(X.T), np.ascontiguousarray(resp.T),
+    """One M-step on rows ``X`` (m, d) with responsibilities ``resp`` (..., m, K): how a start becomes
+    parameters (with the batch axes of ``resp``)."""
+    stats = statistics_from_responsibilities(np.ascontiguousarray(X.T), np.ascontiguousarray(np.swapaxes(resp, -1, -2)),
                                              covariance_type, sample_weight)
     return m_step(stats, covariance_type, hyper, reg_covar)
 
