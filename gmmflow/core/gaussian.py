@@ -225,9 +225,9 @@ def log_gaussian_prob_T(
     log_det = log_det_precision(prec, covariance_type, d)
     if covariance_type == "tied":  # one log-det per batch entry, shared by its components
         log_det = log_det[..., None]
-    constant = log_det - 0.5 * d * LOG_2PI + offset
+    constant = log_det - 0.5 * d * LOG_2PI + offset  # (..., K), or (..., 1) for tied without offset
     log_prob *= -0.5
-    log_prob += np.broadcast_to(constant, means.shape[:-1])[..., None]
+    log_prob += constant[..., None]
     return log_prob
 
 
