@@ -147,3 +147,74 @@ def test_hc_tree_is_kept_for_other_k_and_copies_are_handed_out():
     assert again.labels[3].min() == 0 and np.unique(again.labels[5]).size == 5
     other = hierarchical_partitions(X[::-1], [3])  # other rows (order matters), another tree
     assert _tree_levels.cache_info().misses == 2 and other.labels[3].size == X.shape[0]
+
+
+def _kmeans_one_restart(X, K, rng, w):
+    """Reference: greedy k-means++ then Lloyd for one restart, row by row in plain loops
+    (the unbatched algorithm, drawing from ``rng`` in the same order)."""
+    n = X.shape[0]
+    trials = 2 + int(np.log(K))
+    sq = lambda a, b: float(np.sum((a - b) ** 2))  # noqa: E731
+    centers = [X[rng.choice(n, p=w / w.sum())]]
+    closest = np.array([sq(x, centers[0]) for x in X])
+    for _ in range(1, K):
+        pot = closest * w
+        cand = np.minimum(np.searchsorted(np.cumsum(pot), rng.random(trials) * pot.sum()), n - 1)
+        cand_d = np.array([[min(closest[i], sq(X[i], X[c])) for c in cand] for i in range(n)])
+        best = int(np.argmin((cand_d * w[:, None]).sum(axis=0)))
+        centers.append(X[cand[best]])
+        closest = cand_d[:, best]
+    centers = np.array(centers)
+    labels = np.array([np.argmin([sq(x, c) for c in centers]) for x in X])
+    for _ in range(10):
+        for k in range(K):
+            if w[labels == k].sum() > 0:
+                centers[k] = (w[labels == k, None] * X[labels == k]).sum(axis=0) / w[labels == k].sum()
+        new = np.array([np.argmin([sq(x, c) for c in centers]) for x in X])
+        if np.array_equal(new, labels):
+            break
+        labels = new
+    return labels
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_kmeans_starts_drawn_together_equal_one_restart_at_a_time(weighted):
+    """The k-means++ starts of all restarts, seeded and clustered as one batch, are bit for bit
+    those drawn one restart at a time (each from its own generator, in restart order), and
+    their partitions are those of a plain one-restart loop."""
+    from gmmflow.core.initialization import kmeans_responsibilities
+
+    X = mixture_data(seed=2, n_per=40, d=3, K=4)
+    w = np.random.default_rng(5).uniform(0.2, 2.0, X.shape[0]) if weighted else None
+    blocks = ArrayBlocks(X, sample_weight=w)
+    mean, cov = blocks.moments()
+    blocks = blocks.with_shift(mean)
+    methods = ["hc", "kmeans++", "random", "kmeans++", "kmeans++", "random_from_data", "kmeans++"]
+    streams = lambda: [np.random.default_rng(c) for c in np.random.SeedSequence(7).spawn(len(methods))]  # noqa: E731
+    for t in COV_TYPES:
+        starts = StartingPoints.from_blocks(blocks, 7, 4, t, None, 1e-6, None)
+        together = starts.draw_all(methods, streams())
+        alone = [starts.draw(m, rng) for m, rng in zip(methods, streams())]
+        for a, b in zip(together, alone):
+            for name in ("weights", "means", "cov", "chol"):
+                np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    rngs = streams()
+    resp = kmeans_responsibilities(blocks.sample(None)[0], 4, rngs[:3], w)
+    ref = [_kmeans_one_restart(X - mean, 4, rng, np.ones(X.shape[0]) if w is None else w) for rng in streams()[:3]]
+    np.testing.assert_array_equal(resp.argmax(axis=-1), ref)
+    assert len({tuple(r) for r in ref}) > 1  # different streams, different partitions: a real comparison
+
+
+def test_noise_starts_drawn_together_equal_one_restart_at_a_time():
+    X = mixture_data(seed=3, n_per=50, d=2, K=2)
+    blocks = ArrayBlocks(X)
+    mean, cov = blocks.moments()
+    blocks = blocks.with_shift(mean)
+    starts = StartingPoints.from_blocks(blocks, 0, 2, "full", None, 1e-6, None, log_noise_density=-3.0)
+    streams = lambda: [np.random.default_rng(c) for c in np.random.SeedSequence(0).spawn(3)]  # noqa: E731
+    together = starts.draw_all(["kmeans++"] * 3, streams())
+    alone = [starts.draw("kmeans++", rng) for rng in streams()]
+    for a, b in zip(together, alone):
+        assert a.has_noise and a.log_noise_density == -3.0
+        np.testing.assert_array_equal(a.weights, b.weights)
+        np.testing.assert_array_equal(a.cov, b.cov)

@@ -64,7 +64,7 @@ class EMResult:
 
 
 def _check_finite(objective: np.ndarray, iteration: int) -> None:
-    if not np.all(np.isfinite(objective)):
+    if not np.isfinite(objective).all():
         bad = objective[~np.isfinite(objective)][0]
         raise FloatingPointError(
             f"The EM objective became {float(bad)!r} after {iteration} iterations. "
@@ -93,28 +93,29 @@ def run_em(
     params = init
     stats = e_step(params, active)
     ll, lp = log_objective_parts(stats, params, hyper)
-    traces = [[value] for value in np.asarray(ll + lp, dtype=np.float64)]
+    objective = np.asarray(ll + lp, dtype=np.float64)
+    history = [objective]  # every start's objective after each iteration (NaN once it has stopped)
     results: list[EMResult | None] = [None] * active.size
     for iteration in range(1, max_iter + 1):
         params = m_step(stats, t, hyper, reg_covar, init.log_noise_density)
         stats = e_step(params, active)
         ll, lp = log_objective_parts(stats, params, hyper)
-        objective = np.asarray(ll + lp, dtype=np.float64)
+        previous, objective = objective, np.asarray(ll + lp, dtype=np.float64)
         _check_finite(objective, iteration)
-        previous = np.array([traces[r][-1] for r in active])
-        for r, value in zip(active, objective):
-            traces[r].append(value)
+        history.append(np.full(len(results), np.nan))
+        history[-1][active] = objective
         converged = np.abs(objective - previous) <= tol * np.abs(objective)
         stop = converged | (iteration == max_iter)
+        if not stop.any():
+            continue
+        traces = np.stack(history)
         for j in np.flatnonzero(stop):
-            r = active[j]
-            results[r] = EMResult(params.take(j), float(objective[j]), float(ll[j]), float(lp[j]),
-                                  bool(converged[j]), iteration, np.asarray(traces[r]))
-        if np.all(stop):
+            results[active[j]] = EMResult(params.take(j), float(objective[j]), float(ll[j]), float(lp[j]),
+                                          bool(converged[j]), iteration, traces[:, active[j]].copy())
+        if stop.all():
             break
-        if np.any(stop):
-            keep = np.flatnonzero(~stop)
-            params, stats, active = params.take(keep), stats.take(keep), active[keep]
+        keep = np.flatnonzero(~stop)
+        params, stats, active, objective = params.take(keep), stats.take(keep), active[keep], objective[keep]
     return results
 
 
@@ -155,7 +156,7 @@ def fit_restarts(
     """
     with one_blas_thread():
         rngs = [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(len(methods))]
-        inits = [starts.draw(method, rng) for method, rng in zip(methods, rngs)]
+        inits = starts.draw_all(methods, rngs)
         results = _run_batches(blocks.e_step, blocks.shift, inits, hyper, reg_covar, max_iter, tol, batch_size)
     for r, method in zip(results, methods):
         r.start = method

@@ -241,19 +241,22 @@ def _joint_exp(XT, log_weights, means, prec, covariance_type, log_noise_density=
     With ``log_noise_density`` (a noise model, K+1 ``log_weights``) the noise's
     row ``log w_0 - log V`` comes last: (..., K+1, m).
     """
-    log_prob = log_gaussian_prob_T(XT, means, prec, covariance_type)
+    K = means.shape[-2]
+    log_prob = log_gaussian_prob_T(XT, means, prec, covariance_type, log_weights[..., :K])
     if log_noise_density is not None:
-        log_prob = np.concatenate([log_prob, noise_row(log_weights, log_noise_density, XT.shape[1])], axis=-2)
-    return joint_exp_from_log(log_prob, log_weights)
+        noise = noise_row(log_weights, log_noise_density, XT.shape[1])
+        noise += log_weights[..., K:, None]
+        log_prob = np.concatenate([log_prob, noise], axis=-2)
+    return joint_exp_from_log(log_prob)
 
 
-def joint_exp_from_log(log_prob, log_weights):
-    """:func:`_joint_exp` from the log-densities ``log_prob`` (..., K, m), overwritten."""
-    log_prob += log_weights[..., None]
-    top = log_prob.max(axis=-2)
-    log_prob -= top[..., None, :]
-    np.copyto(log_prob, -np.inf, where=log_prob < LOG_FLOOR)
-    E = np.exp(log_prob, out=log_prob)
+def joint_exp_from_log(log_joint):
+    """:func:`_joint_exp` from the log joint densities ``log w_k + log N(x_i | k)`` (..., K, m),
+    which it overwrites."""
+    top = log_joint.max(axis=-2)
+    log_joint -= top[..., None, :]
+    np.copyto(log_joint, -np.inf, where=log_joint < LOG_FLOOR)
+    E = np.exp(log_joint, out=log_joint)
     return E, E.sum(axis=-2), top
 
 
@@ -298,8 +301,9 @@ def statistics_from_responsibilities(
 
 def m_step_from_responsibilities(X: np.ndarray, resp: np.ndarray, covariance_type: str,
                                  hyper: Hyperparameters | None, reg_covar: float, sample_weight=None) -> Params:
-    """One M-step on rows ``X`` (m, d) with responsibilities ``resp`` (m, K): how a start becomes parameters."""
-    stats = statistics_from_responsibilities(np.ascontiguousarray(X.T), np.ascontiguousarray(resp.T),
+    """One M-step on rows ``X`` (m, d) with responsibilities ``resp`` (..., m, K): how a start becomes
+    parameters (with the batch axes of ``resp``)."""
+    stats = statistics_from_responsibilities(np.ascontiguousarray(X.T), np.ascontiguousarray(np.swapaxes(resp, -1, -2)),
                                              covariance_type, sample_weight)
     return m_step(stats, covariance_type, hyper, reg_covar)
 

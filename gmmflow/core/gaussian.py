@@ -209,20 +209,26 @@ def log_gaussian_prob(
 
 
 def log_gaussian_prob_T(
-    XT: np.ndarray, means: np.ndarray, prec: np.ndarray, covariance_type: str
+    XT: np.ndarray, means: np.ndarray, prec: np.ndarray, covariance_type: str, offset=0.0
 ) -> np.ndarray:
     """Kernel of :func:`log_gaussian_prob` on transposed, pre-centred data: (..., K, m).
 
     ``XT`` (d, m) and ``means`` (..., K, d) must be in the same frame, near the
-    data's centre (the EM loop shifts both by the data mean).
+    data's centre (the EM loop shifts both by the data mean). ``offset``
+    (scalar or (..., K), e.g. the log-weights) is added to component k's row:
+    ``log N(x_i | k) = -maha_ik / 2 + (log|P_k| - d/2 log 2 pi + offset_k)``, the
+    per-component constants summed first so the (..., K, m) array takes two
+    in-place passes.
     """
     d = XT.shape[0]
-    maha = _MAHALANOBIS[covariance_type](XT, means, prec)
+    log_prob = _MAHALANOBIS[covariance_type](XT, means, prec)
     log_det = log_det_precision(prec, covariance_type, d)
     if covariance_type == "tied":  # one log-det per batch entry, shared by its components
         log_det = log_det[..., None]
-    log_det = np.broadcast_to(log_det, means.shape[:-1])
-    return -0.5 * (d * LOG_2PI + maha) + log_det[..., None]
+    constant = log_det - 0.5 * d * LOG_2PI + offset  # (..., K), or (..., 1) for tied without offset
+    log_prob *= -0.5
+    log_prob += constant[..., None]
+    return log_prob
 
 
 def log_mixture_density(

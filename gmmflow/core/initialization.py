@@ -54,62 +54,90 @@ def init_sample_rows(n_rows: int, seed: int) -> np.ndarray | None:
 
 
 def _sq_distances(X, centers):
-    d2 = np.einsum("ij,ij->i", X, X)[:, None] - 2.0 * X @ centers.T + np.sum(centers**2, axis=1)
+    """Squared distances of rows ``X`` (n, d) to centres (..., c, d): (..., n, c)."""
+    d2 = (np.einsum("ij,ij->i", X, X)[:, None] - 2.0 * X @ np.swapaxes(centers, -1, -2)
+          + np.sum(centers**2, axis=-1)[..., None, :])
     return np.maximum(d2, 0.0)
 
 
 def nearest(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    """Index of the nearest centre for every row."""
-    return np.argmin(_sq_distances(X, centers), axis=1)
+    """Index of the nearest centre (of each set in ``centers`` (..., c, d)) for every row: (..., n)."""
+    return np.argmin(_sq_distances(X, centers), axis=-1)
 
 
-def kmeans_plusplus(X: np.ndarray, n_clusters: int, rng: np.random.Generator,
+def _candidates(pot: np.ndarray, trials: int, rng: np.random.Generator) -> np.ndarray:
+    """``trials`` rows drawn with probability proportional to ``pot`` (uniformly if all are 0)."""
+    total = pot.sum()
+    if total <= 0:  # all remaining rows coincide with a centre
+        return rng.choice(pot.shape[0], size=trials)
+    return np.minimum(np.searchsorted(np.cumsum(pot), rng.random(trials) * total), pot.shape[0] - 1)
+
+
+def kmeans_plusplus(X: np.ndarray, n_clusters: int, rngs: list[np.random.Generator],
                     sample_weight=None) -> np.ndarray:
-    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007; sklearn's variant)."""
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007; sklearn's variant): (R, K, d).
+
+    One set of centres per generator in ``rngs`` (R restarts): the distances
+    of all sets are computed together, and each set draws from its own
+    generator exactly as it would alone.
+    """
     n = X.shape[0]
     w = np.ones(n) if sample_weight is None else sample_weight
     trials = 2 + int(np.log(n_clusters))
-    centers = np.empty((n_clusters, X.shape[1]))
-    first = rng.choice(n, p=w / w.sum())
-    centers[0] = X[first]
-    closest = _sq_distances(X, centers[:1])[:, 0]
+    batch = np.arange(len(rngs))
+    centers = np.empty((len(rngs), n_clusters, X.shape[1]))
+    centers[:, 0] = X[[rng.choice(n, p=w / w.sum()) for rng in rngs]]
+    closest = _sq_distances(X, centers[:, :1])[..., 0]  # (R, n)
     for c in range(1, n_clusters):
         pot = closest * w
-        total = pot.sum()
-        if total <= 0:  # all remaining rows coincide with a centre
-            cand = rng.choice(n, size=trials)
-        else:
-            cand = np.searchsorted(np.cumsum(pot), rng.random(trials) * total)
-            cand = np.minimum(cand, n - 1)
-        cand_d = np.minimum(closest[:, None], _sq_distances(X, X[cand]))
-        best = int(np.argmin((cand_d * w[:, None]).sum(axis=0)))
-        centers[c] = X[cand[best]]
-        closest = cand_d[:, best]
+        cand = np.stack([_candidates(p, trials, rng) for p, rng in zip(pot, rngs)])  # (R, trials)
+        cand_d = np.minimum(closest[..., None], _sq_distances(X, X[cand]))  # (R, n, trials)
+        best = np.argmin((cand_d * w[:, None]).sum(axis=-2), axis=-1)
+        centers[:, c] = X[cand[batch, best]]
+        closest = cand_d[batch, :, best]
     return centers
 
 
+def _cluster_sums(X, labels, w, K):
+    """Weights and weighted row sums per cluster of each labelling ``labels`` (R, n): (R, K), (R, K, d).
+
+    ``bincount`` over labels offset by ``K r`` sums every restart's rows in row
+    order, as one restart's own ``bincount`` would.
+    """
+    R = labels.shape[0]
+    flat = (labels + K * np.arange(R)[:, None]).ravel()
+    counts = np.bincount(flat, weights=np.tile(w, R), minlength=R * K)
+    sums = np.stack([np.bincount(flat, weights=np.tile(X[:, j] * w, R), minlength=R * K)
+                     for j in range(X.shape[1])], axis=1)
+    return counts.reshape(R, K), sums.reshape(R, K, X.shape[1])
+
+
 def lloyd(X: np.ndarray, centers: np.ndarray, n_steps: int = LLOYD_STEPS, sample_weight=None):
-    """A few Lloyd (k-means) steps; an emptied centre stays where it was."""
+    """A few Lloyd (k-means) steps from each set of centres (R, K, d); an emptied centre stays where it
+    was. A set stops when its labels stop changing, the others go on. Returns centres and labels (R, n)."""
     centers = centers.copy()
+    K = centers.shape[1]
     w = np.ones(X.shape[0]) if sample_weight is None else sample_weight
     labels = nearest(X, centers)
+    moving = np.arange(centers.shape[0])
     for _ in range(n_steps):
-        counts = np.bincount(labels, weights=w, minlength=len(centers))
-        sums = np.stack([np.bincount(labels, weights=X[:, j] * w, minlength=len(centers))
-                         for j in range(X.shape[1])], axis=1)
+        counts, sums = _cluster_sums(X, labels[moving], w, K)
         filled = counts > 0
-        centers[filled] = sums[filled] / counts[filled, None]
-        new = nearest(X, centers)
-        if np.array_equal(new, labels):
+        moved = centers[moving]
+        moved[filled] = sums[filled] / counts[filled, None]
+        centers[moving] = moved
+        new = nearest(X, moved)
+        changed = np.any(new != labels[moving], axis=-1)
+        labels[moving] = new
+        moving = moving[changed]
+        if moving.size == 0:
             break
-        labels = new
     return centers, labels
 
 
 def _one_hot(labels, K):
-    resp = np.zeros((labels.shape[0], K))
-    resp[np.arange(labels.shape[0]), labels] = 1.0
-    return resp
+    """(..., n) labels as (..., n, K) hard responsibilities."""
+    return (labels[..., None] == np.arange(K)).astype(np.float64)
 
 
 def initial_responsibilities(X, K, method, rng, sample_weight=None, means=None) -> np.ndarray:
@@ -117,9 +145,7 @@ def initial_responsibilities(X, K, method, rng, sample_weight=None, means=None) 
     if means is not None:
         return _one_hot(nearest(X, means), K)
     if method == "kmeans++":
-        centers = kmeans_plusplus(X, K, rng, sample_weight)
-        _, labels = lloyd(X, centers, sample_weight=sample_weight)
-        return _one_hot(labels, K)
+        return kmeans_responsibilities(X, K, [rng], sample_weight)[0]
     if method == "random":
         resp = rng.uniform(size=(X.shape[0], K))
         return resp / resp.sum(axis=1, keepdims=True)
@@ -127,6 +153,13 @@ def initial_responsibilities(X, K, method, rng, sample_weight=None, means=None) 
         idx = rng.choice(X.shape[0], size=K, replace=False)
         return _one_hot(nearest(X, X[idx]), K)
     raise ValueError(f"init must be one of {INIT_METHODS} or a dict, got {method!r}")
+
+
+def kmeans_responsibilities(X, K, rngs: list[np.random.Generator], sample_weight=None) -> np.ndarray:
+    """Hard (R, n, K) responsibilities of k-means++ then Lloyd, one restart per generator, all together."""
+    centers = kmeans_plusplus(X, K, rngs, sample_weight)
+    _, labels = lloyd(X, centers, sample_weight=sample_weight)
+    return _one_hot(labels, K)
 
 
 def initial_parameters(
@@ -227,4 +260,33 @@ class StartingPoints:
                                        "kmeans++" if method == USER_START else method, rng,
                                        self.hyper, self.reg_covar, self.sample_weight,
                                        self.given if method == USER_START else None)
+        return self._with_noise(start)
+
+    def draw_all(self, methods: list[str], rngs: list[np.random.Generator]) -> list[Params]:
+        """Every restart's initial parameters, ``draw(methods[r], rngs[r])`` for each r, in order.
+
+        The k-means++ restarts are seeded, clustered and turned into parameters
+        together (one set of numpy passes for all of them,
+        :func:`kmeans_responsibilities`), when the first of them is reached;
+        each draws from its own generator as it would alone.
+        """
+        batch = [r for r, method in enumerate(methods) if method == "kmeans++"]
+        starts: dict[int, Params] = {}
+        for r, (method, rng) in enumerate(zip(methods, rngs)):
+            if r in starts:
+                continue
+            if method == "kmeans++" and len(batch) > 1:
+                starts |= dict(zip(batch, self._kmeans_starts([rngs[b] for b in batch])))
+            else:
+                starts[r] = self.draw(method, rng)
+        return [starts[r] for r in range(len(methods))]
+
+    def _kmeans_starts(self, rngs: list[np.random.Generator]) -> list[Params]:
+        """k-means++ starts from ``rngs``, computed as one batch (one M-step for all)."""
+        resp = kmeans_responsibilities(self.sample, self.n_components, rngs, self.sample_weight)
+        params = m_step_from_responsibilities(self.sample, resp, self.covariance_type, self.hyper,
+                                              self.reg_covar, self.sample_weight)
+        return [self._with_noise(params.take(j)) for j in range(len(rngs))]
+
+    def _with_noise(self, start: Params) -> Params:
         return start if self.log_noise_density is None else with_noise(start, self.log_noise_density)

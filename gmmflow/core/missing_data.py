@@ -577,7 +577,8 @@ class MissingBlocks:
         log_p = Y.reshape(lead + (d, r)).sum(axis=-2)
         log_p *= -0.5
         log_p += np.repeat(np.moveaxis(laws.log_const[block.patterns], 0, -1), block.sizes, axis=-1)
-        return joint_exp_from_log(log_p, log_w)
+        log_p += log_w[..., None]
+        return joint_exp_from_log(log_p)
 
     def e_step(self, params: Params, batch=None) -> SuffStats:
         """Summed expected statistics of all rows at ``params`` (shifted frame); blocks and groups are

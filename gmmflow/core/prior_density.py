@@ -9,6 +9,8 @@ shape (a float without them).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy.special import gammaln
 
@@ -21,14 +23,22 @@ def _result(value):
     return value if isinstance(value, np.ndarray) and value.ndim else float(value)
 
 
+@lru_cache(maxsize=256)
+def _log_dirichlet_norm(K: int, alpha: float) -> float:
+    """``log Gamma(K alpha) - K log Gamma(alpha)``, the same on every EM iteration of a fit (cached)."""
+    return float(gammaln(K * alpha) - K * gammaln(alpha))
+
+
 def log_dirichlet(weights: np.ndarray, alpha: float):
     """log Dirichlet(w | alpha 1_K), density on the simplex."""
-    K = weights.shape[-1]
-    return _result(gammaln(K * alpha) - K * gammaln(alpha) + (alpha - 1.0) * np.log(weights).sum(axis=-1))
+    return _result(_log_dirichlet_norm(weights.shape[-1], float(alpha))
+                   + (alpha - 1.0) * np.log(weights).sum(axis=-1))
 
 
+@lru_cache(maxsize=256)
 def log_multigamma(a: float, d: int) -> float:
-    """``log Gamma_d(a) = d(d-1)/4 log(pi) + sum_{j=1..d} log Gamma(a + (1-j)/2)``."""
+    """``log Gamma_d(a) = d(d-1)/4 log(pi) + sum_{j=1..d} log Gamma(a + (1-j)/2)`` (cached: EM asks
+    for the same value on every iteration)."""
     return float(0.25 * d * (d - 1) * np.log(np.pi) + np.sum(gammaln(a + 0.5 * (1 - np.arange(1, d + 1)))))
 
 
