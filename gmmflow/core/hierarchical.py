@@ -382,7 +382,9 @@ def agglomerate(Z: ArrayLike, ks, model: str = "VVV", alpha: float = 1.0,
         Which merge loop runs: ``None`` (default) the numba kernel
         (:mod:`gmmflow.kernels.hc_merge`) when numba can be imported, else the
         numpy loop :func:`merge_pairs`; ``False`` the numpy loop; ``True`` the
-        kernel (ImportError without numba). Both give the same merges.
+        kernel (ImportError without numba). Both give the same merges. The
+        kernel takes at most ``hc_merge.MAX_D`` (128) features; above, the
+        numpy loop runs whatever ``compiled`` says.
 
     Returns
     -------
@@ -404,24 +406,24 @@ def agglomerate(Z: ArrayLike, ks, model: str = "VVV", alpha: float = 1.0,
     centred = Z - Z.mean(axis=0)
     alpha = max(alpha * float(np.sum(centred * centred)) / (n * d), EPS)
     P = _initial_costs(Z, model, alpha, beta)
-    kernel = None if compiled is False else compiled_merge_loop(required=bool(compiled))
-    if kernel is None:
+    kernels = None if compiled is False else compiled_kernels(required=bool(compiled))
+    if kernels is None or d > kernels.MAX_D:
         pairs = merge_pairs(Z, P, model, alpha, beta, ks[-1])
     else:  # the kernel reads the packed array in logical order
-        pairs = kernel(Z, np.ascontiguousarray(P), model == "VVV", alpha, beta, ks[-1])
+        pairs = kernels.merge_pairs(Z, np.ascontiguousarray(P), model == "VVV", alpha, beta, ks[-1])
     return _cut_levels(pairs, n, ks)
 
 
-def compiled_merge_loop(required: bool = False):
-    """The numba merge loop (:func:`gmmflow.kernels.hc_merge.merge_pairs`), or None
+def compiled_kernels(required: bool = False):
+    """The module of the numba merge loop (:mod:`gmmflow.kernels.hc_merge`), or None
     when numba cannot be imported (unless ``required``: then the ImportError)."""
     try:
-        from gmmflow.kernels.hc_merge import merge_pairs as kernel
+        from gmmflow.kernels import hc_merge
     except ImportError:
         if required:
             raise
         return None
-    return kernel
+    return hc_merge
 
 
 def merge_pairs(Z: np.ndarray, P: np.ndarray, model: str, alpha: float, beta: float, stop: int) -> np.ndarray:

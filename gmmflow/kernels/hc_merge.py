@@ -38,41 +38,44 @@ import numpy as np
 from numba import njit
 
 LOGE2 = math.log(2.0)
+# numpy's floating-point semantics (x / 0 is inf or NaN, not ZeroDivisionError: a zero
+# Cholesky pivot must give a non-finite log-determinant, as in the numpy loop)
+_compiled = njit(cache=True, nogil=True, error_model="numpy")
 
 
-@njit(cache=True, nogil=True)
-def _numpy_sum(x, start, n):  # pragma: no cover - compiled
-    """``np.add.reduce`` of ``x[start:start + n]`` (1-D, contiguous): numpy's pairwise summation."""
+MAX_D = 128  # numpy's pairwise summation adds up to 128 numbers in one block; above, it recurses
+
+
+@_compiled
+def _numpy_sum(x, n):  # pragma: no cover - compiled
+    """``np.add.reduce(x[:n])`` for contiguous 1-D ``x`` and ``n <= MAX_D``: numpy's pairwise
+    summation (sequential below 8 numbers, else eight interleaved partial sums); above
+    ``MAX_D`` numpy recurses, which cached numba code cannot, so callers stay below."""
     if n < 8:
         res = 0.0
         for i in range(n):
-            res += x[start + i]
+            res += x[i]
         return res
-    if n <= 128:
-        r0, r1, r2, r3 = x[start], x[start + 1], x[start + 2], x[start + 3]
-        r4, r5, r6, r7 = x[start + 4], x[start + 5], x[start + 6], x[start + 7]
-        i = 8
-        while i < n - n % 8:
-            r0 += x[start + i]
-            r1 += x[start + i + 1]
-            r2 += x[start + i + 2]
-            r3 += x[start + i + 3]
-            r4 += x[start + i + 4]
-            r5 += x[start + i + 5]
-            r6 += x[start + i + 6]
-            r7 += x[start + i + 7]
-            i += 8
-        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-        while i < n:
-            res += x[start + i]
-            i += 1
-        return res
-    half = n // 2
-    half -= half % 8
-    return _numpy_sum(x, start, half) + _numpy_sum(x, start + half, n - half)
+    r0, r1, r2, r3, r4, r5, r6, r7 = x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]
+    i = 8
+    while i < n - n % 8:
+        r0 += x[i]
+        r1 += x[i + 1]
+        r2 += x[i + 2]
+        r3 += x[i + 3]
+        r4 += x[i + 4]
+        r5 += x[i + 5]
+        r6 += x[i + 6]
+        r7 += x[i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += x[i]
+        i += 1
+    return res
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def _logaddexp(x, y):  # pragma: no cover - compiled
     """numpy's ``npy_logaddexp``."""
     if x == y:
@@ -85,7 +88,7 @@ def _logaddexp(x, y):  # pragma: no cover - compiled
     return tmp
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def _log_det_or_nan(W, L, d):  # pragma: no cover - compiled
     """``log|W|`` by the column Cholesky loop of ``core.hierarchical._log_det_or_nan``
     (not finite where the factorisation fails); ``L`` is scratch (d + 1, d), its
@@ -95,10 +98,10 @@ def _log_det_or_nan(W, L, d):  # pragma: no cover - compiled
         for i in range(j + 1, d):
             L[i, j] = (W[i, j] - _row_dot(L, i, j, j)) / root
         L[d, j] = math.log(root)
-    return 2.0 * _numpy_sum(L[d], 0, d)
+    return 2.0 * _numpy_sum(L[d], d)
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def _row_dot(L, i, j, m):  # pragma: no cover - compiled
     """``sum_{k<m} L[i, k] L[j, k]`` added in order (numpy's reduction over a middle axis); 0 for m = 0."""
     s = 0.0
@@ -107,7 +110,7 @@ def _row_dot(L, i, j, m):  # pragma: no cover - compiled
     return s
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def _vvv_term(size, trace, W, L, d, alpha, beta):  # pragma: no cover - compiled
     """mclust's ``vvvtij`` for one cluster, as ``core.hierarchical.vvv_terms``; ``W`` is
     the scatter divided by the size (used only when the determinant counts)."""
@@ -119,7 +122,7 @@ def _vvv_term(size, trace, W, L, d, alpha, beta):  # pragma: no cover - compiled
     return size * out
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def _pair(a, j, size, trace, term, mean, scatter, vvv, alpha, beta, diff, W, L):  # pragma: no cover
     """Merge cost of clusters ``a`` and ``j`` and the union's term (as ``_Clusters.costs``)."""
     d = mean.shape[1]
@@ -141,7 +144,7 @@ def _pair(a, j, size, trace, term, mean, scatter, vvv, alpha, beta, diff, W, L):
     return union - (term[a] + term[j]), union
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def _merge_stats(a, b, t, size, trace, term, mean, scatter, vvv, alpha, beta, diff, W, L):  # pragma: no cover
     """Cluster ``b`` joins ``a`` (as ``_Clusters.merge``); ``t`` the union's term or NaN."""
     d = mean.shape[1]
@@ -151,7 +154,7 @@ def _merge_stats(a, b, t, size, trace, term, mean, scatter, vvv, alpha, beta, di
         W[0, k] = diff[k] * diff[k]
     w = (na * nb) / (na + nb)
     n_ab = na + nb
-    tr = (trace[a] + trace[b]) + w * _numpy_sum(W[0], 0, d)
+    tr = (trace[a] + trace[b]) + w * _numpy_sum(W[0], d)
     for k in range(d):
         mean[a, k] = (na * mean[a, k] + nb * mean[b, k]) / n_ab
     if vvv:
@@ -166,7 +169,7 @@ def _merge_stats(a, b, t, size, trace, term, mean, scatter, vvv, alpha, beta, di
     size[a], trace[a], term[a] = n_ab, tr, t
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def _rescan(P, start, j, col_min, col_arg):  # pragma: no cover - compiled
     """Minimum of column ``j`` (entries ``P[start + i]``, i < j) and its last row."""
     best, arg = P[start], 0
@@ -176,8 +179,16 @@ def _rescan(P, start, j, col_min, col_arg):  # pragma: no cover - compiled
     col_min[j], col_arg[j] = best, arg
 
 
-@njit(cache=True, nogil=True)
-def merge_pairs(Z, P, vvv, alpha, beta, stop):  # pragma: no cover - compiled
+@_compiled
+def _offer(P, start, i, j, col_min, col_arg):  # pragma: no cover - compiled
+    """Entry ``i`` of column ``j`` changed (and did not hold the minimum): keep the
+    column's minimum and its last row."""
+    v = P[start + i]
+    if v < col_min[j] or (v == col_min[j] and i > col_arg[j]):
+        col_min[j], col_arg[j] = v, i
+
+
+def merge_pairs(Z: np.ndarray, P: np.ndarray, vvv: bool, alpha: float, beta: float, stop: int) -> np.ndarray:
     """Merge the rows of ``Z`` down to ``stop`` clusters; the merged positions at each step.
 
     Parameters
@@ -196,23 +207,38 @@ def merge_pairs(Z, P, vvv, alpha, beta, stop):  # pragma: no cover - compiled
     -------
     ndarray of int64, shape (n - stop, 2)
         The positions ``a < b`` merged at each step.
+
+    Notes
+    -----
+    The arrays are allocated here, by numpy: numba's own versions of numpy's
+    constructors are compiled in every process (they are not in the on-disk
+    cache of the loop), and took seconds.
     """
     n, d = Z.shape
-    size = np.ones(n)
-    trace = np.zeros(n)
-    term = np.full(n, math.log(beta * alpha) if vvv else 0.0)
-    mean = Z.copy()
+    stats = np.zeros((3, n))
+    stats[0] = 1.0  # sizes; traces 0; the singletons' terms 1 log(alpha beta) (VVV)
+    stats[2] = np.log(beta * alpha) if vvv else 0.0
     scatter = np.zeros((n, d, d) if vvv else (n, 0, 0))
-    diff, W, L = np.empty(d), np.empty((d, d)), np.empty((d + 1, d))
-    col_min, col_arg = np.empty(n), np.zeros(n, dtype=np.int64)
-    tri = np.empty(n + 1, dtype=np.int64)
-    for j in range(n + 1):
-        tri[j] = j * (j - 1) // 2
+    j = np.arange(n + 1)
+    out = np.empty((n - stop, 2), dtype=np.int64)
+    _merge_loop(Z.copy(), P, vvv, alpha, beta, stats, scatter, j * (j - 1) // 2, np.empty((2, n)),
+                np.zeros(n, dtype=np.int64), np.empty((2 * d + 2, d)), out)
+    return out
+
+
+@_compiled
+def _merge_loop(mean, P, vvv, alpha, beta, stats, scatter, tri, work, col_arg, scratch, out):  # pragma: no cover
+    """The loop of :func:`merge_pairs`: ``mean`` (n, d) starts as the rows, ``stats``
+    rows the sizes, traces and terms, ``work`` rows the column minima and (scratch),
+    ``scratch`` rows the mean difference, the union's scatter (d rows) and the
+    Cholesky factor with its log-pivots (d + 1 rows); ``out`` receives the merges."""
+    n, d = mean.shape
+    size, trace, term, col_min = stats[0], stats[1], stats[2], work[0]
+    diff, W, L = scratch[0], scratch[1:d + 1], scratch[d + 1:]
     for j in range(1, n):
         _rescan(P[0], tri[j], j, col_min, col_arg)
-    out = np.empty((n - stop, 2), dtype=np.int64)
     q = P.shape[0] - 1  # the row holding the union's term (the cost itself for EII)
-    for step in range(n - stop):
+    for step in range(out.shape[0]):
         G = n - step
         b = 1
         for j in range(2, G):  # the last column holding the least cost
@@ -228,10 +254,12 @@ def merge_pairs(Z, P, vvv, alpha, beta, stop):  # pragma: no cover - compiled
                     P[r, tri[b] + i] = P[r, tri[last] + i]
                 for j in range(b + 1, last):
                     P[r, tri[j] + b] = P[r, tri[last] + j]
-            size[b], trace[b], term[b] = size[last], trace[last], term[last]
-            mean[b] = mean[last]
-            if vvv:
-                scatter[b] = scatter[last]
+            for r in range(3):
+                stats[r, b] = stats[r, last]
+            for k in range(d):
+                mean[b, k] = mean[last, k]
+                for m in range(scatter.shape[2]):
+                    scatter[b, k, m] = scatter[last, k, m]
         for j in range(last):  # the union against every other cluster
             if j != a:
                 k = tri[a] + j if j < a else tri[j] + a
@@ -240,8 +268,7 @@ def merge_pairs(Z, P, vvv, alpha, beta, stop):  # pragma: no cover - compiled
             if j == a or j == b or col_arg[j] == a or col_arg[j] == b:
                 _rescan(P[0], tri[j], j, col_min, col_arg)
                 continue
-            for r in (a, b):
-                if r < j and P[0, tri[j] + r] <= col_min[j]:
-                    if P[0, tri[j] + r] < col_min[j] or r > col_arg[j]:
-                        col_min[j], col_arg[j] = P[0, tri[j] + r], r
-    return out
+            if a < j:
+                _offer(P[0], tri[j], a, j, col_min, col_arg)
+            if b < j:
+                _offer(P[0], tri[j], b, j, col_min, col_arg)
