@@ -5,7 +5,10 @@ R's ``Mclust()`` starts EM from a partition cut from one hierarchical clustering
 cluster and the pair whose merge costs the least classification likelihood is
 merged, until one cluster is left. The partition at K clusters, as one-hot
 responsibilities, gives EM its first M-step. This module reproduces mclust's
-defaults in pure numpy:
+defaults in pure numpy; the merge loop also exists compiled by numba
+(:mod:`gmmflow.kernels.hc_merge`, the same merges), which :func:`agglomerate`
+runs when numba can be imported, this module's loop (:func:`merge_pairs`)
+being the reference and the fallback:
 
 - ``hcUse = "SVD"``: centre and scale each feature (sd with denominator n - 1),
   drop non-finite columns, take the thin SVD ``Xs = U S V^T`` and cluster

@@ -10,11 +10,15 @@ What the numpy code does with one vectorised call per quantity (the costs of
 the new cluster against all others), this loop does pair by pair, in the
 order numpy's kernels add (sums over features as numpy's pairwise summation,
 the Cholesky factor column by column as ``_log_det_or_nan``, ``logaddexp``
-as numpy's ``npy_logaddexp``), so both give the same costs; the only
-operation that can differ is ``log`` (numpy may use a vector library, e.g.
-SVML on AVX-512, where this loop calls the C library), by one unit in the last
-place, which can decide only between two costs within one rounding of each
-other.
+as numpy's ``npy_logaddexp``), so both give the same costs bit for bit, but
+where numpy's ``log`` (a vector library, e.g. SVML on AVX-512, where this loop
+calls the C library) or, above four features, its LAPACK Cholesky rounds
+differently: on Faithful, geyser, iris, wine and random 5- and 9-dimensional
+data, 0 to 4 of about 11,000 live costs differed, by at most 2 units in the
+last place (5.7e-16 relative). Exact ties (duplicated rows, lattices) are
+computed identically in each loop; a rounding difference can decide only
+between two costs within two units in the last place of each other, and the
+tests find the same merges at every step on every data set tried.
 
 The one change of algorithm is the search for the minimum: instead of
 scanning the ``G (G - 1) / 2`` packed costs at each merge (O(n^3 / 6) reads
@@ -27,7 +31,11 @@ column, or a rescan of the column whose minimum it held).
 ``numba`` is imported at module import: :mod:`gmmflow.core.hierarchical`
 imports this module only when it clusters, and falls back to the numpy loop
 when the import fails (no numba). The compiled code is cached on disk
-(``cache=True``) where numba caches (see :func:`merge_pairs`).
+(``cache=True``) where numba caches compiled code: ``__pycache__`` beside
+this file when that is writable (as Python's bytecode), else the user's cache
+directory (``~/.cache/numba``), or ``NUMBA_CACHE_DIR`` when set. Compiling
+takes seconds once; a later process loads it in milliseconds
+(``bench/hc_kernel.py``).
 """
 
 from __future__ import annotations
