@@ -229,19 +229,20 @@ def merge_pairs(Z: np.ndarray, P: np.ndarray, vvv: bool, alpha: float, beta: flo
     scatter = np.zeros((n, d, d) if vvv else (n, 0, 0))
     j = np.arange(n + 1)
     out = np.empty((n - stop, 2), dtype=np.int64)
-    _merge_loop(Z.copy(), P, vvv, alpha, beta, stats, scatter, j * (j - 1) // 2, np.empty((2, n)),
+    _merge_loop(Z.copy(), P, vvv, alpha, beta, stats, scatter, j * (j - 1) // 2, np.empty(n),
                 np.zeros(n, dtype=np.int64), np.empty((2 * d + 2, d)), out)
     return out
 
 
 @_compiled
-def _merge_loop(mean, P, vvv, alpha, beta, stats, scatter, tri, work, col_arg, scratch, out):  # pragma: no cover
+def _merge_loop(mean, P, vvv, alpha, beta, stats, scatter, tri, col_min, col_arg, scratch, out):  # pragma: no cover
     """The loop of :func:`merge_pairs`: ``mean`` (n, d) starts as the rows, ``stats``
-    rows the sizes, traces and terms, ``work`` rows the column minima and (scratch),
-    ``scratch`` rows the mean difference, the union's scatter (d rows) and the
-    Cholesky factor with its log-pivots (d + 1 rows); ``out`` receives the merges."""
+    rows the sizes, traces and terms, ``col_min`` and ``col_arg`` each column's least
+    cost and the last row holding it, ``scratch`` rows the mean difference, the
+    union's scatter (d rows) and the Cholesky factor with its log-pivots (d + 1
+    rows); ``out`` receives the merges."""
     n, d = mean.shape
-    size, trace, term, col_min = stats[0], stats[1], stats[2], work[0]
+    size, trace, term = stats[0], stats[1], stats[2]
     diff, W, L = scratch[0], scratch[1:d + 1], scratch[d + 1:]
     for j in range(1, n):
         _rescan(P[0], tri[j], j, col_min, col_arg)
