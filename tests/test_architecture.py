@@ -26,6 +26,7 @@ ROOT = PACKAGE.parent
 LAYERS = [
     ("foundation", ["gmmflow._version", "gmmflow.exceptions", "gmmflow.schema", "gmmflow.checks",
                     "gmmflow.defaults"]),
+    ("kernels", ["gmmflow.kernels"]),  # optional compiled loops (numba) that core/ imports lazily
     ("numerics", ["gmmflow.core"]),
     ("inputs", ["gmmflow.inputs", "gmmflow.resources"]),
     ("models", ["gmmflow.models", "gmmflow.pymc"]),
@@ -107,7 +108,22 @@ def test_core_is_pure_numerics():
                 top = name.split(".")[0]
                 assert top in allowed | {"gmmflow"}, f"{module} imports {name}"
                 if top == "gmmflow":
-                    assert name.startswith(("gmmflow.core", "gmmflow.exceptions")), f"{module} imports {name}"
+                    assert name.startswith(("gmmflow.core", "gmmflow.exceptions", "gmmflow.kernels")), \
+                        f"{module} imports {name}"
+
+
+def test_kernels_import_numpy_and_numba_only():
+    """kernels/ is compiled code: numpy, numba and math, nothing from gmmflow (core/ keeps the
+    numpy reference of every kernel and imports the kernel inside a function, falling back
+    to that reference on ImportError)."""
+    for module, path in MODULES.items():
+        if not module.startswith("gmmflow.kernels"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            for name in names:
+                assert name.split(".")[0] in {"numpy", "numba", "math", "__future__"}, f"{module} imports {name}"
 
 
 def test_no_import_cycles():
