@@ -191,7 +191,7 @@ def load():
 
 def ess(args):
     ns = [int(n) for n in args.ns.split(",")]
-    print(f"d=3 K=3, centres 8 sds apart; Gibbs 4 x 1000 draws (200 burn-in), NUTS auto 4 x 1000 (1000 tune)")
+    print("d=3 K=3, centres 8 sds apart; Gibbs 4 x 1000 draws (200 burn-in), NUTS auto 4 x 1000 (1000 tune)")
     print(f"{'n':>8} {'EM s':>7} {'NUTS s':>8} {'ESS':>6} {'ESS/s':>8} {'Gibbs s':>8} {'ESS':>6} {'ESS/s':>8}"
           f" {'Gibbs/NUTS':>10} {'EM it ms':>9} {'sweep/EM':>9} {'4-pass/EM/4':>11}  load")
     nuts_ok = True
