@@ -159,8 +159,9 @@ def check_missing(value) -> str:
     return value
 
 
-def check_noise_with_missing(noise: bool, incomplete: bool) -> None:
-    """A noise component and missing cells are not fitted together (EM, PyMC model): refuse both at once."""
+def check_noise_with_missing(noise: bool, incomplete: bool, task: str = "fit") -> None:
+    """A noise component and missing cells are not used together (EM, PyMC model, prediction):
+    refuse both at once. ``task`` is the verb of the message ("fit", "predict on")."""
     if noise and incomplete:
-        raise ValueError("GMM(noise=True) cannot fit data with missing values yet (missing='marginalize' "
+        raise ValueError(f"GMM(noise=True) cannot {task} data with missing values yet (missing='marginalize' "
                          "and a noise component): drop the incomplete rows, or fit without noise=True.")

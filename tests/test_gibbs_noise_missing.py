@@ -306,3 +306,16 @@ def test_gibbs_and_nuts_agree_on_small_data(case):
     worst = max(float(v.max()) for v in z.values())
     print(f"{case}: largest |z| {worst:.2f}", {v: np.round(x, 2).tolist() for v, x in z.items()})
     assert worst < 4.0, z
+
+
+@pytest.mark.parametrize("ask", ["predict", "predict_proba", "score_samples"])
+def test_a_noise_fit_refuses_to_predict_on_missing_cells(ask):
+    """A complete-data noise fit asked about rows with NaN (missing='marginalize') says why it cannot,
+    instead of failing in numpy broadcasting; complete rows are still judged."""
+    X = missing_data()
+    complete = X[~np.isnan(X).any(axis=1)]
+    em = gmmflow.fit_em(gmmflow.GMM(2, noise=True), complete, n_init=1, seed=0)
+    with pytest.raises(ValueError, match=re.escape("GMM(noise=True) cannot predict on data with missing values "
+                                                   "yet (missing='marginalize' and a noise component)")):
+        getattr(gmmflow, ask)(em, X, missing="marginalize")
+    assert len(getattr(gmmflow, ask)(em, complete, missing="marginalize")) == complete.shape[0]

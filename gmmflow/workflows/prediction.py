@@ -15,7 +15,7 @@ import numpy as np
 
 from gmmflow import defaults
 from gmmflow import schema as S
-from gmmflow.checks import check_int, check_missing, check_seed
+from gmmflow.checks import check_int, check_missing, check_noise_with_missing, check_seed
 from gmmflow.core.em_steps import Params
 from gmmflow.core.gaussian import sample_mixture
 from gmmflow.core.missing_data import MissingBlocks
@@ -48,6 +48,7 @@ def fitted_log_resp_and_norm(idata: az.InferenceData, X, missing: str = defaults
     """
     _, params, _ = em_params(idata)
     data = align_to_features(X, *fitted_features(idata), missing=check_missing(missing) == "marginalize")
+    check_noise_with_missing(params.has_noise, bool(np.isnan(data.values).any()), "predict on")
     log_resp, log_norm = log_resp_and_norm(params, data.values)
     bad = ~np.isfinite(log_norm)
     if bad.any():
