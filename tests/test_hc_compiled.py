@@ -49,9 +49,8 @@ def both_trees(Z, model):
     Z = np.ascontiguousarray(Z, dtype=np.float64)
     n, d = Z.shape
     alpha = max(float(np.sum((Z - Z.mean(axis=0)) ** 2)) / (n * d), EPS)
-    P = hierarchical._initial_costs(Z, model, alpha, 1.0)
-    compiled = hc_merge.merge_pairs(Z, np.ascontiguousarray(P), model == "VVV", alpha, 1.0, 1)
-    reference = hierarchical.merge_pairs(Z, P, model, alpha, 1.0, 1)
+    compiled = hc_merge.merge_pairs(Z, model == "VVV", alpha, 1.0, 1)
+    reference = hierarchical.merge_pairs(Z, hierarchical._initial_costs(Z, model, alpha, 1.0), model, alpha, 1.0, 1)
     levels = range(1, n + 1)
     return (compiled, reference, agglomerate(Z, levels, model, compiled=True),
             agglomerate(Z, levels, model, compiled=False))

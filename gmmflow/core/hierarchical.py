@@ -353,7 +353,9 @@ def _initial_costs(Z: np.ndarray, model: str, alpha: float, beta: float) -> np.n
     for start in range(0, n, step):
         stop = min(n, start + step)
         v = (Z[None, :stop] - Z[start:stop, None]) * RTHALF  # v[j - start, i] = (Z_i - Z_j) / sqrt(2)
-        tr = np.einsum("jid,jid->ji", v, v)
+        tr = v[..., 0] * v[..., 0]
+        for k in range(1, d):  # added in order, as the reference BLAS ddot mclust calls
+            tr += v[..., k] * v[..., k]
         if model == "VVV":
             tr = 2.0 * np.log(beta * (tr + alpha) / 2.0) - (ablog + ablog)
         P[0, tri[start]:tri[stop]] = tr[np.arange(stop)[None, :] < np.arange(start, stop)[:, None]]
@@ -410,13 +412,12 @@ def agglomerate(Z: ArrayLike, ks, model: str = "VVV", alpha: float = 1.0,
         raise ValueError(f"ks must be numbers of clusters in 1..{n} (the number of rows), got {ks}.")
     centred = Z - Z.mean(axis=0)
     alpha = max(alpha * float(np.sum(centred * centred)) / (n * d), EPS)
-    P = _initial_costs(Z, model, alpha, beta)
     kernels = None if compiled is False else compiled_kernels(required=bool(compiled))
     if kernels is None or d > kernels.MAX_D:
-        pairs = merge_pairs(Z, P, model, alpha, beta, ks[-1])
-    else:  # the kernel reads the packed array in logical order
-        pairs = kernels.merge_pairs(Z, np.ascontiguousarray(P), model == "VVV", alpha, beta, ks[-1])
-    return _cut_levels(pairs, n, ks)
+        pairs = merge_pairs(Z, _initial_costs(Z, model, alpha, beta), model, alpha, beta, ks[-1])
+        return _cut_levels(pairs, n, ks)
+    pairs = kernels.merge_pairs(Z, model == "VVV", alpha, beta, ks[-1])
+    return dict(zip(ks, kernels.cut_levels(pairs, n, np.array(ks, dtype=np.int64))))
 
 
 def compiled_kernels(required: bool = False):
