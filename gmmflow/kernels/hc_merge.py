@@ -219,6 +219,21 @@ def _rescan(P, start, j, col_min, col_arg):  # pragma: no cover - compiled
 
 
 @_compiled
+def _keeps_minimum(P, start, j, a, b, col_min, col_arg):  # pragma: no cover - compiled
+    """Whether column ``j``'s minimum is known without a rescan after rows ``a`` and ``b``
+    changed: yes if neither held it, or if the one that held it is now at most the old
+    minimum (every other row is at least that, and a row after it was more; its new
+    value is then the minimum, at its row); false if its new value is larger."""
+    i = col_arg[j]
+    if i != a and i != b:
+        return True
+    if P[start + i] > col_min[j]:
+        return False
+    col_min[j] = P[start + i]
+    return True
+
+
+@_compiled
 def _offer(P, start, i, j, col_min, col_arg):  # pragma: no cover - compiled
     """Entry ``i`` of column ``j`` changed (and did not hold the minimum): keep the
     column's minimum and its last row."""
@@ -370,7 +385,7 @@ def _merge_loop(mean, P, stale, vvv, alpha, beta, stats, scatter, tri, col_min, 
                 if vvv:
                     stale[k] = not exact
         for j in range(1, last):
-            if j == a or j == b or col_arg[j] == a or col_arg[j] == b:
+            if j == a or j == b or not _keeps_minimum(P[0], tri[j], j, a, b, col_min, col_arg):
                 _rescan(P[0], tri[j], j, col_min, col_arg)
                 continue
             if a < j:
