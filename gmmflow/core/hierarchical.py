@@ -341,7 +341,9 @@ def _initial_costs(Z: np.ndarray, model: str, alpha: float, beta: float) -> np.n
 
     Computed in blocks of rows ``j`` (about 2^20 pair-features at a time), each
     against all earlier rows at once; a block's pairs ``i < j`` in row-major order
-    are exactly its stretch of the packed array.
+    are exactly its stretch of the packed array. The squared differences are
+    added feature by feature in order, as mclust's call of the reference BLAS
+    ``ddot`` adds them (and as the compiled kernel does).
     """
     n, d = Z.shape
     tri = _triangle_starts(n)
@@ -400,10 +402,12 @@ def agglomerate(Z: ArrayLike, ks, model: str = "VVV", alpha: float = 1.0,
 
     Notes
     -----
-    The singletons' costs are computed here, vectorised, in mclust's packed
-    array (:func:`_initial_costs`); the merge loop returns the positions merged
-    at each step, and the labels at each K are cut from that sequence
-    (:func:`_cut_levels`).
+    The numpy path computes the singletons' costs vectorised, in mclust's
+    packed array (:func:`_initial_costs`), its merge loop returns the positions
+    merged at each step, and the labels at each K are cut from that sequence
+    (:func:`_cut_levels`); the kernel does the same three steps compiled
+    (``hc_merge.merge_pairs`` computes the singletons' costs itself,
+    ``hc_merge.cut_levels`` cuts the labels).
     """
     Z = np.ascontiguousarray(Z, dtype=np.float64)
     n, d = Z.shape
