@@ -51,9 +51,9 @@ print(json.dumps(out))
 
 
 def run(tree: str, repeats: int) -> dict:
-    env = dict(os.environ, PYTHONPATH=tree)
-    done = subprocess.run([sys.executable, "-c", CHILD, str(repeats)], env=env, capture_output=True, text=True,
-                          check=True)
+    env = dict(os.environ, PYTHONPATH=tree)  # and run from the tree: "-c" puts the working directory first
+    done = subprocess.run([sys.executable, "-c", CHILD, str(repeats)], env=env, cwd=os.path.abspath(tree),
+                          capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
 
 

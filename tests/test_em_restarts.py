@@ -218,3 +218,22 @@ def test_noise_starts_drawn_together_equal_one_restart_at_a_time():
         assert a.has_noise and a.log_noise_density == -3.0
         np.testing.assert_array_equal(a.weights, b.weights)
         np.testing.assert_array_equal(a.cov, b.cov)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_first_kmeans_centres_are_generator_choices(weighted):
+    """The first centre of each restart is the row numpy's ``Generator.choice(n, p=w / w.sum())``
+    draws from that restart's generator (kmeans_plusplus draws it from one running sum shared
+    by all restarts), and the generator is left where choice leaves it."""
+    from gmmflow.core.initialization import kmeans_plusplus
+
+    X = mixture_data(seed=4, n_per=30, d=2, K=3)
+    w = np.random.default_rng(6).uniform(0.0, 2.0, X.shape[0]) if weighted else None
+    p = (np.ones(X.shape[0]) if w is None else w) / (X.shape[0] if w is None else w.sum())
+    streams = lambda: [np.random.default_rng(c) for c in np.random.SeedSequence(11).spawn(20)]  # noqa: E731
+    ours, theirs = streams(), streams()
+    centres = kmeans_plusplus(X, 1, ours, w)[:, 0]
+    rows = [rng.choice(X.shape[0], p=p) for rng in theirs]
+    np.testing.assert_array_equal(centres, X[rows])
+    assert len(set(rows)) > 10  # twenty streams, many different rows: a real comparison
+    assert [r.random() for r in ours] == [r.random() for r in theirs]

@@ -49,9 +49,8 @@ def both_trees(Z, model):
     Z = np.ascontiguousarray(Z, dtype=np.float64)
     n, d = Z.shape
     alpha = max(float(np.sum((Z - Z.mean(axis=0)) ** 2)) / (n * d), EPS)
-    P = hierarchical._initial_costs(Z, model, alpha, 1.0)
-    compiled = hc_merge.merge_pairs(Z, np.ascontiguousarray(P), model == "VVV", alpha, 1.0, 1)
-    reference = hierarchical.merge_pairs(Z, P, model, alpha, 1.0, 1)
+    compiled = hc_merge.merge_pairs(Z, model == "VVV", alpha, 1.0, 1)
+    reference = hierarchical.merge_pairs(Z, hierarchical._initial_costs(Z, model, alpha, 1.0), model, alpha, 1.0, 1)
     levels = range(1, n + 1)
     return (compiled, reference, agglomerate(Z, levels, model, compiled=True),
             agglomerate(Z, levels, model, compiled=False))
@@ -145,3 +144,73 @@ def test_above_max_d_features_the_numpy_loop_runs(monkeypatch):
     assert calls == [1]
     agglomerate(Z[:, :3], [2], compiled=True)
     assert calls == [1]
+
+
+@pytest.mark.parametrize("case", ["faithful", "wine", "duplicated rows d = 3", "integer lattice d = 5"])
+def test_kernel_singleton_costs_are_numpys(case):
+    """The kernel computes the singletons' costs itself: Ward's (no logarithm) bit for bit
+    as numpy's ``_initial_costs``, VVV's within two units in the last place of the terms
+    (the C library's ``log`` against numpy's vectorised one), for a few pairs only."""
+    Z = np.ascontiguousarray(CASES[case](np.random.default_rng(sorted(CASES).index(case))))
+    n, d = Z.shape
+    alpha = max(float(np.sum((Z - Z.mean(axis=0)) ** 2)) / (n * d), EPS)
+    for model in ("EII", "VVV"):
+        ref = np.ascontiguousarray(hierarchical._initial_costs(Z, model, alpha, 1.0))
+        ours = np.empty_like(ref)
+        hc_merge._initial_costs(Z, ours, model == "VVV", alpha, 1.0)
+        if model == "EII":
+            np.testing.assert_array_equal(ours, ref)
+            continue
+        scale = np.spacing(np.abs(ref[0]) + 2.0 * abs(np.log(alpha)))
+        assert np.all(np.abs(ours[0] - ref[0]) <= 2.0 * scale)
+        assert np.mean(ours[0] != ref[0]) < 0.01
+        assert np.all(np.isnan(ours[1]))
+
+
+def test_bounds_are_below_the_exact_costs():
+    """The kernel keeps a VVV cost without its determinant until the search reaches it:
+    that bound must not exceed the exact cost, which must be the numpy loop's. Checked on
+    every pair of the 40 clusters left after merging faithful down (clusters of 2 to 38
+    rows, where the determinant counts), against ``_Clusters.costs``."""
+    Z = np.ascontiguousarray(svd_transform(bundled("faithful")))
+    n, d = Z.shape
+    alpha = max(float(np.sum((Z - Z.mean(axis=0)) ** 2)) / (n * d), EPS)
+    P = hierarchical._initial_costs(Z, "VVV", alpha, 1.0)
+    clusters = hierarchical._Clusters(Z, "VVV", alpha, 1.0)
+    tri = hierarchical._triangle_starts(n)
+    G = 40
+    for step, (a, b) in enumerate(hierarchical.merge_pairs(Z, P.copy(), "VVV", alpha, 1.0, G)):
+        hierarchical._merge(P, tri, clusters, a, b, n - step)
+    stats = clusters.stats[:, :G]
+    size, trace, term = (np.ascontiguousarray(stats[r]) for r in range(3))
+    mean = np.ascontiguousarray(stats[3:3 + d].T)
+    scatter = np.ascontiguousarray(stats[3 + d:].T.reshape(G, d, d))
+    W, L = np.empty((d, d)), np.empty((d + 1, d))
+    below = 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for a in range(G):
+            ref = clusters.costs(a, G)
+            for j in range(G):
+                if j == a:
+                    continue
+                bound, second, exact = hc_merge._pair_bound(a, j, size, trace, term, mean, True, alpha, 1.0, d)
+                if exact:
+                    cost = bound
+                else:
+                    cost, second = hc_merge._exact_cost(a, j, second, size, term, mean, scatter, W, L, d)
+                    assert bound <= cost
+                    below += bound < cost
+                np.testing.assert_allclose([cost, second], ref[:, j], rtol=0, atol=4 * np.spacing(ref[1, j]))
+    assert below > G * (G - 1) // 2  # the bounds are real bounds, not the costs themselves
+
+
+def test_sparse_levels_are_cut_as_numpy_cuts_them():
+    """Labels at a few levels (with gaps, unsorted, the top level n): the compiled cut of the
+    merge sequence equals numpy's."""
+    Z = svd_transform(bundled("iris"))
+    ks = [9, 1, 150, 4, 2]
+    ours, ref = agglomerate(Z, ks, compiled=True), agglomerate(Z, ks, compiled=False)
+    assert sorted(ours) == sorted(ref) == sorted(ks)
+    for k in ks:
+        np.testing.assert_array_equal(ours[k], ref[k])
+        assert np.unique(ours[k]).size == k and ours[k][0] == 0

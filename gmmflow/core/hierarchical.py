@@ -27,9 +27,10 @@ being the reference and the fallback:
   the packed costs, and O(n^2) memory: 2000 rows with d = 3 took 0.8 s, against
   1.4 s for the former per-pair numpy code in the same run on a loaded machine;
   faithful takes about 0.02 s, against 0.05 s for that code and 0.008 s for
-  mclust's Fortran; the compiled loop, which keeps column minima instead of
-  scanning, took 390 ms against this loop's 626 ms on 2000 rows x 3, 7.6 ms
-  against 21.3 ms on faithful, in one run of ``bench/hc_kernel.py`` at load 5).
+  mclust's Fortran; the compiled kernel, which keeps column minima instead of
+  scanning and completes a VVV cost only when the search reaches it, took 128 ms
+  against this loop's 635 ms on 2000 rows x 3, 2.2 ms against 20.2 ms on
+  faithful, in one run of ``bench/hc_kernel.py`` at load 1.6-2.4).
 
 The VVV criterion
 -----------------
@@ -341,7 +342,9 @@ def _initial_costs(Z: np.ndarray, model: str, alpha: float, beta: float) -> np.n
 
     Computed in blocks of rows ``j`` (about 2^20 pair-features at a time), each
     against all earlier rows at once; a block's pairs ``i < j`` in row-major order
-    are exactly its stretch of the packed array.
+    are exactly its stretch of the packed array. The squared differences are
+    added feature by feature in order, as mclust's call of the reference BLAS
+    ``ddot`` adds them (and as the compiled kernel does).
     """
     n, d = Z.shape
     tri = _triangle_starts(n)
@@ -353,7 +356,9 @@ def _initial_costs(Z: np.ndarray, model: str, alpha: float, beta: float) -> np.n
     for start in range(0, n, step):
         stop = min(n, start + step)
         v = (Z[None, :stop] - Z[start:stop, None]) * RTHALF  # v[j - start, i] = (Z_i - Z_j) / sqrt(2)
-        tr = np.einsum("jid,jid->ji", v, v)
+        tr = v[..., 0] * v[..., 0]
+        for k in range(1, d):  # added in order, as the reference BLAS ddot mclust calls
+            tr += v[..., k] * v[..., k]
         if model == "VVV":
             tr = 2.0 * np.log(beta * (tr + alpha) / 2.0) - (ablog + ablog)
         P[0, tri[start]:tri[stop]] = tr[np.arange(stop)[None, :] < np.arange(start, stop)[:, None]]
@@ -398,10 +403,12 @@ def agglomerate(Z: ArrayLike, ks, model: str = "VVV", alpha: float = 1.0,
 
     Notes
     -----
-    The singletons' costs are computed here, vectorised, in mclust's packed
-    array (:func:`_initial_costs`); the merge loop returns the positions merged
-    at each step, and the labels at each K are cut from that sequence
-    (:func:`_cut_levels`).
+    The numpy path computes the singletons' costs vectorised, in mclust's
+    packed array (:func:`_initial_costs`), its merge loop returns the positions
+    merged at each step, and the labels at each K are cut from that sequence
+    (:func:`_cut_levels`); the kernel does the same three steps compiled
+    (``hc_merge.merge_pairs`` computes the singletons' costs itself,
+    ``hc_merge.cut_levels`` cuts the labels).
     """
     Z = np.ascontiguousarray(Z, dtype=np.float64)
     n, d = Z.shape
@@ -410,13 +417,12 @@ def agglomerate(Z: ArrayLike, ks, model: str = "VVV", alpha: float = 1.0,
         raise ValueError(f"ks must be numbers of clusters in 1..{n} (the number of rows), got {ks}.")
     centred = Z - Z.mean(axis=0)
     alpha = max(alpha * float(np.sum(centred * centred)) / (n * d), EPS)
-    P = _initial_costs(Z, model, alpha, beta)
     kernels = None if compiled is False else compiled_kernels(required=bool(compiled))
     if kernels is None or d > kernels.MAX_D:
-        pairs = merge_pairs(Z, P, model, alpha, beta, ks[-1])
-    else:  # the kernel reads the packed array in logical order
-        pairs = kernels.merge_pairs(Z, np.ascontiguousarray(P), model == "VVV", alpha, beta, ks[-1])
-    return _cut_levels(pairs, n, ks)
+        pairs = merge_pairs(Z, _initial_costs(Z, model, alpha, beta), model, alpha, beta, ks[-1])
+        return _cut_levels(pairs, n, ks)
+    pairs = kernels.merge_pairs(Z, model == "VVV", alpha, beta, ks[-1])
+    return dict(zip(ks, kernels.cut_levels(pairs, n, np.array(ks, dtype=np.int64))))
 
 
 def compiled_kernels(required: bool = False):

@@ -53,24 +53,43 @@ def init_sample_rows(n_rows: int, seed: int) -> np.ndarray | None:
     return np.sort(rng.choice(n_rows, size=INIT_SAMPLE_ROWS, replace=False))
 
 
-def _sq_distances(X, centers):
-    """Squared distances of rows ``X`` (n, d) to centres (..., c, d): (..., n, c)."""
-    d2 = (np.einsum("ij,ij->i", X, X)[:, None] - 2.0 * X @ np.swapaxes(centers, -1, -2)
-          + np.sum(centers**2, axis=-1)[..., None, :])
+def _sq_distances(X, centers, x_sq=None):
+    """Squared distances of rows ``X`` (n, d) to centres (..., c, d): (..., n, c).
+
+    ``x_sq`` is ``|x_i|^2`` for each row when the caller keeps it (it is the same
+    for every call on the same rows)."""
+    if x_sq is None:
+        x_sq = _row_norms(X)
+    d2 = x_sq[:, None] - 2.0 * X @ np.swapaxes(centers, -1, -2) + np.sum(centers**2, axis=-1)[..., None, :]
     return np.maximum(d2, 0.0)
 
 
-def nearest(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
+def _row_norms(X):
+    return np.einsum("ij,ij->i", X, X)
+
+
+def nearest(X: np.ndarray, centers: np.ndarray, x_sq=None) -> np.ndarray:
     """Index of the nearest centre (of each set in ``centers`` (..., c, d)) for every row: (..., n)."""
-    return np.argmin(_sq_distances(X, centers), axis=-1)
+    return np.argmin(_sq_distances(X, centers, x_sq), axis=-1)
 
 
-def _candidates(pot: np.ndarray, trials: int, rng: np.random.Generator) -> np.ndarray:
-    """``trials`` rows drawn with probability proportional to ``pot`` (uniformly if all are 0)."""
-    total = pot.sum()
-    if total <= 0:  # all remaining rows coincide with a centre
-        return rng.choice(pot.shape[0], size=trials)
-    return np.minimum(np.searchsorted(np.cumsum(pot), rng.random(trials) * total), pot.shape[0] - 1)
+def _draw_candidates(pot: np.ndarray, trials: int, rngs: list[np.random.Generator]) -> np.ndarray:
+    """For each restart r, ``trials`` rows drawn with probability proportional to ``pot[r]``
+    (uniformly if all are 0) from ``rngs[r]``: (R, trials).
+
+    The totals (pairwise sums, as each row's own ``sum``) and running sums of all
+    restarts are taken at once; each generator draws its ``trials`` uniforms as
+    it would alone.
+    """
+    total = pot.sum(axis=-1)
+    cum = np.cumsum(pot, axis=-1)
+    cand = np.empty((len(rngs), trials), dtype=np.intp)
+    for r, rng in enumerate(rngs):
+        if total[r] <= 0:  # all remaining rows coincide with a centre
+            cand[r] = rng.choice(pot.shape[-1], size=trials)
+        else:
+            cand[r] = np.searchsorted(cum[r], rng.random(trials) * total[r])
+    return np.minimum(cand, pot.shape[-1] - 1, out=cand)
 
 
 def kmeans_plusplus(X: np.ndarray, n_clusters: int, rngs: list[np.random.Generator],
@@ -79,54 +98,62 @@ def kmeans_plusplus(X: np.ndarray, n_clusters: int, rngs: list[np.random.Generat
 
     One set of centres per generator in ``rngs`` (R restarts): the distances
     of all sets are computed together, and each set draws from its own
-    generator exactly as it would alone.
+    generator exactly as it would alone. The first centre is row
+    ``rng.choice(n, p=w / w.sum())``, drawn as ``Generator.choice`` draws it (one
+    uniform, searched in the normalised running sum of ``p``), that sum computed
+    once for all restarts.
     """
     n = X.shape[0]
     w = np.ones(n) if sample_weight is None else sample_weight
     trials = 2 + int(np.log(n_clusters))
     batch = np.arange(len(rngs))
+    x_sq = _row_norms(X)
+    cdf = np.cumsum(w / w.sum())
+    cdf /= cdf[-1]
     centers = np.empty((len(rngs), n_clusters, X.shape[1]))
-    centers[:, 0] = X[[rng.choice(n, p=w / w.sum()) for rng in rngs]]
-    closest = _sq_distances(X, centers[:, :1])[..., 0]  # (R, n)
+    centers[:, 0] = X[[cdf.searchsorted(rng.random(), side="right") for rng in rngs]]
+    closest = _sq_distances(X, centers[:, :1], x_sq)[..., 0]  # (R, n)
     for c in range(1, n_clusters):
-        pot = closest * w
-        cand = np.stack([_candidates(p, trials, rng) for p, rng in zip(pot, rngs)])  # (R, trials)
-        cand_d = np.minimum(closest[..., None], _sq_distances(X, X[cand]))  # (R, n, trials)
-        best = np.argmin((cand_d * w[:, None]).sum(axis=-2), axis=-1)
+        # an unweighted fit's weights are ones: the products would be the same numbers
+        cand = _draw_candidates(closest if sample_weight is None else closest * w, trials, rngs)  # (R, trials)
+        cand_d = np.minimum(closest[..., None], _sq_distances(X, X[cand], x_sq))  # (R, n, trials)
+        best = np.argmin((cand_d if sample_weight is None else cand_d * w[:, None]).sum(axis=-2), axis=-1)
         centers[:, c] = X[cand[batch, best]]
         closest = cand_d[batch, :, best]
     return centers
 
 
-def _cluster_sums(X, labels, w, K):
+def _cluster_sums(labels, K, weighted_columns):
     """Weights and weighted row sums per cluster of each labelling ``labels`` (R, n): (R, K), (R, K, d).
 
     ``bincount`` over labels offset by ``K r`` sums every restart's rows in row
-    order, as one restart's own ``bincount`` would.
+    order, as one restart's own ``bincount`` would. ``weighted_columns`` (d + 1,
+    R' n), R' >= R: the weights and each feature times them, repeated for each
+    restart (the first R n entries are used).
     """
-    R = labels.shape[0]
+    R, n = labels.shape
     flat = (labels + K * np.arange(R)[:, None]).ravel()
-    counts = np.bincount(flat, weights=np.tile(w, R), minlength=R * K)
-    sums = np.stack([np.bincount(flat, weights=np.tile(X[:, j] * w, R), minlength=R * K)
-                     for j in range(X.shape[1])], axis=1)
-    return counts.reshape(R, K), sums.reshape(R, K, X.shape[1])
+    sums = [np.bincount(flat, weights=col[:R * n], minlength=R * K) for col in weighted_columns]
+    return sums[0].reshape(R, K), np.stack(sums[1:], axis=1).reshape(R, K, -1)
 
 
 def lloyd(X: np.ndarray, centers: np.ndarray, n_steps: int = LLOYD_STEPS, sample_weight=None):
     """A few Lloyd (k-means) steps from each set of centres (R, K, d); an emptied centre stays where it
     was. A set stops when its labels stop changing, the others go on. Returns centres and labels (R, n)."""
     centers = centers.copy()
-    K = centers.shape[1]
+    R, K = centers.shape[:2]
     w = np.ones(X.shape[0]) if sample_weight is None else sample_weight
-    labels = nearest(X, centers)
-    moving = np.arange(centers.shape[0])
+    x_sq = _row_norms(X)
+    weighted_columns = np.tile(np.column_stack([w, X * w[:, None]]).T, R)  # (d + 1, R n)
+    labels = nearest(X, centers, x_sq)
+    moving = np.arange(R)
     for _ in range(n_steps):
-        counts, sums = _cluster_sums(X, labels[moving], w, K)
+        counts, sums = _cluster_sums(labels[moving], K, weighted_columns)
         filled = counts > 0
         moved = centers[moving]
         moved[filled] = sums[filled] / counts[filled, None]
         centers[moving] = moved
-        new = nearest(X, moved)
+        new = nearest(X, moved, x_sq)
         changed = np.any(new != labels[moving], axis=-1)
         labels[moving] = new
         moving = moving[changed]
