@@ -120,8 +120,9 @@ def _draw_params(w, mu, cov, t, log_noise_density=None) -> Params:
     return Params.from_cov(w, mu, compact_covariances(cov, t), t, log_noise_density=log_noise_density)
 
 
-# draws per batched call of the pointwise densities: (draws, K, rows) work arrays of about 2^21 numbers
-_POINTWISE_ELEMENTS = 1 << 21
+# draws per batched call of the pointwise densities: the whitened differences (draws, K, d, rows), the
+# largest work array, hold about 2^18 numbers (2 MiB), small beside what resources.posterior_bytes counts
+_POINTWISE_ELEMENTS = 1 << 18
 
 
 def _pointwise(X, draws: Params):
@@ -142,7 +143,7 @@ def _pointwise(X, draws: Params):
             resp_sum += np.exp(log_resp)
         return loglik, resp_sum / n_draws
     XT = np.ascontiguousarray(X.T)
-    step = max(1, _POINTWISE_ELEMENTS // (draws.weights.shape[1] * n))
+    step = max(1, _POINTWISE_ELEMENTS // (draws.weights.shape[1] * X.shape[1] * n))
     for a in range(0, n_draws, step):
         part = draws.take(slice(a, a + step))
         log_resp, loglik[a:a + step] = log_resp_and_norm(XT, np.log(part.weights), part.means, part.precision,
