@@ -100,7 +100,7 @@ def fake_posterior(X, K, *, chains=2, draws=40, seed=0, predictive=True, feature
     params = _draw_params(w, mu, cov, "full")
     loglik, assignment = _pointwise(data.values, params)
     pred = np.stack([sample_mixture(rng, data.shape[0], p.weights, p.means, p.chol, "full")[0]
-                     for p in params]) if predictive else None
+                     for p in map(params.take, range(S))]) if predictive else None
     stats_ds = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((chains, draws), bool))})
     sample = PosteriorSample(
         shape=(chains, draws), w=w, mu=mu, cov=cov, permutation=np.broadcast_to(np.arange(K), (S, K)).copy(),

@@ -195,3 +195,18 @@ def test_every_kind_returns_a_dataframe(posteriors, kind):
     """One return type for compare(); the labelled form is compare_parameters()."""
     assert type(gmmflow.compare(posteriors[2], kind, em_loo_max_obs=0)) is pd.DataFrame
     assert isinstance(gmmflow.compare_parameters(posteriors[2]), xr.Dataset)
+
+
+def test_a_failed_leave_one_out_refit_scores_nan_and_the_others_stay(posteriors, monkeypatch):
+    from gmmflow.workflows import compare as compare_module
+
+    idata = posteriors[1]
+    scores = compare_module.em_loo_pointwise(idata)
+    real = compare_module.weighted_refits
+
+    def first_fails(*args, **kwargs):
+        return [None] + real(*args, **kwargs)[1:]
+
+    monkeypatch.setattr(compare_module, "weighted_refits", first_fails)
+    broken = compare_module.em_loo_pointwise(idata)
+    assert np.isnan(broken[0]) and np.array_equal(broken[1:], scores[1:])

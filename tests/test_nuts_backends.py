@@ -158,7 +158,8 @@ def test_numpyro_compiles_once_for_every_data_set_of_a_shape():
     second = short_run(X[::-1] + 0.5, sampler="numpyro", seed=6)
     built = compile_cache.builds - before
     assert built and set(built.values()) == {1}, built  # every key built once, by the first call
-    assert {k[0] for k in built} == {"template", "numpyro density", "numpyro"}
+    # the density (the PyMC graph as JAX) is built only when no earlier process stored the programs
+    assert {"template", "numpyro"} <= {k[0] for k in built} <= {"template", "numpyro density", "numpyro"}
     assert first.attrs["sampler"] == second.attrs["sampler"] == "numpyro"
     for name in ("diverging", "tree_depth", "reached_max_treedepth", "step_size", "energy", "acceptance_rate",
                  "n_steps", "lp", "relabel_permutation"):
@@ -212,17 +213,104 @@ def test_auto_takes_the_first_installed_backend(monkeypatch):
 
 
 def test_compiled_code_goes_to_the_user_cache_directory_not_the_working_directory(tmp_path):
-    """A fresh process with XDG_CACHE_HOME set: JAX's compiled programs land in $XDG_CACHE_HOME/gmmflow/jax."""
+    """Fresh processes with XDG_CACHE_HOME set: the first traces the NUTS programs and stores them in
+    $XDG_CACHE_HOME/gmmflow/programs, JAX's compiled programs in .../jax; the second reads the stored
+    programs (PyMC's graph is never turned into JAX: pymc.sampling.jax is not imported), hits JAX's
+    cache for them, and draws the same numbers."""
     work, cache = tmp_path / "work", tmp_path / "cache"
     work.mkdir()
-    code = ("import gmmflow; X = gmmflow.load_dataset('faithful').values; "
-            "gmmflow.sample_posterior(gmmflow.GMM(1), X, draws=5, tune=5, chains=1, seed=0, progressbar=False, "
-            "sampler='numpyro', em_kwargs={'n_init': 1})")
+    code = ("import sys, numpy as np, gmmflow; X = gmmflow.load_dataset('faithful').values; "
+            "i = gmmflow.sample_posterior(gmmflow.GMM(1), X, draws=5, tune=5, chains=1, seed=0, "
+            "progressbar=False, sampler='numpyro', em_kwargs={'n_init': 1}); "
+            "print('pymc.sampling.jax' in sys.modules, repr(i.posterior.mu.values.ravel().tolist()))")
     env = {k: v for k, v in __import__("os").environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
     env |= {"XDG_CACHE_HOME": str(cache), "PYTHONPATH": str(Path(gmmflow.__file__).parents[1])}
-    subprocess.run([sys.executable, "-W", "ignore", "-c", code], cwd=work, env=env, check=True, capture_output=True)
+    runs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], cwd=work, env=env, check=True,
+                              capture_output=True, text=True)
+        runs.append(done.stdout.split(maxsplit=1))
+        if not runs[1:]:
+            compiled = sorted(p.name for p in (cache / "gmmflow" / "jax").iterdir())
     assert list(work.iterdir()) == []
-    assert len(list((cache / "gmmflow" / "jax").iterdir())) >= 2  # the chain's start and its advance
+    assert len(list((cache / "gmmflow" / "programs").iterdir())) == 1
+    assert sum(name.startswith("jit_call") for name in compiled) == 2  # the chain's start and its advance
+    assert sorted(p.name for p in (cache / "gmmflow" / "jax").iterdir()) == compiled  # all hits the 2nd time
+    assert [r[0] for r in runs] == ["True", "False"]
+    assert runs[0][1] == runs[1][1]
+
+
+@pytest.fixture
+def program_cache(tmp_path, monkeypatch):
+    """gmmflow's stored programs in a fresh directory (JAX's own cache stays where it is)."""
+    monkeypatch.setattr(compile_cache, "cache_directory", lambda: tmp_path)
+    return tmp_path / "programs"
+
+
+def test_stored_programs_are_read_instead_of_traced_and_damaged_ones_are_replaced(program_cache):
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    template = model_template(gmmflow.GMM(2, "full"), 272, 2)
+    density = numpyro_nuts.jax_log_density(template)
+    traced = []
+
+    def build():
+        traced.append(1)
+        return density
+
+    def refuse():
+        raise AssertionError("traced although stored")
+
+    first = numpyro_nuts.compile_programs(build, template, 20)
+    [stored] = program_cache.iterdir()
+    second = numpyro_nuts.compile_programs(refuse, template, 20)
+    assert traced == [1]
+    stored.write_bytes(stored.read_bytes()[:100])  # truncated: rebuilt and replaced
+    third = numpyro_nuts.compile_programs(build, template, 20)
+    assert traced == [1, 1] and stored.stat().st_size > 100
+    numpyro_nuts.compile_programs(build, template, 20, stored=False)
+    assert traced == [1, 1, 1]
+    starts = np.zeros((1, template.size))
+    inputs = template.input_values(standardised(), gmmflow.GMM(2).prior.resolve(standardised(), covariance_type="full", n_components=2))
+    draws = [numpyro_nuts.run_chains(p, starts, inputs, template, 10, 3, False)[0] for p in (first, second, third)]
+    for values in draws[1:]:
+        for a, b in zip(draws[0], values):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_a_program_key_changes_with_what_the_program_depends_on(monkeypatch):
+    import jax
+
+    template = model_template(gmmflow.GMM(2, "full"), 272, 2)
+    other = model_template(gmmflow.GMM(2, "diag"), 272, 2)
+    values = [jax.ShapeDtypeStruct(s, np.float64) for s in template.value_shapes]
+    key = numpyro_nuts.program_key(template, 20, values, ())
+    assert key == numpyro_nuts.program_key(template, 20, values, ())
+    assert key != numpyro_nuts.program_key(template, 21, values, ())
+    assert key != numpyro_nuts.program_key(other, 20, values, ())
+    monkeypatch.setattr(compile_cache.metadata, "version", lambda name: "0" if name == "jax" else "1")
+    assert key != numpyro_nuts.program_key(template, 20, values, ())
+    monkeypatch.undo()
+    monkeypatch.setattr(compile_cache, "source_digest", lambda: "edited")
+    assert key != numpyro_nuts.program_key(template, 20, values, ())
+
+
+def test_a_stored_program_is_whole_or_absent(program_cache, monkeypatch):
+    blobs = [b"first", b"", b"x" * 1000]
+    assert compile_cache.read_program("k") is None
+    assert compile_cache.store_program("k", blobs)
+    assert compile_cache.read_program("k") == blobs
+    data = (program_cache / "k").read_bytes()
+    (program_cache / "k").write_bytes(data[:-1])
+    assert compile_cache.read_program("k") is None
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(compile_cache.os, "replace", fail)
+    assert not compile_cache.store_program("k2", blobs)
+    assert sorted(p.name for p in program_cache.iterdir()) == ["k"]  # no temporary file left behind
 
 
 def test_the_chain_key_is_jaxs_for_every_64_bit_seed():

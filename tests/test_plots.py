@@ -278,3 +278,19 @@ def test_bad_plot_arguments(posteriors):
     _, ax = plt.subplots()
     with pytest.raises(ValueError, match="ax is for single-panel plots"):
         plots.plot_clusters(posteriors[4], ax=ax)
+
+
+@pytest.mark.parametrize("n_scalars, width", [(2, 3.6), (6, 14.0), (13, 14.4), (25, 28.8)])
+def test_pair_figure_size_grows_with_panels_but_stays_bounded(n_scalars, width):
+    # 2.8 in per panel (n_scalars - 1 panels a side) up to 14 in, then 1.2 in per panel; height 3/4
+    from gmmflow.plots.arviz_views import _pair_figsize
+
+    assert _pair_figsize(n_scalars) == pytest.approx((width, 0.75 * width))
+
+
+def test_pair_default_figure_is_the_bounded_size(posteriors):
+    idata = posteriors[2]
+    n_scalars = idata.em_estimate.w.size + idata.em_estimate.mu.size
+    width = min(14.0, 2.8 * (n_scalars - 1) + 0.8)  # ArviZ's own default is far larger (37 x 28 in at 6)
+    fig = _axes(plots.plot_pair(idata))[0].figure
+    assert tuple(fig.get_size_inches()) == pytest.approx((width, 0.75 * width))

@@ -72,10 +72,24 @@ def plot_pair(idata, var_names=("w", "mu"), *, coords=None, kind: str = "scatter
     var_names = _check_vars(var_names)
     est = idata[S.EM_ESTIMATE]
     reference = {v: (est[v].sel(coords) if coords else est[v]).values for v in var_names}
+    kwargs.setdefault("figsize", _pair_figsize(sum(value.size for value in reference.values())))
     kwargs.setdefault("scatter_kwargs", {"alpha": 0.35, "s": 8})
     kwargs.setdefault("reference_values_kwargs", {"color": "C3", "marker": "X", "markersize": 9})
     return az.plot_pair(idata, var_names=var_names, coords=coords, kind=kind,
                         reference_values=reference, **kwargs)
+
+
+def _pair_figsize(n_scalars: int) -> tuple[float, float]:
+    """Inches for a pair plot of ``n_scalars`` scalar parameters: 2.8 in per panel up to 14 in wide,
+    then 1.2 in per panel.
+
+    ArviZ's own default grows faster with the number of panels and its text
+    size (37 x 28 in for Faithful's six scalars), which made the largest and
+    slowest PNG of a report.
+    """
+    panels = max(1, n_scalars - 1)
+    width = min(2.8 * panels + 0.8, max(14.0, 1.2 * panels))
+    return width, 0.75 * width
 
 
 @register("ppc", order=90, needs=(S.POSTERIOR_PREDICTIVE,),

@@ -186,16 +186,25 @@ def _groups(n_boot: int, rows: int):
     return [np.arange(a, min(a + size, n_boot)) for a in range(0, n_boot, size)]
 
 
-def _in_memory(data, weights, kind, n_boot, seed, *, model: GMM, pivot, hyper, max_iter, tol, shift):
-    X = data.values
+def _in_memory(data, weights, kind, n_boot, seed, **refit):
+    def replicate_weights(reps):
+        W = resampling_weights(kind, seed, reps, data.values.shape[0])
+        return W if weights is None else W * weights
+
+    return weighted_refits(data.values, replicate_weights, n_boot, **refit)
+
+
+def weighted_refits(X: np.ndarray, replicate_weights, n_replicates: int, *, model: GMM, pivot: Params, hyper,
+                    max_iter: int, tol: float, shift: np.ndarray) -> list[EMResult | None]:
+    """EM refits of in-memory rows ``X`` (NaN cells marginalised) from ``pivot``, replicate r with
+    its own row of weights: ``replicate_weights(reps)`` gives the (len(reps), n) weights of the
+    replicates ``reps``. Replicates advance together, in groups of at most ``GROUP_ELEMENTS``
+    weights; a replicate whose fit fails is None."""
     n, d = X.shape
     results = []
-    for reps in _groups(n_boot, n):
-        W = resampling_weights(kind, seed, reps, n)
-        if weights is not None:
-            W = W * weights
+    for reps in _groups(n_replicates, n):
         chunk = default_chunk_size(model.n_components, d, reps.size)
-        blocks = row_blocks(X, W, chunk, shift, default_n_threads(n, chunk, os.cpu_count() or 1))
+        blocks = row_blocks(X, replicate_weights(reps), chunk, shift, default_n_threads(n, chunk, os.cpu_count() or 1))
         results += fit_replicates(blocks, pivot, reps.size, hyper, model.reg_covar, max_iter, tol)
     return results
 

@@ -30,7 +30,6 @@ from scipy.special import comb, logsumexp
 from gmmflow import defaults
 from gmmflow import schema as S
 from gmmflow.checks import check_int, check_probability
-from gmmflow.exceptions import ConvergenceWarning
 from gmmflow.models.priors import Prior
 from gmmflow.models.spec import GMM
 from gmmflow.results.from_idata import (
@@ -44,7 +43,7 @@ from gmmflow.results.from_idata import (
     posterior_assignment,
     stored_responsibilities,
 )
-from gmmflow.workflows.em_fit import fit_em_record
+from gmmflow.workflows.bootstrap import weighted_refits
 from gmmflow.workflows.prediction import log_resp_and_norm
 
 KINDS = ("parameters", "assignments", "predictive")
@@ -275,26 +274,28 @@ def em_loo_pointwise(idata: az.InferenceData, max_obs: int = defaults.EM_LOO_MAX
 
     Each of the n refits drops one observation (weight 0) and restarts EM
     from the full-data estimate, which sits next to the leave-one-out one,
-    so a refit takes a few iterations. ``None`` above ``max_obs`` rows.
+    so a refit takes a few iterations. The hyper-parameters (and a noise
+    model's volume) stay the full data's. The n refits
+    advance together as replicates with their own rows of weights
+    (``bootstrap.weighted_refits``, one batched E-step for many of them); a
+    refit that fails (a covariance collapses) scores NaN. ``None`` above
+    ``max_obs`` rows.
     """
     X = observed_values(idata)
     n = X.shape[0]
     if n > max_obs:
         return None
-    model = fixed_prior_model(idata)
-    params = em_params(idata)[1]
-    start = {"weights": params.weights, "means": params.means, "covariances": params.cov}
-    scores = np.empty(n)
-    weights = np.ones(n)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        for i in range(n):
-            weights[i] = 0.0
-            fit = fit_em_record(model, X, n_init=1, init=start, sample_weight=weights, seed=0,
-                                missing="marginalize")  # as the fit, when it had missing cells
-            scores[i] = log_resp_and_norm(fit.params, X[i: i + 1])[1][0]
-            weights[i] = 1.0
-    return scores
+    model, pivot, _ = em_params(idata)
+
+    def leave_one_out(reps):
+        W = np.ones((reps.size, n))
+        W[np.arange(reps.size), reps] = 0.0
+        return W
+
+    fits = weighted_refits(X, leave_one_out, n, model=model, pivot=pivot, hyper=hyperparameters_from_idata(idata),
+                           max_iter=defaults.MAX_ITER, tol=defaults.TOL, shift=np.nanmean(X, axis=0))
+    return np.array([np.nan if fit is None else log_resp_and_norm(fit.params, X[i: i + 1])[1][0]
+                     for i, fit in enumerate(fits)])
 
 
 def _elpd(pointwise: np.ndarray) -> tuple[float, float]:

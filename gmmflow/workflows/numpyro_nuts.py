@@ -31,14 +31,17 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from gmmflow.models.pymc_template import ModelTemplate, split_flat
+from gmmflow.workflows import compile_cache
 
 CHUNK = 50  # iterations per call of the compiled program
 MAX_TREE_DEPTH = 10
@@ -83,10 +86,61 @@ class NutsPrograms:
     tune: int
 
 
-def compile_programs(log_density, template: ModelTemplate, tune: int) -> NutsPrograms:
-    """Compile (ahead of time) the chain's start and its advance by up to ``CHUNK`` iterations."""
+def compile_programs(log_density: Callable[[], Callable], template: ModelTemplate, tune: int,
+                     stored: bool = True) -> NutsPrograms:
+    """Compile (ahead of time) the chain's start and its advance by up to ``CHUNK`` iterations.
+
+    The programs are ``jax.export`` modules: read from gmmflow's cache
+    directory when a process has stored them for this template, ``tune`` and
+    these library versions (:func:`program_key`), else traced from
+    ``log_density()`` (built only then: the PyMC graph turned into JAX) and
+    stored (``stored=False``: neither read nor stored). Either way the same
+    module is compiled, so a chain's draws do not depend on whether it was
+    read or traced; XLA's compilation comes from JAX's persistent cache.
+    """
     import jax
     import jax.numpy as jnp
+    from jax import export
+
+    _register_state_types()
+    values = [jax.ShapeDtypeStruct(s, jnp.float64) for s in template.value_shapes]
+    key = jax.ShapeDtypeStruct((2,), jnp.uint32)
+    inputs = tuple(jax.ShapeDtypeStruct(np.shape(v), jnp.float64) for v in _placeholder_inputs(template))
+    name = program_key(template, tune, values, inputs)
+    blobs = compile_cache.read_program(name) if stored else None
+    try:
+        init, advance = (export.deserialize(bytearray(b)) for b in blobs) if blobs else (None, None)
+    except Exception:  # noqa: BLE001 - a file another version wrote, or damaged: traced again below
+        init = advance = None
+    if init is None:
+        blobs = [program.serialize() for program in _export_programs(log_density(), values, key, inputs, tune)]
+        if stored:
+            compile_cache.store_program(name, blobs)
+        # compiled from their serialized form, as a later process will: the same XLA program (and the
+        # same entry of JAX's persistent cache) in the process that traced them and in every later one
+        init, advance = (export.deserialize(bytearray(b)) for b in blobs)
+    state = jax.eval_shape(init.call, values, key, inputs)
+    n = jax.ShapeDtypeStruct((), jnp.int64)
+    return NutsPrograms(jax.jit(init.call).lower(values, key, inputs).compile(),
+                        jax.jit(advance.call).lower(state, n, inputs).compile(), tune)
+
+
+def program_key(template: ModelTemplate, tune: int, values, inputs) -> str:
+    """The stored programs' name: everything the traced programs depend on (the template's
+    shape, ``tune``, the kernel's settings, the argument shapes, the library versions)."""
+    return compile_cache.program_key(
+        "numpyro-nuts", ("jax", "jaxlib", "numpyro", "pymc", "pytensor"),
+        template=repr((template.covariance_type, template.n_obs, template.n_features, template.value_names,
+                       template.value_shapes, template.layout, template.noise)), tune=int(tune), chunk=CHUNK, max_tree_depth=MAX_TREE_DEPTH,
+        target_accept=TARGET_ACCEPT, values=[v.shape for v in values], inputs=[v.shape for v in inputs])
+
+
+def _export_programs(log_density, values, key, inputs, tune: int):
+    """The chain's start ``init(values, key, inputs)`` and its advance ``advance(state, n, inputs)``
+    as ``jax.export`` modules (numpyro's NUTS kernel on ``log_density``)."""
+    import jax
+    import jax.numpy as jnp
+    from jax import export
     from numpyro.infer.hmc import hmc
 
     def potential_fn_gen(*inputs):
@@ -114,13 +168,20 @@ def compile_programs(log_density, template: ModelTemplate, tune: int) -> NutsPro
                              record(state, state.adapt_state.step_size))
         return jax.lax.fori_loop(0, n, step, (state, empty))
 
-    values = [jax.ShapeDtypeStruct(s, jnp.float64) for s in template.value_shapes]
-    key = jax.ShapeDtypeStruct((2,), jnp.uint32)
-    inputs = tuple(jax.ShapeDtypeStruct(np.shape(v), jnp.float64) for v in _placeholder_inputs(template))
-    init_compiled = jax.jit(init).lower(values, key, inputs).compile()
     state = jax.eval_shape(init, values, key, inputs)
     n = jax.ShapeDtypeStruct((), jnp.int64)
-    return NutsPrograms(init_compiled, jax.jit(advance).lower(state, n, inputs).compile(), tune)
+    return export.export(jax.jit(init))(values, key, inputs), export.export(jax.jit(advance))(state, n, inputs)
+
+
+@cache
+def _register_state_types() -> None:
+    """Let ``jax.export`` serialize numpyro's chain state (named tuples), once per process."""
+    from jax import export
+    from numpyro.infer.hmc import HMCState
+    from numpyro.infer.hmc_util import HMCAdaptState
+
+    for cls in (HMCState, HMCAdaptState):
+        export.register_namedtuple_serialization(cls, serialized_name=f"{cls.__module__}.{cls.__name__}")
 
 
 def _placeholder_inputs(template: ModelTemplate) -> list:

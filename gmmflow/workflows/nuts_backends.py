@@ -124,8 +124,10 @@ def run_numpyro(spec, X, hyper, start, draws, tune, chains, seed, jitter_rng, pr
     compile_cache.use_persistent_jax_cache()
     key = _data_key(X)
     maps = template_maps(spec, *key)
-    density = compile_cache.compiled(("numpyro density", *_shape_key(spec, *key)),
-                                     lambda: numpyro_nuts.jax_log_density(maps.template))
+    def density():  # the PyMC graph as JAX: built only when no process has stored the programs
+        return compile_cache.compiled(("numpyro density", *_shape_key(spec, *key)),
+                                      lambda: numpyro_nuts.jax_log_density(maps.template))
+
     programs = compile_cache.compiled(
         ("numpyro", *_shape_key(spec, *key), int(tune)),
         lambda: numpyro_nuts.compile_programs(density, maps.template, int(tune)))

@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 from gmmflow import defaults
 from gmmflow import schema as S
 from gmmflow.checks import check_int, check_missing, check_seed
-from gmmflow.core.em_steps import Params
+from gmmflow.core.em_steps import Params, log_resp_and_norm
 from gmmflow.core.gaussian import compact_covariances, full_covariances, sample_mixture
 from gmmflow.core.missing_data import row_blocks
 from gmmflow.core.relabel import relabel_to_pivot
@@ -115,23 +115,41 @@ def _draw_arrays(raw: az.InferenceData, model: GMM, n_features: int):
     return (C, D), w, mu, cov
 
 
-def _draw_params(w, mu, cov, t, log_noise_density=None) -> list[Params]:
-    """Each draw as core parameters (its Cholesky factors computed once)."""
-    return [Params.from_cov(w[s], mu[s], compact_covariances(cov[s], t), t, log_noise_density=log_noise_density)
-            for s in range(w.shape[0])]
+def _draw_params(w, mu, cov, t, log_noise_density=None) -> Params:
+    """The draws as core parameters stacked on a leading axis (Cholesky factors computed once, batched)."""
+    return Params.from_cov(w, mu, compact_covariances(cov, t), t, log_noise_density=log_noise_density)
 
 
-def _pointwise(X, draws: list[Params]):
+# draws per batched call of the pointwise densities: the whitened differences (draws, K, d, rows), the
+# largest work array, hold about 2^18 numbers (2 MiB), small beside what resources.posterior_bytes counts
+_POINTWISE_ELEMENTS = 1 << 18
+
+
+def _pointwise(X, draws: Params):
     """Per draw: pointwise log-likelihood (S, n) and mean responsibilities (n, K); rows with
-    missing cells contribute the density of their observed coordinates."""
-    chunk = default_chunk_size(*draws[0].means.shape)
-    blocks = row_blocks(X, chunk_size=chunk)
-    loglik = np.empty((len(draws), X.shape[0]))
-    resp_sum = np.zeros((X.shape[0], draws[0].weights.shape[0]))
-    for s, p in enumerate(draws):
-        log_resp, loglik[s] = blocks.log_resp_and_norm(p)
-        resp_sum += np.exp(log_resp)
-    return loglik, resp_sum / len(draws)
+    missing cells contribute the density of their observed coordinates.
+
+    Complete rows are evaluated for many draws in one batched call
+    (:func:`~gmmflow.core.em_steps.log_resp_and_norm` with the draws on the
+    leading axis); rows with missing cells draw by draw through their blocks.
+    """
+    n_draws, n = draws.weights.shape[0], X.shape[0]
+    loglik = np.empty((n_draws, n))
+    resp_sum = np.zeros((n, draws.weights.shape[1]))
+    if np.isnan(X).any():
+        blocks = row_blocks(X, chunk_size=default_chunk_size(*draws.means.shape[1:]))
+        for s in range(n_draws):
+            log_resp, loglik[s] = blocks.log_resp_and_norm(draws.take(s))
+            resp_sum += np.exp(log_resp)
+        return loglik, resp_sum / n_draws
+    XT = np.ascontiguousarray(X.T)
+    step = max(1, _POINTWISE_ELEMENTS // (draws.weights.shape[1] * X.shape[1] * n))
+    for a in range(0, n_draws, step):
+        part = draws.take(slice(a, a + step))
+        log_resp, loglik[a:a + step] = log_resp_and_norm(XT, np.log(part.weights), part.means, part.precision,
+                                                         part.covariance_type, part.log_noise_density)
+        resp_sum += np.exp(log_resp).sum(axis=0).T
+    return loglik, resp_sum / n_draws
 
 
 def _relabelled(w, mu, cov, pivot: Params, relabel: bool):
@@ -351,7 +369,7 @@ def _pointwise_groups(record: DataMatrix, w, mu, cov, covariance_type: str, shap
         return None, None, None
     C, D = shape
     index = slice(None) if kept is None else (np.arange(C)[:, None] * D + kept).ravel()
-    with threadpool_limits(limits=1, user_api="blas"):  # per-draw d x d solves: see core.em_driver
+    with threadpool_limits(limits=1, user_api="blas"):  # small batched d x d products: see core.em_driver
         draw_params = _draw_params(w[index], mu[index], cov[index], covariance_type, log_noise_density)
         loglik, assignment = _pointwise(record.values, draw_params)
     replicates = None
@@ -359,7 +377,7 @@ def _pointwise_groups(record: DataMatrix, w, mu, cov, covariance_type: str, shap
         rng = np.random.default_rng(pp_seed)
         n = record.values.shape[0]
         replicates = np.stack([sample_mixture(rng, n, p.weights, p.means, p.chol, covariance_type)[0]
-                               for p in draw_params])
+                               for p in map(draw_params.take, range(draw_params.weights.shape[0]))])
     return loglik, assignment, replicates
 
 
