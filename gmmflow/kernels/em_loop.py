@@ -67,6 +67,8 @@ LOG_FLOOR = -600.0  # as core.em_steps.LOG_FLOOR
 LOG_2PI = math.log(2.0 * math.pi)
 
 _compiled = njit(cache=True, nogil=True, error_model="numpy")
+# sums over rows may be reassociated (vectorised): they then differ from numpy's by rounding only
+_summing = njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
 
 
 @_compiled
@@ -105,13 +107,13 @@ def _factor(code, C, L, P, log_det_P):  # pragma: no cover - compiled
 
 
 @_compiled
-def _maha(code, P, c, x, mu, diff):  # pragma: no cover - compiled
-    """``|P_c^T (x - mu)|^2`` (diag, spherical: the diagonal of ``P_c`` only)."""
-    d = x.shape[0]
+def _maha(code, P, c, X, i, M, k, diff):  # pragma: no cover - compiled
+    """``|P_c^T (X[i] - M[k])|^2`` (diag, spherical: the diagonal of ``P_c`` only)."""
+    d = X.shape[1]
     out = 0.0
     if code <= TIED:
         for j in range(d):
-            diff[j] = x[j] - mu[j]
+            diff[j] = X[i, j] - M[k, j]
         for j in range(d):
             y = 0.0
             for m in range(j + 1):
@@ -119,62 +121,117 @@ def _maha(code, P, c, x, mu, diff):  # pragma: no cover - compiled
             out += y * y
     else:
         for j in range(d):
-            y = (x[j] - mu[j]) * P[c, j, j]
+            y = (X[i, j] - M[k, j]) * P[c, j, j]
             out += y * y
     return out
 
 
 @_compiled
-def _e_step(code, X, sw, w, M, P, log_det_P, log_noise, nk, sx, S, row, cst, diff):  # pragma: no cover
-    """Statistics of all rows into ``nk``, ``sx``, ``S``; returns (log-likelihood, sum of weights)."""
-    n, d = X.shape
-    K, K1 = M.shape[0], w.shape[0]
-    nk[:] = 0.0
-    sx[:] = 0.0
-    S[:] = 0.0
+def _log_joint(code, XT, w, M, P, log_det_P, log_noise, J, Y):  # pragma: no cover - compiled
+    """``J[k, i] = log w_k + log N(x_i | mu_k, Sigma_k)`` (a noise model's last row
+    ``log w_0 - log V``), rows innermost; ``Y`` (n,) is scratch."""
+    d, n = XT.shape
+    K = M.shape[0]
     for k in range(K):
-        cst[k] = math.log(w[k]) + log_det_P[0 if code == TIED else k] - 0.5 * d * LOG_2PI
-    if K1 > K:
-        cst[K] = math.log(w[K]) + log_noise
-    ll = 0.0
-    total_weight = 0.0
+        c = 0 if code == TIED else k
+        J[k, :] = 0.0
+        if code <= TIED:  # y_j = sum_{m <= j} P_mj x_m - (P^T mu)_j
+            for j in range(d):
+                b = 0.0
+                for m in range(j + 1):
+                    b += P[c, m, j] * M[k, m]
+                Y[:] = -b
+                for m in range(j + 1):
+                    p = P[c, m, j]
+                    for i in range(n):
+                        Y[i] += p * XT[m, i]
+                for i in range(n):
+                    J[k, i] += Y[i] * Y[i]
+        else:
+            for j in range(d):
+                p, mu = P[c, j, j], M[k, j]
+                for i in range(n):
+                    y = (XT[j, i] - mu) * p
+                    J[k, i] += y * y
+        base = math.log(w[k]) + log_det_P[c] - 0.5 * d * LOG_2PI
+        for i in range(n):
+            J[k, i] = base - 0.5 * J[k, i]
+    if w.shape[0] > K:
+        J[K, :] = math.log(w[K]) + log_noise
+
+
+@_compiled
+def _responsibilities(J, sw):  # pragma: no cover - compiled
+    """``J`` (log joint) becomes the weighted responsibilities ``sw_i r_ik``; returns the
+    weighted log-likelihood ``sum_i sw_i log sum_k exp(J[k, i])`` and ``sum_i sw_i``."""
+    K1, n = J.shape
+    ll, total_weight = 0.0, 0.0
     for i in range(n):
-        x = X[i]
         top = -math.inf
-        for k in range(K):
-            row[k] = cst[k] - 0.5 * _maha(code, P, 0 if code == TIED else k, x, M[k], diff)
-            top = max(top, row[k])
-        if K1 > K:
-            row[K] = cst[K]
-            top = max(top, row[K])
+        for k in range(K1):
+            top = max(top, J[k, i])
         total = 0.0
         for k in range(K1):
-            v = row[k] - top
-            row[k] = math.exp(v) if v >= LOG_FLOOR else 0.0
-            total += row[k]
+            v = J[k, i] - top
+            J[k, i] = math.exp(v) if v >= LOG_FLOOR else 0.0
+            total += J[k, i]
         ll += sw[i] * (math.log(total) + top)
         total_weight += sw[i]
-        gauss = 0.0
+        scale = sw[i] / total
         for k in range(K1):
-            r = row[k] / total * sw[i]
-            nk[k] += r
-            if k == K:
-                break
-            gauss += r
-            for j in range(d):
-                sx[k, j] += r * x[j]
-            if code == FULL:
-                for j in range(d):
-                    for m in range(j + 1):
-                        S[k, j, m] += r * (x[j] * x[m])
-            elif code != TIED:
-                for j in range(d):
-                    S[k, j, j] += r * (x[j] * x[j])
-        if code == TIED:  # the Gaussian rows' share: the row's weight without noise
-            g = gauss if K1 > K else sw[i]
-            for j in range(d):
-                for m in range(j + 1):
-                    S[0, j, m] += g * (x[j] * x[m])
+            J[k, i] *= scale
+    return ll, total_weight
+
+
+@_summing
+def _moments(code, XT, sw, J, K, nk, sx, S, Y):  # pragma: no cover - compiled
+    """``n_k``, ``s_k`` and ``S_k`` (lower triangle; diag and spherical the diagonal, tied
+    one total weighted by the Gaussian share of each row) from the weighted
+    responsibilities ``J``."""
+    d, n = XT.shape
+    K1 = J.shape[0]
+    for k in range(K1):
+        nk[k] = 0.0
+        for i in range(n):
+            nk[k] += J[k, i]
+    for k in range(K):
+        for j in range(d):
+            v = 0.0
+            for i in range(n):
+                v += J[k, i] * XT[j, i]
+            sx[k, j] = v
+            for m in range(j + 1 if code == FULL else 0):
+                v = 0.0
+                for i in range(n):
+                    v += J[k, i] * (XT[j, i] * XT[m, i])
+                S[k, j, m] = v
+            if code >= DIAG:
+                v = 0.0
+                for i in range(n):
+                    v += J[k, i] * (XT[j, i] * XT[j, i])
+                S[k, j, j] = v
+    if code == TIED:  # weighted by the Gaussian share of the row (without noise: its weight)
+        if K1 > K:
+            Y[:] = 0.0
+            for k in range(K):
+                for i in range(n):
+                    Y[i] += J[k, i]
+        else:
+            Y[:] = sw
+        for j in range(d):
+            for m in range(j + 1):
+                v = 0.0
+                for i in range(n):
+                    v += Y[i] * (XT[j, i] * XT[m, i])
+                S[0, j, m] = v
+
+
+@_compiled
+def _e_step(code, XT, sw, w, M, P, log_det_P, log_noise, nk, sx, S, J, Y):  # pragma: no cover - compiled
+    """Statistics of all rows into ``nk``, ``sx``, ``S``; returns (log-likelihood, sum of weights)."""
+    _log_joint(code, XT, w, M, P, log_det_P, log_noise, J, Y)
+    ll, total_weight = _responsibilities(J, sw)
+    _moments(code, XT, sw, J, M.shape[0], nk, sx, S, Y)
     return ll, total_weight
 
 
@@ -269,22 +326,23 @@ def _log_prior(code, w, M, C, P, log_det_P, hyper, m, scale, scale_chol, constan
         for k in range(K):
             for j in range(d if code == DIAG else 1):
                 out -= (a + 1.0) * math.log(C[k, j, j]) + 0.5 * scale[j, j] / C[k, j, j]
+    m2 = m.reshape((1, d))
     for k in range(K):  # the means' normals N(mu_k | m, Sigma_k / kappa)
         c = 0 if code == TIED else k
-        out += log_det_P[c] - 0.5 * kappa * _maha(code, P, c, M[k], m, diff)
+        out += log_det_P[c] - 0.5 * kappa * _maha(code, P, c, M, k, m2, 0, diff)
     return out
 
 
 @_compiled
-def _em_loop(code, X, SW, rows, W, M, C, log_noise, use_prior, hyper, m, scale, scale_chol, constant,
-             reg_covar, max_iter, tol, trace, parts, ints, L, P, log_det_P, nk, sx, S, row, cst, diff):  # pragma: no cover
+def _em_loop(code, XT, SW, rows, W, M, C, log_noise, use_prior, hyper, m, scale, scale_chol, constant,
+             reg_covar, max_iter, tol, trace, parts, ints, L, P, log_det_P, nk, sx, S, J, Y, diff):  # pragma: no cover
     """Every start ``r`` to its end; results in place (see :func:`run_batch`)."""
     for r in range(W.shape[0]):
         w, mu, cov, sw = W[r], M[r], C[r], SW[rows[r]]
         status, converged, it = OK, False, 0
         ll, lp, objective, total_weight = math.nan, math.nan, math.nan, 0.0
         if _factor(code, cov, L, P, log_det_P):
-            ll, total_weight = _e_step(code, X, sw, w, mu, P, log_det_P, log_noise, nk, sx, S, row, cst, diff)
+            ll, total_weight = _e_step(code, XT, sw, w, mu, P, log_det_P, log_noise, nk, sx, S, J, Y)
             lp = _log_prior(code, w, mu, cov, P, log_det_P, hyper, m, scale, scale_chol, constant, diff) \
                 if use_prior else 0.0
             objective = ll + lp
@@ -297,7 +355,7 @@ def _em_loop(code, X, SW, rows, W, M, C, log_noise, use_prior, hyper, m, scale, 
             if not _factor(code, cov, L, P, log_det_P):
                 status = NOT_SPD
                 break
-            ll, total_weight = _e_step(code, X, sw, w, mu, P, log_det_P, log_noise, nk, sx, S, row, cst, diff)
+            ll, total_weight = _e_step(code, XT, sw, w, mu, P, log_det_P, log_noise, nk, sx, S, J, Y)
             lp = _log_prior(code, w, mu, cov, P, log_det_P, hyper, m, scale, scale_chol, constant, diff) \
                 if use_prior else 0.0
             previous, objective = objective, ll + lp
@@ -360,12 +418,13 @@ def run_batch(covariance_type: str, X: np.ndarray, sample_weight: np.ndarray, ro
     trace = np.full((R, max_iter + 1), np.nan)
     parts = np.empty((R, 2))
     ints = np.zeros((R, 3), dtype=np.int64)
-    _em_loop(code, f(X, dtype=np.float64), f(sample_weight, dtype=np.float64), f(rows, dtype=np.int64), W, M, C,
+    n = X.shape[0]
+    _em_loop(code, f(X.T, dtype=np.float64), f(sample_weight, dtype=np.float64), f(rows, dtype=np.int64), W, M, C,
              float(log_noise), use_prior, np.array([alpha, kappa, nu], dtype=np.float64), f(m, dtype=np.float64),
              f(scale, dtype=np.float64), f(scale_chol, dtype=np.float64), float(constant), float(reg_covar),
              int(max_iter), float(tol), trace, parts, ints, np.zeros((Kc, d, d)), np.zeros((Kc, d, d)),
-             np.empty(Kc), np.empty(W.shape[1]), np.empty((K, d)), np.empty((max(K, 1), d, d)),
-             np.empty(W.shape[1]), np.empty(W.shape[1]), np.empty(d))
+             np.empty(Kc), np.empty(W.shape[1]), np.empty((K, d)), np.zeros((K, d, d)),
+             np.empty((W.shape[1], n)), np.empty(n), np.empty(d))
     return {"weights": W, "means": M, "cov": C, "trace": trace, "log_likelihood": parts[:, 0],
             "log_prior": parts[:, 1], "n_iter": ints[:, 0], "converged": ints[:, 1].astype(bool),
             "status": ints[:, 2]}
