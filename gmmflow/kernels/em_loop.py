@@ -57,7 +57,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import intrinsic
 
 FULL, TIED, DIAG, SPHERICAL = 0, 1, 2, 3
 TYPE_CODES = {"full": FULL, "tied": TIED, "diag": DIAG, "spherical": SPHERICAL}
@@ -65,6 +66,10 @@ OK, NOT_SPD, NOT_FINITE = 0, 1, 2
 EPS = 10 * np.finfo(np.float64).eps  # as core.em_steps.EPS
 LOG_FLOOR = -600.0  # as core.em_steps.LOG_FLOOR
 LOG_2PI = math.log(2.0 * math.pi)
+LOG2E = 1.4426950408889634  # 1 / log(2)
+LN2_HI = 6.93145751953125e-1  # log(2) = LN2_HI + LN2_LO, LN2_HI with 11 trailing zero bits (Cephes)
+LN2_LO = 1.42860682030941723212e-6
+INV_FACTORIAL = tuple(1.0 / math.factorial(j) for j in range(14))
 
 _compiled = njit(cache=True, nogil=True, error_model="numpy")
 # sums over rows may be reassociated (vectorised): they then differ from numpy's by rounding only
@@ -160,26 +165,60 @@ def _log_joint(code, XT, w, M, P, log_det_P, log_noise, J, Y):  # pragma: no cov
         J[K, :] = math.log(w[K]) + log_noise
 
 
+@intrinsic
+def _float_from_bits(typingctx, bits):
+    """The float64 whose IEEE 754 bits are the int64 ``bits`` (a bit cast)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+    return types.float64(types.int64), codegen
+
+
 @_compiled
-def _responsibilities(J, sw):  # pragma: no cover - compiled
+def _exp_floored(v):  # pragma: no cover - compiled
+    """``exp(v)`` for ``v <= 0``, 0 below ``LOG_FLOOR`` (and for -inf), NaN for NaN.
+
+    ``exp(v) = 2^k e^r`` with ``k = round(v / log 2)`` and ``r = v - k log 2``
+    (``|r| <= log(2) / 2``, ``log 2`` split in two so that ``k log2_hi`` is exact),
+    ``e^r`` by its Taylor polynomial of degree 13 (remainder below ``|r|^14 / 14! <
+    5e-18``), ``2^k`` built from its exponent bits. Within 1 unit in the last place
+    of the C library's ``exp`` (tested), and branch-free, so that the loops calling
+    it run vectorised (the C library's ``exp`` is a call per number: 4x slower).
+    """
+    x = max(v, LOG_FLOOR)
+    k = np.floor(x * LOG2E + 0.5)
+    r = (x - k * LN2_HI) - k * LN2_LO
+    p = INV_FACTORIAL[13]
+    for j in range(12, -1, -1):
+        p = p * r + INV_FACTORIAL[j]
+    e = p * _float_from_bits((np.int64(k) + 1023) << 52)
+    return e if v >= LOG_FLOOR else (0.0 if v < LOG_FLOOR else math.nan)
+
+
+@_compiled
+def _responsibilities(J, sw, T):  # pragma: no cover - compiled
     """``J`` (log joint) becomes the weighted responsibilities ``sw_i r_ik``; returns the
-    weighted log-likelihood ``sum_i sw_i log sum_k exp(J[k, i])`` and ``sum_i sw_i``."""
+    weighted log-likelihood ``sum_i sw_i log sum_k exp(J[k, i])`` and ``sum_i sw_i``.
+    ``T`` (3, n) is scratch: each row's largest ``J``, its sum of ``exp(J - top)``, its scale."""
     K1, n = J.shape
+    top, total, scale = T[0], T[1], T[2]
+    top[:] = J[0]
+    for k in range(1, K1):  # a NaN is not the top: exp(NaN - top) makes the row's density NaN
+        for i in range(n):
+            top[i] = J[k, i] if J[k, i] > top[i] else top[i]
+    total[:] = 0.0
+    for k in range(K1):
+        for i in range(n):
+            e = _exp_floored(J[k, i] - top[i])
+            J[k, i] = e
+            total[i] += e
     ll, total_weight = 0.0, 0.0
     for i in range(n):
-        top = -math.inf
-        for k in range(K1):
-            top = max(top, J[k, i])
-        total = 0.0
-        for k in range(K1):
-            v = J[k, i] - top
-            J[k, i] = math.exp(v) if v >= LOG_FLOOR else 0.0
-            total += J[k, i]
-        ll += sw[i] * (math.log(total) + top)
+        ll += sw[i] * (math.log(total[i]) + top[i])
         total_weight += sw[i]
-        scale = sw[i] / total
-        for k in range(K1):
-            J[k, i] *= scale
+        scale[i] = sw[i] / total[i]
+    for k in range(K1):
+        for i in range(n):
+            J[k, i] *= scale[i]
     return ll, total_weight
 
 
@@ -228,10 +267,11 @@ def _moments(code, XT, sw, J, K, nk, sx, S, Y):  # pragma: no cover - compiled
 
 @_compiled
 def _e_step(code, XT, sw, w, M, P, log_det_P, log_noise, nk, sx, S, J, Y):  # pragma: no cover - compiled
-    """Statistics of all rows into ``nk``, ``sx``, ``S``; returns (log-likelihood, sum of weights)."""
-    _log_joint(code, XT, w, M, P, log_det_P, log_noise, J, Y)
-    ll, total_weight = _responsibilities(J, sw)
-    _moments(code, XT, sw, J, M.shape[0], nk, sx, S, Y)
+    """Statistics of all rows into ``nk``, ``sx``, ``S``; returns (log-likelihood, sum of weights).
+    ``Y`` (3, n) is scratch."""
+    _log_joint(code, XT, w, M, P, log_det_P, log_noise, J, Y[0])
+    ll, total_weight = _responsibilities(J, sw, Y)
+    _moments(code, XT, sw, J, M.shape[0], nk, sx, S, Y[0])
     return ll, total_weight
 
 
@@ -424,7 +464,7 @@ def run_batch(covariance_type: str, X: np.ndarray, sample_weight: np.ndarray, ro
              f(scale, dtype=np.float64), f(scale_chol, dtype=np.float64), float(constant), float(reg_covar),
              int(max_iter), float(tol), trace, parts, ints, np.zeros((Kc, d, d)), np.zeros((Kc, d, d)),
              np.empty(Kc), np.empty(W.shape[1]), np.empty((K, d)), np.zeros((K, d, d)),
-             np.empty((W.shape[1], n)), np.empty(n), np.empty(d))
+             np.empty((W.shape[1], n)), np.empty((3, n)), np.empty(d))
     return {"weights": W, "means": M, "cov": C, "trace": trace, "log_likelihood": parts[:, 0],
             "log_prior": parts[:, 1], "n_iter": ints[:, 0], "converged": ints[:, 1].astype(bool),
             "status": ints[:, 2]}
