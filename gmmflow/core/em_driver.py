@@ -49,7 +49,7 @@ from gmmflow.exceptions import ConvergenceWarning, NotPositiveDefiniteError
 
 
 _CONTROLLER: list[ThreadpoolController] = []
-COMPILED_MAX_WORK = 2_000_000
+COMPILED_MAX_WORK = 1_500_000  # n (K + 1) d^2: see em_kernel
 
 
 def one_blas_thread():
@@ -235,6 +235,18 @@ def _run_compiled(kernel, blocks, inits: list[Params], hyper: Hyperparameters | 
     return results
 
 
+def run_starts(blocks, inits: list[Params], hyper: Hyperparameters | None, reg_covar: float, max_iter: int,
+               tol: float, batch_size: int | None = None, compiled: bool | None = None) -> list[EMResult]:
+    """EM from each of ``inits`` (blocks' frame; ``hyper`` in the data's) on ``blocks``: the compiled
+    loop where :func:`em_kernel` chooses it, else (and when a start fails in it, so that the error
+    is numpy's) numpy's batches of ``batch_size``. Results in the data's frame."""
+    kernel = em_kernel(blocks, inits[0].means.shape[-2], compiled)
+    results = None if kernel is None else _run_compiled(kernel, blocks, inits, hyper, reg_covar, max_iter, tol)
+    if results is None or None in results:
+        results = _run_batches(blocks.e_step, blocks.shift, inits, hyper, reg_covar, max_iter, tol, batch_size)
+    return results
+
+
 def fit_restarts(
     blocks,
     starts: StartingPoints,
@@ -262,11 +274,7 @@ def fit_restarts(
     with one_blas_thread():
         rngs = [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(len(methods))]
         inits = starts.draw_all(methods, rngs)
-        kernel = em_kernel(blocks, inits[0].means.shape[-2], compiled)
-        results = None if kernel is None else _run_compiled(kernel, blocks, inits, hyper, reg_covar, max_iter, tol)
-        if results is None or None in results:  # numpy's path (and its error, if a restart fails)
-            results = _run_batches(blocks.e_step, blocks.shift, inits, hyper, reg_covar, max_iter, tol,
-                                   batch_size)
+        results = run_starts(blocks, inits, hyper, reg_covar, max_iter, tol, batch_size, compiled)
     for r, method in zip(results, methods):
         r.start = method
     return results
