@@ -7,11 +7,11 @@ formulas (derived in ``core.em_steps``' docstring), the same objective
 ``log p(X | theta) + log p(theta)`` and the same stopping rule
 ``|f_t - f_{t-1}| <= tol |f_t|`` or ``t = max_iter``. Where numpy advances all
 starts together, one vectorised call per step, this loop runs each start to
-its end in turn, row by row: on small data numpy's cost is its ~170 calls per
-iteration, not the arithmetic, and a start that needs many iterations no
-longer pays them at full per-call cost. The order of floating-point operations
-differs from numpy's (sums row by row instead of by GEMM and pairwise
-summation), so the two paths agree to rounding, not bit for bit.
+its end in turn: on small data numpy's cost is its ~170 calls per iteration,
+not the arithmetic, and a start that needs many iterations no longer pays them
+at full per-call cost. The order of floating-point operations differs from
+numpy's (sums over rows in another order, ``exp`` and the factorisations
+written out), so the two paths agree to rounding, not bit for bit.
 
 One kernel serves the four covariance types (an integer code: 0 full, 1 tied,
 2 diag, 3 spherical), MLE and MAP, the noise component and weights per start.
@@ -22,14 +22,17 @@ covariance is factored ``Sigma = L L^T`` and whitened by ``P = L^{-T}`` (upper
 triangular, ``P P^T = Sigma^{-1}``), so the Mahalanobis distance is
 ``|P^T (x - mu)|^2`` without a division; ``log|P| = -sum log L_jj``.
 
-E-step (one pass over the rows): ``l_ik = log w_k + log|P_k| - d/2 log 2 pi
-- |P_k^T (x_i - mu_k)|^2 / 2`` (a noise model's last row ``log w_0 - log V``),
-``top_i = max_k l_ik``, ``e_ik = exp(l_ik - top_i)`` (0 below ``LOG_FLOOR``,
-as ``core.em_steps``), the row's log-density ``log sum_k e_ik + top_i`` (times
-its weight into the log-likelihood), responsibilities ``e_ik / sum_k e_ik``
-times the row's weight into ``n_k``, ``s_k``, ``S_k`` (lower triangle; diag and
-spherical the diagonal; tied one total weighted by the Gaussian share of the
-row).
+E-step, three passes over the rows (rows innermost, so that they vectorise):
+the log joint densities ``l_ik = log w_k + log|P_k| - d/2 log 2 pi -
+|P_k^T (x_i - mu_k)|^2 / 2`` (a noise model's last row ``log w_0 - log V``);
+``top_i = max_k l_ik``, ``e_ik = exp(l_ik - top_i)`` (0 below ``LOG_FLOOR``, as
+``core.em_steps``), the row's log-density ``log sum_k e_ik + top_i`` (times its
+weight into the log-likelihood) and its weighted responsibilities ``sw_i e_ik /
+sum_k e_ik``; their sums ``n_k``, ``s_k``, ``S_k`` (lower triangle; diag and
+spherical the diagonal; tied one total weighted by the Gaussian share of each
+row). ``exp`` is the loop's own (:func:`_exp_floored`, within one unit in the
+last place of the C library's), branch-free so that its pass vectorises: with
+the C library's ``exp``, one call per number, the E-step took twice as long.
 
 M-step: ``core.em_steps.m_step`` (``EPS`` added to every ``n_k``), then each
 covariance is factored; a pivot that is not positive and finite stops the
@@ -67,7 +70,7 @@ EPS = 10 * np.finfo(np.float64).eps  # as core.em_steps.EPS
 LOG_FLOOR = -600.0  # as core.em_steps.LOG_FLOOR
 LOG_2PI = math.log(2.0 * math.pi)
 LOG2E = 1.4426950408889634  # 1 / log(2)
-LN2_HI = 6.93145751953125e-1  # log(2) = LN2_HI + LN2_LO, LN2_HI with 11 trailing zero bits (Cephes)
+LN2_HI = 6.93145751953125e-1  # log(2) = LN2_HI + LN2_LO (Cephes); LN2_HI has 14 significant bits, so k LN2_HI is exact
 LN2_LO = 1.42860682030941723212e-6
 INV_FACTORIAL = tuple(1.0 / math.factorial(j) for j in range(14))
 
