@@ -128,6 +128,15 @@ def test_starts_stop_at_different_iterations():
     assert_same_runs(compiled, reference)
 
 
+def test_compiled_runs_are_bit_identical():
+    blocks, inits, hyper, reg_covar = setup(dataset("iris"), 3, "full", "default")
+    first = run_starts(blocks, inits, hyper, reg_covar, 1000, TOL, compiled=True)
+    again = run_starts(blocks, inits, hyper, reg_covar, 1000, TOL, compiled=True)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a.trace, b.trace)
+        np.testing.assert_array_equal(a.params.cov, b.params.cov)
+
+
 def test_max_iter_reached_warns_as_numpy():
     blocks, inits, hyper, reg_covar = setup(dataset("faithful"), 4, "full", None)
     compiled, reference = both_paths(blocks, inits, hyper, reg_covar, max_iter=5)
