@@ -24,18 +24,12 @@ import time
 
 import numpy as np
 
+from em_batch_scale import R, mixture  # the same data and number of starts (bench/ is on the path)
+
 from gmmflow.core.em_driver import _run_batches, _run_compiled, one_blas_thread
 from gmmflow.core.initialization import StartingPoints
 from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size, default_n_threads
 from gmmflow.kernels import em_loop
-
-R = 10
-
-
-def mixture(n: int, d: int, K: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    centers = rng.normal(scale=3.0, size=(K, d))
-    return centers[rng.integers(K, size=n)] + rng.normal(size=(n, d))
 
 
 def per_iteration(X, K, t, iters, repeats) -> tuple[float, float]:
@@ -77,5 +71,4 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    main(args.iters, args.repeats)
+    main(**vars(parser.parse_args()))
