@@ -18,14 +18,17 @@ from gmmflow.workflows.em_fit import restart_methods
 
 
 def core_restarts(X, model, methods, batch_size, tol=1e-10, seed=3):
-    """The core driver on in-memory rows, as fit_em runs it, with a given batch size."""
+    """The core driver on in-memory rows, as fit_em runs it, with a given batch size (numpy's
+    batches: the compiled loop runs each restart alone whatever the batch size, and
+    tests/test_em_compiled.py compares it with these)."""
     blocks = ArrayBlocks(X)
     mean, cov = blocks.moments()
     hyper = model.hyperparameters(mean, cov, X.shape[0])
     blocks = blocks.with_shift(mean)
     starts = StartingPoints.from_blocks(blocks, seed, model.n_components, model.covariance_type, hyper,
                                         model.reg_covar, None)
-    return fit_restarts(blocks, starts, hyper, model.reg_covar, methods, 1000, tol, seed, batch_size=batch_size)
+    return fit_restarts(blocks, starts, hyper, model.reg_covar, methods, 1000, tol, seed, batch_size=batch_size,
+                        compiled=False)
 
 
 @pytest.mark.parametrize("t", COV_TYPES)

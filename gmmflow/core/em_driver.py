@@ -16,6 +16,18 @@ Convergence: ``|f_t - f_{t-1}| <= tol * |f_t|`` (relative change of the
 objective ``log p(X | theta) + log p(theta)``, which EM never decreases).
 Restart ``r`` draws its start from child ``r`` of ``SeedSequence(seed)``;
 all restarts are kept, the one with the highest objective is the estimate.
+
+On small in-memory data the same iterations run compiled
+(:mod:`gmmflow.kernels.em_loop`, when numba imports): each start to its end in
+one loop over the rows, without numpy's per-call cost, to the same results up
+to rounding. :func:`em_kernel` decides where (``compiled=None``): in-memory
+rows (:class:`~gmmflow.core.row_blocks.ArrayBlocks`, not rows with missing
+cells nor dask) whose work per start and iteration, ``n (K + 1) d^2`` (here
+``d^2`` counts the full and tied types' triangular products; the diagonal types
+cost less), is at most :data:`COMPILED_MAX_WORK`, the crossover measured by
+``bench/em_kernel_scale.py``. A start the loop cannot finish (a covariance not
+SPD, a non-finite objective) sends the batch back to numpy, which raises its
+own error (or, for bootstrap replicates, finds which replicates fail).
 """
 
 from __future__ import annotations
@@ -28,12 +40,16 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from gmmflow.core.em_steps import Params, SuffStats, log_objective_parts, m_step
+from gmmflow.core.gaussian import full_covariances
 from gmmflow.core.hyperparameters import Hyperparameters
 from gmmflow.core.initialization import StartingPoints
+from gmmflow.core.prior_density import log_prior_constant
+from gmmflow.core.row_blocks import ArrayBlocks
 from gmmflow.exceptions import ConvergenceWarning, NotPositiveDefiniteError
 
 
 _CONTROLLER: list[ThreadpoolController] = []
+COMPILED_MAX_WORK = 1_500_000  # n (K + 1) d^2: see em_kernel
 
 
 def one_blas_thread():
@@ -133,6 +149,104 @@ def _run_batches(e_step, shift: np.ndarray, inits: list[Params], hyper: Hyperpar
     return results
 
 
+def em_kernel(blocks, n_components: int, compiled: bool | None = None):
+    """The compiled EM loop (:mod:`gmmflow.kernels.em_loop`) when it should run on ``blocks``, else None.
+
+    ``compiled``: None (default) the loop on in-memory rows whose work per start
+    and iteration is at most :data:`COMPILED_MAX_WORK` (see the module
+    docstring), when numba imports; False never; True on any in-memory rows
+    (ImportError without numba). Rows with missing cells and dask blocks always
+    take the numpy path.
+    """
+    if compiled is False or type(blocks) is not ArrayBlocks:
+        return None
+    work = blocks.n_rows * (n_components + 1) * blocks.n_features ** 2
+    if compiled is None and work > COMPILED_MAX_WORK:
+        return None
+    try:
+        from gmmflow.kernels import em_loop
+    except ImportError:
+        if compiled:
+            raise
+        return None
+    return em_loop
+
+
+def _as_matrices(cov: np.ndarray, covariance_type: str, n_components: int, d: int) -> np.ndarray:
+    """A batch's covariances as the compiled loop's matrices (R, Kc, d, d), Kc = 1 for tied."""
+    if covariance_type == "tied":
+        return cov[:, None]
+    return full_covariances(cov, covariance_type, n_components, d)
+
+
+def _from_matrices(C: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Inverse of :func:`_as_matrices` (a spherical variance is read, not averaged, from the diagonal)."""
+    if covariance_type == "full":
+        return C
+    if covariance_type == "tied":
+        return C[:, 0]
+    if covariance_type == "diag":
+        return np.diagonal(C, axis1=-2, axis2=-1).copy()
+    return C[..., 0, 0].copy()
+
+
+def _kernel_prior(hyper: Hyperparameters | None, n_components: int, n_weights: int):
+    """The prior as :func:`gmmflow.kernels.em_loop.run_batch` takes it (the scale as a matrix)."""
+    if hyper is None:
+        return None
+    t, d = hyper.covariance_type, hyper.n_features
+    scale = hyper.scale if t in ("full", "tied") else hyper.scale * np.eye(d)  # diag: diag(s2), spherical: s2 I
+    scale_chol = hyper.scale_chol if t in ("full", "tied") else np.zeros((d, d))
+    return (float(hyper.alpha), float(hyper.shrinkage), float(hyper.dof), hyper.mean, scale, scale_chol,
+            log_prior_constant(hyper, n_components, n_weights))
+
+
+def _run_compiled(kernel, blocks, inits: list[Params], hyper: Hyperparameters | None, reg_covar: float,
+                  max_iter: int, tol: float) -> list[EMResult | None]:
+    """EM from ``inits`` (blocks' frame) by the compiled loop; results in the data's frame,
+    None for a start the loop could not finish (see the module docstring).
+
+    Rows of weights (B, n) go one to each start, as in :func:`fit_replicates`.
+    """
+    init = Params.stack(inits)
+    t, (R, K, d) = init.covariance_type, init.means.shape
+    shift, sw = blocks.shift, blocks.sample_weight
+    if sw is None:
+        sw = np.ones(blocks.n_rows)
+    rows = np.arange(R) if sw.ndim == 2 else np.zeros(R, dtype=np.int64)
+    prior = _kernel_prior(None if hyper is None else hyper.shifted(shift), K, init.weights.shape[-1])
+    noise = init.log_noise_density
+    out = kernel.run_batch(t, blocks.X - shift, np.atleast_2d(sw), rows, init.weights, init.means,
+                           _as_matrices(init.cov, t, K, d), 0.0 if noise is None else noise, prior,
+                           reg_covar, max_iter, tol)
+    ok = out["status"] == 0
+    results: list[EMResult | None] = [None] * R
+    if not ok.any():
+        return results
+    try:
+        params = Params.from_cov(out["weights"][ok], out["means"][ok], _from_matrices(out["cov"][ok], t), t,
+                                 check_symmetric=False, log_noise_density=noise)
+    except NotPositiveDefiniteError:  # numpy's factorisation disagrees at the edge: numpy decides
+        return results
+    for j, r in enumerate(np.flatnonzero(ok)):
+        ll, lp, n_iter = float(out["log_likelihood"][r]), float(out["log_prior"][r]), int(out["n_iter"][r])
+        results[r] = EMResult(params.take(j).shifted(shift), ll + lp, ll, lp, bool(out["converged"][r]), n_iter,
+                              out["trace"][r, :n_iter + 1].copy())
+    return results
+
+
+def run_starts(blocks, inits: list[Params], hyper: Hyperparameters | None, reg_covar: float, max_iter: int,
+               tol: float, batch_size: int | None = None, compiled: bool | None = None) -> list[EMResult]:
+    """EM from each of ``inits`` (blocks' frame; ``hyper`` in the data's) on ``blocks``: the compiled
+    loop where :func:`em_kernel` chooses it, else (and when a start fails in it, so that the error
+    is numpy's) numpy's batches of ``batch_size``. Results in the data's frame."""
+    kernel = em_kernel(blocks, inits[0].means.shape[-2], compiled)
+    results = None if kernel is None else _run_compiled(kernel, blocks, inits, hyper, reg_covar, max_iter, tol)
+    if results is None or None in results:
+        results = _run_batches(blocks.e_step, blocks.shift, inits, hyper, reg_covar, max_iter, tol, batch_size)
+    return results
+
+
 def fit_restarts(
     blocks,
     starts: StartingPoints,
@@ -143,12 +257,15 @@ def fit_restarts(
     tol: float,
     seed: int,
     batch_size: int | None = None,
+    compiled: bool | None = None,
 ) -> list[EMResult]:
     """One restart per entry of ``methods`` (its start method), each from its own child seed.
 
     Restarts run ``batch_size`` at a time (default: all together). ``hyper`` is
     in the data's frame; the iterations run in the blocks' frame and the
-    returned parameters are back in the data's frame.
+    returned parameters are back in the data's frame. ``compiled`` chooses
+    the compiled loop or numpy (:func:`em_kernel`; the compiled loop runs each
+    restart alone whatever ``batch_size``).
 
     BLAS is held to one thread: the E-step's GEMMs are small (one row block
     each) and a multi-threaded BLAS spends more time waking its threads than
@@ -157,7 +274,7 @@ def fit_restarts(
     with one_blas_thread():
         rngs = [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(len(methods))]
         inits = starts.draw_all(methods, rngs)
-        results = _run_batches(blocks.e_step, blocks.shift, inits, hyper, reg_covar, max_iter, tol, batch_size)
+        results = run_starts(blocks, inits, hyper, reg_covar, max_iter, tol, batch_size, compiled)
     for r, method in zip(results, methods):
         r.start = method
     return results
@@ -171,6 +288,7 @@ def fit_replicates(
     reg_covar: float,
     max_iter: int,
     tol: float,
+    compiled: bool | None = None,
 ) -> list[EMResult | None]:
     """``n_replicates`` EM runs from one start (data's frame), advanced as one batch.
 
@@ -178,9 +296,15 @@ def fit_replicates(
     replicates: ``blocks.sample_weight`` is (n_replicates, n)). A replicate
     whose fit fails (a covariance collapses, the objective overflows) is
     ``None``: when the batch fails, its entries are rerun one at a time to find
-    which.
+    which. ``compiled`` as :func:`fit_restarts`; a replicate the compiled loop
+    cannot finish is rerun alone by numpy.
     """
     init = start.shifted(-blocks.shift)
+    kernel = em_kernel(blocks, init.means.shape[-2], compiled)
+    if kernel is not None:
+        found = _run_compiled(kernel, blocks, [init] * n_replicates, hyper, reg_covar, max_iter, tol)
+        return [r if r is not None else _one_replicate(blocks, init, b, hyper, reg_covar, max_iter, tol)
+                for b, r in enumerate(found)]
     with one_blas_thread():
         try:
             return _run_batches(blocks.e_step, blocks.shift, [init] * n_replicates, hyper, reg_covar, max_iter,

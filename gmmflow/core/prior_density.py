@@ -129,3 +129,22 @@ def log_prior(
         + log_covariance_prior(cov, chol, hyper, prec)
         + log_mean_prior(means, chol, hyper, prec)
     )
+
+
+def log_prior_constant(hyper: Hyperparameters, n_components: int, n_weights: int) -> float:
+    """The terms of :func:`log_prior` that do not depend on the parameters: the normalising
+    constants of the Dirichlet (``n_weights`` entries), of the covariances' inverse Wishart
+    (one per component for full, one for tied) or inverse gammas (diag, spherical), and of
+    the ``n_components`` means' normals. What a compiled loop adds to the varying terms
+    (:mod:`gmmflow.kernels.em_loop`).
+    """
+    t, d, nu = hyper.covariance_type, hyper.n_features, hyper.dof
+    out = _log_dirichlet_norm(n_weights, float(hyper.alpha))
+    out += n_components * (-0.5 * d * LOG_2PI + 0.5 * d * np.log(hyper.shrinkage))
+    if t in ("full", "tied"):
+        log_det_scale = log_det_cholesky(hyper.scale_chol, "tied", d)
+        inverse_wishart = 0.5 * nu * log_det_scale - 0.5 * nu * d * np.log(2.0) - log_multigamma(0.5 * nu, d)
+        return float(out + (n_components if t == "full" else 1) * inverse_wishart)
+    # diag: one inverse gamma per feature (scale (d,)), spherical one (a scalar scale)
+    inverse_gammas = np.sum(0.5 * nu * np.log(0.5 * hyper.scale) - gammaln(0.5 * nu))
+    return float(out + n_components * inverse_gammas)
