@@ -142,13 +142,15 @@ def _log_joint(code, XT, w, M, P, log_det_P, log_noise, J, Y):  # pragma: no cov
     K = M.shape[0]
     for k in range(K):
         c = 0 if code == TIED else k
-        J[k, :] = 0.0
+        for i in range(n):
+            J[k, i] = 0.0
         if code <= TIED:  # y_j = sum_{m <= j} P_mj x_m - (P^T mu)_j
             for j in range(d):
                 b = 0.0
                 for m in range(j + 1):
                     b += P[c, m, j] * M[k, m]
-                Y[:] = -b
+                for i in range(n):
+                    Y[i] = -b
                 for m in range(j + 1):
                     p = P[c, m, j]
                     for i in range(n):
@@ -165,7 +167,9 @@ def _log_joint(code, XT, w, M, P, log_det_P, log_noise, J, Y):  # pragma: no cov
         for i in range(n):
             J[k, i] = base - 0.5 * J[k, i]
     if w.shape[0] > K:
-        J[K, :] = math.log(w[K]) + log_noise
+        v = math.log(w[K]) + log_noise
+        for i in range(n):
+            J[K, i] = v
 
 
 @intrinsic
@@ -204,11 +208,13 @@ def _responsibilities(J, sw, T):  # pragma: no cover - compiled
     ``T`` (3, n) is scratch: each row's largest ``J``, its sum of ``exp(J - top)``, its scale."""
     K1, n = J.shape
     top, total, scale = T[0], T[1], T[2]
-    top[:] = J[0]
+    for i in range(n):
+        top[i] = J[0, i]
     for k in range(1, K1):  # a NaN is not the top: exp(NaN - top) makes the row's density NaN
         for i in range(n):
             top[i] = J[k, i] if J[k, i] > top[i] else top[i]
-    total[:] = 0.0
+    for i in range(n):
+        total[i] = 0.0
     for k in range(K1):
         for i in range(n):
             e = _exp_floored(J[k, i] - top[i])
@@ -254,12 +260,14 @@ def _moments(code, XT, sw, J, K, nk, sx, S, Y):  # pragma: no cover - compiled
                 S[k, j, j] = v
     if code == TIED:  # weighted by the Gaussian share of the row (without noise: its weight)
         if K1 > K:
-            Y[:] = 0.0
+            for i in range(n):
+                Y[i] = 0.0
             for k in range(K):
                 for i in range(n):
                     Y[i] += J[k, i]
         else:
-            Y[:] = sw
+            for i in range(n):
+                Y[i] = sw[i]
         for j in range(d):
             for m in range(j + 1):
                 v = 0.0
