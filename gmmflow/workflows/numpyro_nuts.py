@@ -131,8 +131,9 @@ def program_key(template: ModelTemplate, tune: int, values, inputs) -> str:
     return compile_cache.program_key(
         "numpyro-nuts", ("jax", "jaxlib", "numpyro", "pymc", "pytensor"),
         template=repr((template.covariance_type, template.n_obs, template.n_features, template.value_names,
-                       template.value_shapes, template.layout, template.noise)), tune=int(tune), chunk=CHUNK, max_tree_depth=MAX_TREE_DEPTH,
-        target_accept=TARGET_ACCEPT, values=[v.shape for v in values], inputs=[v.shape for v in inputs])
+                       template.value_shapes, template.layout, template.noise)),
+        tune=int(tune), chunk=CHUNK, max_tree_depth=MAX_TREE_DEPTH, target_accept=TARGET_ACCEPT,
+        values=[v.shape for v in values], inputs=[v.shape for v in inputs])
 
 
 def _export_programs(log_density, values, key, inputs, tune: int):
