@@ -35,10 +35,22 @@ def faithful_fit():
 
 
 def pinned(idata):
-    """The fitted model with its prior pinned, as bootstrap refits it."""
-    from gmmflow.workflows.compare import fixed_prior_model
+    """The fitted model with its prior pinned to the full data's resolved hyper-parameters (and a
+    noise model's volume to the fitted one), as bootstrap refits it: a refit on other weights must
+    not move data-dependent defaults such as the prior mean."""
+    from dataclasses import replace
 
-    return fixed_prior_model(idata)
+    from gmmflow.results.from_idata import hyperparameters_from_idata, model_from_idata, noise_log_volume
+
+    model = model_from_idata(idata)
+    if model.noise:
+        model = replace(model, noise_volume=float(np.exp(noise_log_volume(idata))))
+    hyper = hyperparameters_from_idata(idata)
+    if hyper is None:
+        return model
+    prior = gmmflow.Prior(alpha=hyper.alpha, mean=hyper.mean, shrinkage=hyper.shrinkage, dof=hyper.dof,
+                          scale=hyper.scale)
+    return replace(model, prior=prior)
 
 
 # --------------------------------------------------------------------------

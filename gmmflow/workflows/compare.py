@@ -19,7 +19,6 @@ carries the EM groups of its start); only EM's leave-one-out refits.
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
 
 import arviz as az
 import numpy as np
@@ -30,14 +29,11 @@ from scipy.special import comb, logsumexp
 from gmmflow import defaults
 from gmmflow import schema as S
 from gmmflow.checks import check_int, check_probability
-from gmmflow.models.priors import Prior
-from gmmflow.models.spec import GMM
 from gmmflow.results.from_idata import (
     bootstrap_draws,
     em_params,
     hyperparameters_from_idata,
     model_from_idata,
-    noise_log_volume,
     observed_values,
     pointwise_log_likelihood,
     posterior_assignment,
@@ -251,22 +247,6 @@ def lppd_pointwise(log_lik: np.ndarray) -> np.ndarray:
     ``log_lik`` is (S, n), draws stacked.
     """
     return logsumexp(log_lik, axis=0) - np.log(log_lik.shape[0])
-
-
-def fixed_prior_model(idata: az.InferenceData) -> GMM:
-    """The fitted model with its prior pinned to the resolved hyper-parameters of the full data.
-
-    Refitting on a subset (leave-one-out) must not move data-dependent
-    defaults such as the prior mean (nor a noise model's volume).
-    """
-    model = model_from_idata(idata)
-    if model.noise:  # the volume is data-dependent too: pinned to the fitted one
-        model = replace(model, noise_volume=float(np.exp(noise_log_volume(idata))))
-    hyper = hyperparameters_from_idata(idata)
-    if hyper is None:
-        return model
-    prior = Prior(alpha=hyper.alpha, mean=hyper.mean, shrinkage=hyper.shrinkage, dof=hyper.dof, scale=hyper.scale)
-    return replace(model, prior=prior)
 
 
 def em_loo_pointwise(idata: az.InferenceData, max_obs: int = defaults.EM_LOO_MAX_OBS) -> np.ndarray | None:
