@@ -60,19 +60,24 @@ def log_inverse_wishart(chol: np.ndarray, dof: float, scale_chol: np.ndarray,
     chol = np.asarray(chol)
     tr = np.square(_whitened(chol, scale_chol, prec)).sum(axis=(-2, -1))
     log_det_sigma = log_det_cholesky(chol, "full", d)
+    return _log_inverse_wishart_norm(dof, scale_chol) - 0.5 * (dof + d + 1) * log_det_sigma - 0.5 * tr
+
+
+def _log_inverse_wishart_norm(dof: float, scale_chol: np.ndarray) -> float:
+    """The inverse Wishart's normalising constant ``nu/2 log|Lambda| - nu d/2 log 2 - log Gamma_d(nu/2)``."""
+    d = scale_chol.shape[-1]
     log_det_scale = log_det_cholesky(scale_chol, "tied", d)
-    return (
-        0.5 * dof * log_det_scale
-        - 0.5 * dof * d * np.log(2.0)
-        - log_multigamma(0.5 * dof, d)
-        - 0.5 * (dof + d + 1) * log_det_sigma
-        - 0.5 * tr
-    )
+    return 0.5 * dof * log_det_scale - 0.5 * dof * d * np.log(2.0) - log_multigamma(0.5 * dof, d)
 
 
 def log_inverse_gamma(var: np.ndarray, shape: float, rate: np.ndarray) -> np.ndarray:
     """log InverseGamma(var | a, b) = a log b - lgamma(a) - (a+1) log var - b / var."""
-    return shape * np.log(rate) - gammaln(shape) - (shape + 1.0) * np.log(var) - rate / var
+    return _log_inverse_gamma_norm(shape, rate) - (shape + 1.0) * np.log(var) - rate / var
+
+
+def _log_inverse_gamma_norm(shape: float, rate):
+    """The inverse gamma's normalising constant ``a log b - lgamma(a)``."""
+    return shape * np.log(rate) - gammaln(shape)
 
 
 def log_mean_prior(means: np.ndarray, chol: np.ndarray, hyper: Hyperparameters, prec: np.ndarray | None = None):
@@ -90,8 +95,14 @@ def log_mean_prior(means: np.ndarray, chol: np.ndarray, hyper: Hyperparameters, 
     else:
         maha = np.square(diff).sum(axis=-1) / np.square(chol)
         log_det = log_det_cholesky(chol, "spherical", d)
-    terms = -0.5 * d * LOG_2PI + 0.5 * d * np.log(kappa) - 0.5 * log_det - 0.5 * kappa * maha
+    terms = _log_mean_prior_norm(d, kappa) - 0.5 * log_det - 0.5 * kappa * maha
     return _result(terms.sum(axis=-1))
+
+
+def _log_mean_prior_norm(d: int, kappa: float) -> float:
+    """One mean's normal prior's constant ``-d/2 log(2 pi) + d/2 log(kappa)`` (the covariance's
+    determinant aside)."""
+    return -0.5 * d * LOG_2PI + 0.5 * d * np.log(kappa)
 
 
 def log_covariance_prior(cov: np.ndarray, chol: np.ndarray, hyper: Hyperparameters, prec: np.ndarray | None = None):
@@ -140,11 +151,8 @@ def log_prior_constant(hyper: Hyperparameters, n_components: int, n_weights: int
     """
     t, d, nu = hyper.covariance_type, hyper.n_features, hyper.dof
     out = _log_dirichlet_norm(n_weights, float(hyper.alpha))
-    out += n_components * (-0.5 * d * LOG_2PI + 0.5 * d * np.log(hyper.shrinkage))
+    out += n_components * _log_mean_prior_norm(d, hyper.shrinkage)
     if t in ("full", "tied"):
-        log_det_scale = log_det_cholesky(hyper.scale_chol, "tied", d)
-        inverse_wishart = 0.5 * nu * log_det_scale - 0.5 * nu * d * np.log(2.0) - log_multigamma(0.5 * nu, d)
-        return float(out + (n_components if t == "full" else 1) * inverse_wishart)
+        return float(out + (n_components if t == "full" else 1) * _log_inverse_wishart_norm(nu, hyper.scale_chol))
     # diag: one inverse gamma per feature (scale (d,)), spherical one (a scalar scale)
-    inverse_gammas = np.sum(0.5 * nu * np.log(0.5 * hyper.scale) - gammaln(0.5 * nu))
-    return float(out + n_components * inverse_gammas)
+    return float(out + n_components * np.sum(_log_inverse_gamma_norm(0.5 * nu, 0.5 * hyper.scale)))
