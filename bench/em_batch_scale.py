@@ -40,16 +40,22 @@ def mixture(n: int, d: int, K: int, seed: int = 0) -> np.ndarray:
     return centers[labels] + rng.normal(size=(n, d))
 
 
-def per_iteration(X, K, t, batch_size, iters, repeats) -> float:
-    """Seconds per EM iteration of the 10 restarts run ``batch_size`` at a time."""
+def blocks_and_starts(X, K, t, batch: int):
+    """The blocks ``fit_em`` would make for ``batch`` restarts advanced together (block size, threads,
+    shifted by the mean) and the R k-means++ starts (MLE) in their frame."""
     n, d = X.shape
-    chunk = default_chunk_size(K, d, batch_size or R)
+    chunk = default_chunk_size(K, d, batch)
     blocks = ArrayBlocks(X, chunk_size=chunk, n_threads=default_n_threads(n, chunk, os.cpu_count() or 1))
     mean, _ = blocks.moments()
     blocks = blocks.with_shift(mean)
     starts = StartingPoints.from_blocks(blocks, 0, K, t, None, 1e-6, None)
     rngs = [np.random.default_rng(c) for c in np.random.SeedSequence(0).spawn(R)]
-    inits = starts.draw_all(["kmeans++"] * R, rngs)
+    return blocks, starts.draw_all(["kmeans++"] * R, rngs)
+
+
+def per_iteration(X, K, t, batch_size, iters, repeats) -> float:
+    """Seconds per EM iteration of the 10 restarts run ``batch_size`` at a time."""
+    blocks, inits = blocks_and_starts(X, K, t, batch_size or R)
     best = np.inf
     with one_blas_thread():
         for _ in range(repeats):

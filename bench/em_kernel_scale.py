@@ -24,24 +24,15 @@ import time
 
 import numpy as np
 
-from em_batch_scale import R, mixture  # the same data and number of starts (bench/ is on the path)
+from em_batch_scale import R, blocks_and_starts, mixture  # the same data and starts (bench/ is on the path)
 
 from gmmflow.core.em_driver import _run_batches, _run_compiled, one_blas_thread
-from gmmflow.core.initialization import StartingPoints
-from gmmflow.core.row_blocks import ArrayBlocks, default_chunk_size, default_n_threads
 from gmmflow.kernels import em_loop
 
 
 def per_iteration(X, K, t, iters, repeats) -> tuple[float, float]:
     """Seconds per EM iteration of the 10 starts: (numpy, compiled)."""
-    n, d = X.shape
-    chunk = default_chunk_size(K, d, R)
-    blocks = ArrayBlocks(X, chunk_size=chunk, n_threads=default_n_threads(n, chunk, os.cpu_count() or 1))
-    mean, _ = blocks.moments()
-    blocks = blocks.with_shift(mean)
-    starts = StartingPoints.from_blocks(blocks, 0, K, t, None, 1e-6, None)
-    rngs = [np.random.default_rng(c) for c in np.random.SeedSequence(0).spawn(R)]
-    inits = starts.draw_all(["kmeans++"] * R, rngs)
+    blocks, inits = blocks_and_starts(X, K, t, R)
     arms = {"numpy": lambda: _run_batches(blocks.e_step, blocks.shift, inits, None, 1e-6, iters, 0.0, None),
             "compiled": lambda: _run_compiled(em_loop, blocks, inits, None, 1e-6, iters, 0.0)}
     best = {name: np.inf for name in arms}

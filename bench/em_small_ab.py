@@ -57,14 +57,22 @@ def run(tree: str, repeats: int) -> dict:
     return json.loads(done.stdout)
 
 
+def alternating_minima(run, trees, rounds: int, repeats: int) -> list[dict]:
+    """For each tree, ``{key: (fastest time, check)}`` over ``rounds`` rounds that run the trees in turn
+    (so all see the same load); ``run(tree, repeats)`` gives ``{key: (time, check)}``, the check (an
+    objective, a digest) kept from the last round."""
+    best = [{} for _ in trees]
+    for _ in range(rounds):
+        for tree, acc in zip(trees, best):
+            for key, (seconds, check) in run(tree, repeats).items():
+                acc[key] = (min(seconds, acc.get(key, (float("inf"),))[0]), check)
+    return best
+
+
 def main(baseline: str, rounds: int, repeats: int):
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     print(os.popen("uptime").read().strip())
-    new, old = {}, {}
-    for _ in range(rounds):
-        for tree, acc in ((here, new), (baseline, old)):
-            for cell, (seconds, objective) in run(tree, repeats).items():
-                acc[cell] = (min(seconds, acc.get(cell, (np.inf,))[0]), objective)
+    new, old = alternating_minima(run, (here, baseline), rounds, repeats)
     print(f"{rounds} rounds x {repeats} calls, minimum (ms); this tree against {baseline}")
     ratios = []
     for cell in new:

@@ -27,6 +27,8 @@ import os
 import subprocess
 import sys
 
+from em_small_ab import alternating_minima  # bench/ is on the path
+
 CHILD = r"""
 import hashlib, json, sys, time
 import numpy as np
@@ -92,12 +94,8 @@ def run(tree: str, repeats: int) -> dict:
 
 def main(baseline: str, rounds: int, repeats: int) -> None:
     print("load average before:", " ".join(f"{v:.2f}" for v in os.getloadavg()))
-    ours, base = {}, {}
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the tree this script is in
-    for _ in range(rounds):
-        for tree, best in ((here, ours), (os.path.abspath(baseline), base)):
-            for key, (ms, digest) in run(tree, repeats).items():
-                best[key] = (min(ms, best.get(key, (float("inf"),))[0]), digest)
+    ours, base = alternating_minima(run, (here, os.path.abspath(baseline)), rounds, repeats)
     print(f"{'':34s} {'this ms':>8s} {'base ms':>8s} {'ratio':>6s}  same starts")
     for key, (ms, digest) in ours.items():
         b_ms, b_digest = base[key]
